@@ -1,0 +1,35 @@
+# Everything runs inside .venv, created on first use; nothing is installed by hand.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Folder holding benchmark/ (Set5, Set14, BSD100, Urban100) and train/; data tests skip without it.
+DATA   ?=
+
+.PHONY: venv test demo benchmark clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	SRLIB_DATA=$(DATA) $(PY) -m pytest
+
+BENCH_DATA := $(or $(DATA),data)
+SETS ?= Set5 Set14 BSD100 Urban100
+
+benchmark: $(STAMP)
+	@test -d $(BENCH_DATA)/benchmark/Set5 || test -d $(BENCH_DATA)/Set5 || { echo "no data: put Set5/Set14/BSD100 in data/benchmark/, or give a mirror: make $@ DATA=../shared/data" >&2; exit 2; }
+	$(PY) -m srlib benchmark --model bicubic --data $(BENCH_DATA) \
+		--sets $(SETS) --scale 4 --out figures/bicubic_x4.json
+	$(PY) tools/readme_tables.py
+
+# Until the notebooks exist, the main job is the bicubic benchmark.
+demo: benchmark
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,134 @@
+"""Benchmark a super-resolution model on the standard test sets (Set5, Set14, BSD100, Urban100).
+
+For every HR image: modcrop to a multiple of the scale, make the LR input with MATLAB bicubic
+(``srlib.degradation``), upscale it with the model, round to uint8, and score PSNR / SSIM on the Y
+channel with a border of ``scale`` shaved (``srlib.metrics``). A set's figure is the mean over its images.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .degradation import bicubic_downscale, bicubic_upscale, modcrop
+from .errors import DataError
+from .images import list_image_files, read_image, write_image
+from .metrics import psnr_y, ssim_y
+
+KNOWN_SETS = ("Set5", "Set14", "BSD100", "Urban100")
+
+# Published x4 bicubic figures (PSNR dB, SSIM; Y channel, shave 4), as in the VDSR and LapSRN tables.
+PUBLISHED_BICUBIC_X4 = {
+    "Set5": (28.42, 0.8104),
+    "Set14": (26.00, 0.7027),
+    "BSD100": (25.96, 0.6675),
+    "Urban100": (23.14, 0.6577),
+}
+
+# An upscaler takes an LR uint8 RGB image and returns the SR image, scale times larger.
+Upscaler = Callable[[np.ndarray], np.ndarray]
+
+
+def bicubic_upscaler(scale: int) -> Upscaler:
+    """The baseline every SR paper reports: MATLAB bicubic upscaling of the LR input."""
+    return lambda lr: bicubic_upscale(lr, scale)
+
+
+def find_set_dir(data_dir: str | os.PathLike, name: str) -> Path:
+    """The folder of benchmark set ``name`` in ``data_dir`` (or in ``data_dir/benchmark``)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"data folder {data_dir} does not exist")
+    roots = [data_dir, data_dir / "benchmark"]
+    for root in roots:
+        if (root / name).is_dir():
+            set_dir = root / name
+            if not list_image_files(set_dir):
+                raise DataError(f"benchmark set {name} in {set_dir} holds no images")
+            return set_dir
+    available = sorted({p.name for root in roots if root.is_dir() for p in root.iterdir() if p.is_dir()})
+    hint = f"; folders there: {', '.join(available)}" if available else ""
+    raise DataError(f"benchmark set {name!r} not found in {data_dir}{hint} (the usual sets: {', '.join(KNOWN_SETS)})")
+
+
+def evaluate_image(hr: np.ndarray, upscale: Upscaler, scale: int) -> tuple[float, float, np.ndarray]:
+    """PSNR and SSIM (Y, shave = scale) of one HR image, and the SR image as uint8."""
+    hr = modcrop(hr, scale)
+    lr = bicubic_downscale(hr, scale)
+    sr = np.asarray(upscale(lr))
+    if sr.dtype != np.uint8:
+        sr = np.clip(np.round(sr), 0, 255).astype(np.uint8)
+    if sr.shape != hr.shape:
+        raise ValueError(f"the model returned {sr.shape} for an LR input {lr.shape}; expected {hr.shape}")
+    return psnr_y(sr, hr, scale), ssim_y(sr, hr, scale), sr
+
+
+def run_benchmark(
+    upscale: Upscaler,
+    data_dir: str | os.PathLike,
+    sets: list[str],
+    scale: int,
+    model_name: str,
+    save_images: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> dict:
+    """Score ``upscale`` on each named set; returns the benchmark JSON document as a dict."""
+    set_dirs = {name: find_set_dir(data_dir, name) for name in sets}  # fail before any work
+    results = {}
+    for name, set_dir in set_dirs.items():
+        per_image = []
+        for path in tqdm(list_image_files(set_dir), desc=f"{name} x{scale}", unit="img", disable=None if progress else True, leave=False):
+            hr = read_image(path)
+            if min(hr.shape[:2]) < 2 * scale:
+                raise DataError(f"{path} is {hr.shape[1]}x{hr.shape[0]}: too small to benchmark at x{scale}")
+            psnr, ssim, sr = evaluate_image(hr, upscale, scale)
+            per_image.append({"image": path.stem, "psnr": round(psnr, 4), "ssim": round(ssim, 5)})
+            if save_images is not None:
+                write_image(Path(save_images) / name / f"{path.stem}.png", sr)
+        results[name] = {
+            "psnr": round(float(np.mean([r["psnr"] for r in per_image])), 4),
+            "ssim": round(float(np.mean([r["ssim"] for r in per_image])), 5),
+            "n": len(per_image),
+            "images": per_image,
+        }
+    return {
+        "model": model_name,
+        "scale": scale,
+        "results": results,
+        "protocol": {
+            "lr": "MATLAB bicubic imresize(hr, 1/scale) of the modcropped HR",
+            "channel": "Y of BT.601 YCbCr (MATLAB rgb2ycbcr, uint8)",
+            "shave": scale,
+            "ssim": "Wang et al. 2004: gaussian 11x11, sigma 1.5, K1 0.01, K2 0.03",
+        },
+    }
+
+
+def markdown_table(report: dict) -> str:
+    """A Markdown table of a benchmark report (with the published figures when the model is bicubic)."""
+    published = report["model"] == "bicubic" and report["scale"] == 4
+    header = "| set | images | PSNR (dB) | SSIM |" + (" published |" if published else "")
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for name, row in report["results"].items():
+        line = f"| {name} | {row['n']} | {row['psnr']:.2f} | {row['ssim']:.4f} |"
+        if published:
+            figures = PUBLISHED_BICUBIC_X4.get(name)
+            line += f" {figures[0]:.2f} / {figures[1]:.4f} |" if figures else " |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def format_table(report: dict) -> str:
+    """A plain-text table of a benchmark report."""
+    lines = [
+        f"model: {report['model']}   scale: x{report['scale']}   (Y channel, shave {report['scale']})",
+        f"{'set':<10} {'n':>4} {'PSNR (dB)':>10} {'SSIM':>8}",
+    ]
+    for name, row in report["results"].items():
+        lines.append(f"{name:<10} {row['n']:>4} {row['psnr']:>10.2f} {row['ssim']:>8.4f}")
+    return "\n".join(lines)
+

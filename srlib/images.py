@@ -1,0 +1,172 @@
+"""Reading and writing images: one reader for every image the project touches.
+
+``read_image`` always returns an RGB ``uint8`` array of shape (height, width, 3):
+
+- PNG, JPEG, BMP and TIFF (and anything else Pillow decodes); the first frame of a multi-frame file.
+- Grayscale becomes RGB by repeating the channel.
+- Alpha is dropped, not composited: the stored colour under transparent pixels is kept.
+- 16-bit images become 8-bit as ``round(v / 257)``, which maps 65535 to 255. (Pillow itself
+  hands 16-bit *colour* PNGs over already reduced to their high byte; TIFFs go through tifffile
+  and keep all 16 bits until this conversion.)
+- The EXIF orientation of JPEG (and other) files is applied, so a phone photo is the right way up.
+- CMYK, YCbCr, LAB and palette images are converted to RGB by Pillow.
+
+A file that cannot be decoded (corrupt, truncated, not an image, empty) raises ``ImageReadError``
+naming the file. ``read_image_folder`` is the lenient version for training data: it skips such files
+with a logged warning and a count, and raises ``DataError`` when nothing usable is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import DataError, ImageReadError
+from .files import atomic_path
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+_TIFF_EXTENSIONS = frozenset({".tif", ".tiff"})
+# Pillow modes that imageio would hand back in their own colour space; ask Pillow for RGB instead.
+_CONVERT_TO_RGB = frozenset({"CMYK", "YCbCr", "LAB", "HSV"})
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as an RGB uint8 array (H, W, 3); see the module docstring for the rules."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "the file is empty")
+    pixels = None
+    if path.suffix.lower() in _TIFF_EXTENSIONS:
+        try:
+            pixels = iio.imread(path, plugin="tifffile", index=0)
+        except Exception:  # e.g. a compression tifffile cannot decode; Pillow gets a try below
+            pixels = None
+    if pixels is None:
+        pixels = _read_with_pillow(path)
+    return _to_rgb_uint8(pixels, path)
+
+
+def _read_with_pillow(path: Path) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with iio.imopen(path, "r", plugin="pillow") as image_file:
+                mode = image_file.metadata(index=0).get("mode")
+                return image_file.read(index=0, rotate=True, mode="RGB" if mode in _CONVERT_TO_RGB else None)
+    except Exception as error:  # decoders raise OSError, ValueError, SyntaxError, struct.error, ...
+        cause = _root_cause(error)
+        if isinstance(cause, (Image.DecompressionBombWarning, Image.DecompressionBombError)):
+            raise ImageReadError(path, f"image is too large to decode safely ({cause})") from None
+        if isinstance(cause, UnidentifiedImageError):
+            raise ImageReadError(path, "not an image file in any format Pillow knows") from None
+        raise ImageReadError(path, f"not a readable image ({str(cause) or type(cause).__name__})") from None
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """imageio wraps decoder errors ("unknown error while initializing plugin"); find the real one."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def _to_rgb_uint8(pixels: np.ndarray, path: Path) -> np.ndarray:
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 3 and pixels.shape[-1] in (2, 4):
+        pixels = pixels[..., :-1]  # drop alpha
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    if pixels.ndim == 2:
+        pixels = np.stack([pixels] * 3, axis=-1)
+    if pixels.ndim != 3 or pixels.shape[-1] != 3:
+        raise ImageReadError(path, f"unsupported pixel layout {pixels.shape}")
+    if pixels.shape[0] == 0 or pixels.shape[1] == 0:
+        raise ImageReadError(path, "the image has no pixels")
+    return np.ascontiguousarray(_to_uint8(pixels, path))
+
+
+def _to_uint8(pixels: np.ndarray, path: Path) -> np.ndarray:
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype == np.bool_:
+        return pixels.astype(np.uint8) * 255
+    if pixels.dtype == np.uint16:
+        return np.round(pixels / 257.0).astype(np.uint8)
+    if np.issubdtype(pixels.dtype, np.floating) and pixels.size and 0.0 <= pixels.min() and pixels.max() <= 1.0:
+        return np.round(pixels * 255.0).astype(np.uint8)
+    if np.issubdtype(pixels.dtype, np.integer) and pixels.size and 0 <= pixels.min() and pixels.max() <= 65535:
+        # Pillow reads some 16-bit grayscale files as 32-bit integers ("I" mode).
+        return np.round(pixels / 257.0).astype(np.uint8)
+    raise ImageReadError(path, f"unsupported pixel values (dtype {pixels.dtype})")
+
+
+def list_image_files(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Image files (by extension) under ``folder``, sorted by path; hidden files are left out."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"image folder {folder} does not exist")
+    pattern = "**/*" if recursive else "*"
+    return sorted(
+        path
+        for path in folder.glob(pattern)
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file() and not path.name.startswith(".")
+    )
+
+
+@dataclass
+class ImageFolder:
+    """The usable images of a folder and what was skipped (path and reason)."""
+
+    paths: list[Path] = field(default_factory=list)
+    images: list[np.ndarray] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def read_image_folder(folder: str | os.PathLike, min_size: int = 1, recursive: bool = True) -> ImageFolder:
+    """Read every image under ``folder``, skipping unreadable ones and those smaller than ``min_size``.
+
+    Each skip is logged as a warning naming the file, and a summary gives the count. Raises
+    ``DataError`` when the folder is missing or nothing usable is left.
+    """
+    result = ImageFolder()
+    files = list_image_files(folder, recursive=recursive)
+    for path in files:
+        try:
+            image = read_image(path)
+        except ImageReadError as error:
+            result.skipped.append((path, error.reason))
+            log.warning("skipping %s: %s", path, error.reason)
+            continue
+        height, width = image.shape[:2]
+        if min(height, width) < min_size:
+            reason = f"{width}x{height} is smaller than {min_size} pixels"
+            result.skipped.append((path, reason))
+            log.warning("skipping %s: %s", path, reason)
+            continue
+        result.paths.append(path)
+        result.images.append(image)
+    if result.skipped:
+        log.warning("skipped %d of %d image files in %s", len(result.skipped), len(files), folder)
+    if not result.images:
+        detail = f" ({len(result.skipped)} skipped)" if result.skipped else ""
+        raise DataError(f"no usable images in {folder}: found {len(files)} image files{detail}")
+    return result
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write a uint8 image (format from the extension) atomically: no reader sees a partial file."""
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, np.asarray(image, dtype=np.uint8), extension=Path(path).suffix or ".png")

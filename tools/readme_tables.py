@@ -1,0 +1,49 @@
+"""Render the README's result tables from the benchmark JSON files in figures/ (never typed by hand).
+
+    python tools/readme_tables.py          # rewrite the README blocks
+    python tools/readme_tables.py --check  # exit 1 if the README differs from figures/
+
+A block in README.md looks like
+    <!-- table: figures/bicubic_x4.json -->
+    ...generated Markdown...
+    <!-- end table -->
+"""
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from srlib.benchmark import markdown_table
+
+ROOT = Path(__file__).resolve().parent.parent
+BLOCK = re.compile(r"(<!-- table: (?P<src>\S+) -->\n)(?P<body>.*?)(<!-- end table -->)", re.DOTALL)
+
+
+def render(readme: str) -> str:
+    def replace(match: re.Match) -> str:
+        report = json.loads((ROOT / match["src"]).read_text())
+        return f"{match.group(1)}{markdown_table(report)}\n{match.group(4)}"
+
+    return BLOCK.sub(replace, readme)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="README tables from figures/*.json")
+    parser.add_argument("--check", action="store_true", help="only check that the README is up to date")
+    args = parser.parse_args()
+    path = ROOT / "README.md"
+    current = path.read_text()
+    updated = render(current)
+    if args.check:
+        if updated != current:
+            print("README.md tables differ from figures/*.json: run python tools/readme_tables.py", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(updated)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
