@@ -1,5 +1,7 @@
 """Benchmark a super-resolution model on the standard test sets (Set5, Set14, BSD100, Urban100).
 
+A set is the image files directly in its folder (sub-folders such as ``LR_bicubic/`` are ignored).
+
 For every HR image: modcrop to a multiple of the scale, make the LR input with MATLAB bicubic
 (``srlib.degradation``), upscale it with the model, round to uint8, and score PSNR / SSIM on the Y
 channel with a border of ``scale`` shaved (``srlib.metrics``). A set's figure is the mean over its images.
@@ -29,6 +31,8 @@ PUBLISHED_BICUBIC_X4 = {
     "Urban100": (23.14, 0.6577),
 }
 
+MIN_SIDE = 11  # SSIM's gaussian window
+
 # An upscaler takes an LR uint8 RGB image and returns the SR image, scale times larger.
 Upscaler = Callable[[np.ndarray], np.ndarray]
 
@@ -47,7 +51,7 @@ def find_set_dir(data_dir: str | os.PathLike, name: str) -> Path:
     for root in roots:
         if (root / name).is_dir():
             set_dir = root / name
-            if not list_image_files(set_dir):
+            if not list_image_files(set_dir, recursive=False):
                 raise DataError(f"benchmark set {name} in {set_dir} holds no images")
             return set_dir
     available = sorted({p.name for root in roots if root.is_dir() for p in root.iterdir() if p.is_dir()})
@@ -81,10 +85,11 @@ def run_benchmark(
     results = {}
     for name, set_dir in set_dirs.items():
         per_image = []
-        for path in tqdm(list_image_files(set_dir), desc=f"{name} x{scale}", unit="img", disable=None if progress else True, leave=False):
+        for path in tqdm(list_image_files(set_dir, recursive=False), desc=f"{name} x{scale}", unit="img", disable=None if progress else True, leave=False):
             hr = read_image(path)
-            if min(hr.shape[:2]) < 2 * scale:
-                raise DataError(f"{path} is {hr.shape[1]}x{hr.shape[0]}: too small to benchmark at x{scale}")
+            if min(hr.shape[:2]) < MIN_SIDE + 3 * scale:  # after modcrop and shave, SSIM needs 11 pixels
+                raise DataError(f"{path} is {hr.shape[1]}x{hr.shape[0]}: too small to benchmark at x{scale} "
+                                f"(each side needs at least {MIN_SIDE + 3 * scale} pixels)")
             psnr, ssim, sr = evaluate_image(hr, upscale, scale)
             per_image.append({"image": path.stem, "psnr": round(psnr, 4), "ssim": round(ssim, 5)})
             if save_images is not None:

@@ -1,6 +1,7 @@
 """The command line: ``python -m srlib <command>``.
 
   benchmark   PSNR/SSIM of a model on Set5, Set14, BSD100, Urban100 (the literature's protocol)
+  train       run one stage of a training recipe, resuming from the run folder's last checkpoint
 """
 
 from __future__ import annotations
@@ -18,14 +19,48 @@ def _benchmark(args: argparse.Namespace) -> None:
 
     if args.scale < 2:
         raise SrlibError(f"--scale must be 2 or more, got {args.scale}")
-    upscale = bicubic_upscaler(args.scale)  # the only model until trained generators exist
-    report = run_benchmark(
-        upscale, args.data, args.sets, args.scale, model_name=args.model, save_images=args.save_images
-    )
+    if args.weights:
+        from .models import generator_config, load_generator, upscale_with
+
+        model = load_generator(args.weights)
+        if generator_config(model)["scale"] != args.scale:
+            raise SrlibError(f"{args.weights} is a x{generator_config(model)['scale']} generator, not x{args.scale}")
+        upscale, name = upscale_with(model), str(args.weights)
+    else:
+        upscale, name = bicubic_upscaler(args.scale), args.model
+    report = run_benchmark(upscale, args.data, args.sets, args.scale, model_name=name, save_images=args.save_images)
     print(format_table(report))
     if args.out:
         write_json(args.out, report)
         print(f"wrote {args.out}")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .data import PatchSource, training_dataset, validation_images
+    from .training import Trainer, TrainConfig, get_stage
+
+    stage = get_stage(args.recipe, args.stage)
+    config = TrainConfig(
+        scale=args.scale, blocks=args.blocks, filters=args.filters, batch_norm=not args.no_batch_norm,
+        batch_size=args.batch_size, patch_size=args.patch_size,
+        vgg_weights=None if args.vgg_weights == "none" else args.vgg_weights,
+        learning_rate=args.learning_rate, checkpoint_every=args.checkpoint_every,
+        validate_every=args.validate_every, sample_every=args.validate_every, ema_decay=args.ema,
+        mixed_precision=args.mixed_precision, jit_compile=args.xla, seed=args.seed,
+    )
+    val_dir = args.val_data
+    if val_dir is None:  # a data mirror laid out as <root>/train and <root>/benchmark/Set5
+        guess = Path(args.data[0]).resolve().parent / "benchmark" / "Set5"
+        val_dir = guess if guess.is_dir() else None
+    validation = validation_images(val_dir, limit=args.val_images) if val_dir else []
+    print(f"{args.recipe}/{stage.name}: {stage.summary}")
+    print(f"validation: {val_dir or 'none (give --val-data DIR)'}")
+    source = PatchSource(args.data, patch_size=args.patch_size, seed=args.seed)
+    trainer = Trainer(args.recipe, args.stage, args.run_dir, config, validation=validation, init_generator=args.init_generator)
+    trainer.fit(lambda start: training_dataset(source, args.scale, args.batch_size, start), args.steps)
+    print(f"{args.recipe}/{stage.name}: {int(trainer.step)} steps; generator at {Path(args.run_dir) / 'generator.weights.h5'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,12 +69,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("benchmark", help="PSNR/SSIM on the standard test sets")
     bench.add_argument("--model", default="bicubic", choices=["bicubic"], help="model to score (default: bicubic)")
+    bench.add_argument("--weights", help="score this trained generator (.weights.h5 with its .json sidecar) instead")
     bench.add_argument("--data", required=True, help="folder holding the set folders (or a benchmark/ folder of them)")
     bench.add_argument("--sets", nargs="+", default=["Set5", "Set14", "BSD100"], help="set folder names")
     bench.add_argument("--scale", type=int, default=4, help="upscaling factor (default: 4)")
     bench.add_argument("--out", help="write the results as JSON here")
     bench.add_argument("--save-images", metavar="DIR", help="write each SR image as DIR/<set>/<name>.png")
     bench.set_defaults(run=_benchmark)
+
+    train = commands.add_parser("train", help="train one stage of a recipe (rerun to resume)")
+    train.add_argument("--recipe", required=True, choices=["report", "paper"])
+    train.add_argument("--stage", required=True, help="report: sr_vgg, discriminator, full; paper: mse, gan")
+    train.add_argument("--data", required=True, nargs="+", help="folders of training images (searched recursively)")
+    train.add_argument("--steps", required=True, type=int, help="train this stage until it has done this many steps")
+    train.add_argument("--run-dir", required=True, help="folder for checkpoints, history.jsonl and weights")
+    train.add_argument("--vgg-weights", default="imagenet", help="imagenet (Keras download), a local .h5 file, or none")
+    train.add_argument("--scale", type=int, default=4, choices=[2, 4, 8])
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--patch-size", type=int, default=96, help="HR patch size (default: 96)")
+    train.add_argument("--blocks", type=int, default=16, help="residual blocks (default: 16)")
+    train.add_argument("--filters", type=int, default=64, help="filters per conv (default: 64)")
+    train.add_argument("--no-batch-norm", action="store_true", help="a generator without batch norm")
+    train.add_argument("--learning-rate", type=float, help="override the stage's learning rate")
+    train.add_argument("--checkpoint-every", type=int, default=500, metavar="S")
+    train.add_argument("--validate-every", type=int, default=500, metavar="K", help="validate and save a sample every K steps")
+    train.add_argument("--val-data", help="HR images to validate on (default: <data>/../benchmark/Set5 when there)")
+    train.add_argument("--val-images", type=int, default=5, help="validate on at most this many images")
+    train.add_argument("--init-generator", help="start a new stage from these generator weights")
+    train.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the generator, e.g. 0.999")
+    train.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs)")
+    train.add_argument("--xla", action="store_true", help="compile the training step with XLA")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(run=_train)
     return parser
 
 
@@ -49,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except SrlibError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # an output path that cannot be written, a full disk, ...
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -22,6 +22,14 @@ def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
     return image[: height - height % scale, : width - width % scale]
 
 
+def round_half_up(x):
+    """Round as MATLAB does, halves away from zero (numpy's ``round`` sends halves to even).
+
+    Only used on values that are then clipped to [0, 255], where floor(x + 0.5) gives the same result.
+    """
+    return np.floor(np.asarray(x) + 0.5)
+
+
 def _cubic(x: np.ndarray) -> np.ndarray:
     """Keys' cubic convolution kernel with a = -0.5, as MATLAB's imresize uses."""
     absx = np.abs(x)
@@ -100,7 +108,7 @@ def imresize(image: np.ndarray, scale: float | None = None, output_shape: tuple[
         out_length = (out_h, out_w)[axis]
         result = _resize_axis(result, axis, out_length, scales[axis])
         if is_uint8:
-            result = np.clip(np.round(result), 0, 255)
+            result = np.clip(round_half_up(result), 0, 255)
     return result.astype(np.uint8) if is_uint8 else result
 
 
@@ -112,3 +120,32 @@ def bicubic_downscale(hr: np.ndarray, scale: int) -> np.ndarray:
 def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
     """The bicubic baseline: MATLAB bicubic ``imresize(lr, scale)``."""
     return imresize(lr, float(scale))
+
+
+def resize_matrix(in_length: int, out_length: int, scale: float) -> np.ndarray:
+    """MATLAB bicubic resizing along one axis as a dense (out_length, in_length) matrix."""
+    weights, indices = resize_weights(in_length, out_length, scale)
+    matrix = np.zeros((out_length, in_length))
+    np.add.at(matrix, (np.repeat(np.arange(out_length), weights.shape[1]), indices.ravel()), weights.ravel())
+    return matrix
+
+
+def bicubic_downscale_tf(hr, scale: int):
+    """In-graph ``bicubic_downscale`` for a batch of HR patches (B, H, W, C) with values 0..255.
+
+    Same arithmetic as the numpy uint8 path (two passes, each rounded and clipped), done as two small
+    matrix products so that it runs inside tf.data or a tf.function. H and W must be static and
+    multiples of ``scale``. Returns float32 values 0..255.
+    """
+    import tensorflow as tf  # here, so that evaluation alone never has to import TensorFlow
+
+    height, width = int(hr.shape[1]), int(hr.shape[2])
+    if height % scale or width % scale:
+        raise ValueError(f"patch {height}x{width} is not a multiple of the scale {scale}")
+    # float64 like the numpy path, so that both round every value the same way
+    rows = tf.constant(resize_matrix(height, height // scale, 1.0 / scale), tf.float64)
+    cols = tf.constant(resize_matrix(width, width // scale, 1.0 / scale), tf.float64)
+    x = tf.einsum("oh,bhwc->bowc", rows, tf.cast(hr, tf.float64))
+    x = tf.clip_by_value(tf.floor(x + 0.5), 0.0, 255.0)  # round_half_up, as the numpy path
+    x = tf.einsum("pw,bowc->bopc", cols, x)
+    return tf.cast(tf.clip_by_value(tf.floor(x + 0.5), 0.0, 255.0), tf.float32)

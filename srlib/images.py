@@ -6,10 +6,12 @@
 - Grayscale becomes RGB by repeating the channel.
 - Alpha is dropped, not composited: the stored colour under transparent pixels is kept.
 - 16-bit images become 8-bit as ``round(v / 257)``, which maps 65535 to 255. (Pillow itself
-  hands 16-bit *colour* PNGs over already reduced to their high byte; TIFFs go through tifffile
-  and keep all 16 bits until this conversion.)
-- The EXIF orientation of JPEG (and other) files is applied, so a phone photo is the right way up.
-- CMYK, YCbCr, LAB and palette images are converted to RGB by Pillow.
+  hands 16-bit *colour* PNGs over already reduced to their high byte; 16-bit gray and RGB TIFFs go
+  through tifffile and keep all 16 bits until this conversion.)
+- The EXIF orientation of JPEG (and other Pillow-read) files is applied, so a phone photo is the right
+  way up.
+- CMYK, YCbCr, LAB and palette images (TIFF included) are converted to RGB by Pillow.
+- Images larger than Pillow's ``Image.MAX_IMAGE_PIXELS`` (about 89 megapixels) are refused, TIFF included.
 
 A file that cannot be decoded (corrupt, truncated, not an image, empty) raises ``ImageReadError``
 naming the file. ``read_image_folder`` is the lenient version for training data: it skips such files
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
+import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from .errors import DataError, ImageReadError
@@ -42,19 +45,41 @@ _CONVERT_TO_RGB = frozenset({"CMYK", "YCbCr", "LAB", "HSV"})
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as an RGB uint8 array (H, W, 3); see the module docstring for the rules."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ImageReadError(path, "no such file")
+    if not path.is_file():
+        raise ImageReadError(path, "not a file")
     if path.stat().st_size == 0:
         raise ImageReadError(path, "the file is empty")
-    pixels = None
-    if path.suffix.lower() in _TIFF_EXTENSIONS:
-        try:
-            pixels = iio.imread(path, plugin="tifffile", index=0)
-        except Exception:  # e.g. a compression tifffile cannot decode; Pillow gets a try below
-            pixels = None
+    pixels = _read_16_bit_tiff(path) if path.suffix.lower() in _TIFF_EXTENSIONS else None
     if pixels is None:
         pixels = _read_with_pillow(path)
     return _to_rgb_uint8(pixels, path)
+
+
+def _read_16_bit_tiff(path: Path) -> np.ndarray | None:
+    """The first page of a 16-bit gray or RGB TIFF, at full depth; None for anything Pillow should read.
+
+    Pillow reduces 16-bit colour TIFFs to their high byte; tifffile keeps all 16 bits. Every other TIFF
+    (palette, CMYK, LAB, YCbCr, 1-bit, 8-bit) goes to Pillow, which converts colour spaces correctly.
+    """
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            plain = (
+                page.bitspersample == 16
+                and page.photometric in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB)
+                and (page.samplesperpixel == 1 or page.planarconfig == tifffile.PLANARCONFIG.CONTIG)
+            )
+            if not plain:
+                return None
+            if np.prod(page.shape[:2]) > Image.MAX_IMAGE_PIXELS:
+                raise ImageReadError(path, f"image is too large to decode safely ({page.shape[1]}x{page.shape[0]})")
+            return page.asarray()
+    except ImageReadError:
+        raise
+    except Exception:  # not a TIFF tifffile can read (e.g. a PNG named .tif); Pillow gets a try
+        return None
 
 
 def _read_with_pillow(path: Path) -> np.ndarray:

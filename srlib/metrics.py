@@ -29,7 +29,7 @@ def rgb_to_y(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         image = np.stack([image] * 3, axis=-1)
     y = 16.0 + image[..., :3].astype(np.float64) @ _Y_WEIGHTS
-    return np.round(y)
+    return np.floor(y + 0.5)  # MATLAB rounds halves up
 
 
 def shave(image: np.ndarray, border: int) -> np.ndarray:

@@ -8,7 +8,9 @@ from PIL import Image
 
 from srlib.benchmark import bicubic_upscaler, run_benchmark
 from srlib.cli import main
+from srlib.degradation import bicubic_downscale, bicubic_upscale, modcrop
 from srlib.images import read_image
+from srlib.metrics import psnr_y, ssim_y
 
 
 @pytest.fixture
@@ -47,7 +49,13 @@ def test_cli_writes_the_documented_json_and_the_sr_images(tiny_sets, tmp_path, c
 def test_set_score_is_the_mean_of_image_scores(tiny_sets):
     report = run_benchmark(bicubic_upscaler(2), tiny_sets, ["Set5"], 2, model_name="bicubic", progress=False)
     row = report["results"]["Set5"]
-    assert row["psnr"] == pytest.approx(np.mean([r["psnr"] for r in row["images"]]), abs=1e-3)
+    expected = []
+    for name in ["img0", "img1"]:  # scored here directly: modcrop, MATLAB LR, bicubic SR, Y, shave 2
+        hr = modcrop(read_image(tiny_sets / "benchmark" / "Set5" / f"{name}.png"), 2)
+        sr = bicubic_upscale(bicubic_downscale(hr, 2), 2)
+        expected.append((psnr_y(sr, hr, 2), ssim_y(sr, hr, 2)))
+    assert row["psnr"] == pytest.approx(np.mean([p for p, _ in expected]), abs=1e-3)
+    assert row["ssim"] == pytest.approx(np.mean([s for _, s in expected]), abs=1e-4)
     x2 = row["psnr"]
     x4 = run_benchmark(bicubic_upscaler(4), tiny_sets, ["Set5"], 4, "bicubic", progress=False)["results"]["Set5"]["psnr"]
     assert x2 > x4  # a smaller factor is easier
@@ -68,6 +76,38 @@ def test_cli_errors_are_one_clear_line(tiny_sets, capsys, args, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_subfolders_of_a_set_are_not_part_of_it(tiny_sets, tmp_path):
+    lr_dir = tiny_sets / "benchmark" / "Set14" / "LR_bicubic" / "X4"
+    lr_dir.mkdir(parents=True)
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(lr_dir / "img0.png")
+    report = run_benchmark(bicubic_upscaler(4), tiny_sets, ["Set14"], 4, "bicubic", progress=False)
+    assert report["results"]["Set14"]["n"] == 1
+
+
+@pytest.mark.parametrize("size", [8, 14, 22])
+def test_too_small_benchmark_image_is_a_clear_error(tiny_sets, capsys, size):
+    small = tiny_sets / "benchmark" / "Set14" / "small.png"
+    Image.fromarray(np.full((size, size, 3), 100, np.uint8)).save(small)
+    assert main(["benchmark", "--data", str(tiny_sets), "--sets", "Set14"]) == 2
+    err = capsys.readouterr().err
+    assert str(small) in err and "too small" in err
+
+
+def test_unwritable_outputs_are_clear_errors(tiny_sets, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    for extra in (["--out", str(tmp_path)], ["--save-images", str(tmp_path / "a_file")]):
+        assert main(["benchmark", "--data", str(tiny_sets), "--sets", "Set14", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "Traceback" not in err
+
+
+def test_identical_images_give_null_psnr_in_valid_json(tmp_path):
+    from srlib.files import write_json
+
+    write_json(tmp_path / "r.json", {"psnr": float("inf"), "ssim": 1.0})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"psnr": None, "ssim": 1.0}
 
 
 def test_unreadable_benchmark_image_is_an_error_naming_it(tiny_sets, capsys):

@@ -10,7 +10,7 @@ image are mirrored (MATLAB's symmetric padding: ... b a | a b c ... z | z y ...)
 import numpy as np
 import pytest
 
-from srlib.degradation import bicubic_downscale, bicubic_upscale, imresize, modcrop
+from srlib.degradation import bicubic_downscale, bicubic_upscale, imresize, modcrop, round_half_up
 
 
 def test_upscale_by_2_of_two_pixels_matches_hand_computation():
@@ -104,12 +104,47 @@ def test_uint8_is_rounded_after_each_pass_like_matlab():
     image = rng.integers(0, 256, size=(12, 12, 3), dtype=np.uint8)
     out = imresize(image, 0.5)
     assert out.dtype == np.uint8
-    rows = np.clip(np.round(imresize(image.astype(np.float64), output_shape=(6, 12))), 0, 255)
-    both = np.clip(np.round(imresize(rows, output_shape=(6, 6))), 0, 255)
+    rows = np.clip(round_half_up(imresize(image.astype(np.float64), output_shape=(6, 12))), 0, 255)
+    both = np.clip(round_half_up(imresize(rows, output_shape=(6, 6))), 0, 255)
     np.testing.assert_array_equal(out, both)
 
 
+def test_halves_round_up_as_in_matlab_not_to_even():
+    np.testing.assert_array_equal(round_half_up([0.5, 1.5, 2.5, 254.5, 3.4999]), [1, 2, 3, 255, 3])
+    # x2 upscale of [a, b]: output 2 (u = 1.25) takes pixels 1, 1, 2, 2 with weights -0.0703125,
+    # 0.8671875, 0.2265625, -0.0234375, i.e. (51 a + 13 b) / 64; for [0, 32] that is exactly 6.5.
+    row = np.array([[0, 32]], dtype=np.uint8)
+    assert imresize(row.astype(float), 2)[0, 1] == 6.5
+    assert imresize(row, 2)[0, 1] == 7  # numpy's round would give 6
+
+
+def test_the_dimension_with_the_smaller_scale_is_resized_first():
+    # Shrinking rows by 2 and growing columns by 2: MATLAB does the rows (smaller scale) first,
+    # rounding in between, which shows in the uint8 result.
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, size=(16, 9), dtype=np.uint8)
+    out = imresize(image, output_shape=(8, 18))
+    rows_first = imresize(imresize(image, output_shape=(8, 9)), output_shape=(8, 18))
+    cols_first = imresize(imresize(image, output_shape=(16, 18)), output_shape=(8, 18))
+    np.testing.assert_array_equal(out, rows_first)
+    assert not np.array_equal(out, cols_first)
+    wide = image.T.copy()  # and columns first when they have the smaller scale
+    np.testing.assert_array_equal(imresize(wide, output_shape=(18, 8)), out.T)
+
+
+def test_downscale_by_3_of_an_odd_length_impulse_matches_hand_computation():
+    # Shrinking 7 pixels by 3: weights (1/3) k(d / 3), output x at u = 3x - 1. Pixel 1 = 81, others 0.
+    # Output 1 (u = 2): pixel 1 is tap j = 1 (d = 1, k(1/3) = 7/9) and, mirrored, j = 0 (d = 2,
+    # k(2/3) = 1/3): 81 / 3 * (7/9 + 1/3) = 30. Output 2 (u = 5): j = 1 (d = 4, k(4/3) = -2/27) and
+    # j = 0 (d = 5, k(5/3) = -1/27): 81 / 3 * (-3/27) = -3. Output 3 (u = 8) does not reach pixel 1.
+    row = np.zeros((1, 7))
+    row[0, 0] = 81
+    np.testing.assert_allclose(imresize(row, 1 / 3), [[30.0, -3.0, 0.0]], atol=1e-12)
+
+
 def test_modcrop_and_lr_pipeline_shapes():
+    image = np.arange(103 * 98 * 3).reshape(103, 98, 3)
+    np.testing.assert_array_equal(modcrop(image, 4), image[:100, :96])  # keeps the top-left corner
     image = np.zeros((103, 98, 3), dtype=np.uint8)
     assert modcrop(image, 4).shape == (100, 96, 3)
     assert modcrop(image, 3).shape == (102, 96, 3)

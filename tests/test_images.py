@@ -95,6 +95,39 @@ def test_exif_orientation_is_applied(tmp_path):
     assert out[:5].mean() > 200 and out[-5:].mean() < 50  # the left band is now at the top
 
 
+@pytest.mark.parametrize("mode", ["P", "CMYK", "LAB", "YCbCr", "1", "L"])
+def test_tiff_colour_spaces_become_rgb_as_pillow_converts_them(tmp_path, mode):
+    source = Image.fromarray(np.full((8, 8, 3), (200, 30, 30), np.uint8))
+    source = source.convert(mode) if mode != "P" else source.convert("P", palette=Image.Palette.ADAPTIVE)
+    source.save(tmp_path / "x.tif")
+    expected = np.asarray(Image.open(tmp_path / "x.tif").convert("RGB"))
+    np.testing.assert_array_equal(read_image(tmp_path / "x.tif"), expected)
+
+
+def test_multi_page_tiffs_give_their_first_page(tmp_path):
+    pages = [Image.fromarray(np.full((6, 7, 3), v, np.uint8)) for v in (10, 20, 30)]
+    pages[0].save(tmp_path / "pillow.tif", save_all=True, append_images=pages[1:])
+    out = read_image(tmp_path / "pillow.tif")
+    assert out.shape == (6, 7, 3) and np.all(out == 10)
+    stack = np.stack([np.full((6, 3), v * 257, np.uint16) for v in (40, 50, 60, 70)])
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")  # four 16-bit gray 6x3 pages
+    out = read_image(tmp_path / "stack.tif")
+    assert out.shape == (6, 3, 3) and np.all(out == 40)
+
+
+def test_huge_tiff_is_refused(tmp_path, monkeypatch):
+    tifffile.imwrite(tmp_path / "big.tif", np.zeros((20, 30, 3), np.uint16))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ImageReadError, match="too large"):
+        read_image(tmp_path / "big.tif")
+
+
+def test_a_folder_is_not_an_image(tmp_path):
+    (tmp_path / "x.png").mkdir()
+    with pytest.raises(ImageReadError, match="not a file"):
+        read_image(tmp_path / "x.png")
+
+
 def test_cmyk_jpeg_becomes_rgb(tmp_path):
     Image.fromarray(np.full((8, 8, 3), (200, 30, 30), np.uint8)).convert("CMYK").save(tmp_path / "cmyk.jpg")
     out = read_image(tmp_path / "cmyk.jpg")

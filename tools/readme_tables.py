@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from srlib.benchmark import markdown_table
+from srlib.files import atomic_path
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"(<!-- table: (?P<src>\S+) -->\n)(?P<body>.*?)(<!-- end table -->)", re.DOTALL)
@@ -41,7 +42,8 @@ def main() -> int:
             print("README.md tables differ from figures/*.json: run python tools/readme_tables.py", file=sys.stderr)
             return 1
         return 0
-    path.write_text(updated)
+    with atomic_path(path) as tmp:
+        tmp.write_text(updated)
     return 0
 
 
