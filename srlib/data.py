@@ -1,0 +1,148 @@
+"""The training input pipeline: random HR patches and their MATLAB-bicubic LR versions, in tf.data.
+
+Sample ``k`` of a run (``k = step * batch_size + i``) is a pure function of ``(seed, k)``: which image,
+where the crop sits, and which flip / 90-degree rotation it gets. Resuming at step ``s`` therefore
+resumes the data exactly, with nothing to store but the step: the step *is* the data position.
+
+Small sets are decoded once and kept in memory; large ones (COCO, DIV2K) are decoded on the fly in
+parallel. Either way every file goes through ``srlib.images.read_image``, and unreadable or too-small
+files are skipped with a logged warning. LR patches are made inside the graph by the same MATLAB-style
+bicubic as the evaluation, so the network trains on exactly the kind of input it is tested on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from .degradation import bicubic_downscale_tf
+from .errors import DataError, ImageReadError
+from .images import list_image_files, read_image, read_image_folder
+
+log = logging.getLogger(__name__)
+
+# Folders whose image files add up to less than this are decoded once and kept in memory.
+CACHE_LIMIT_BYTES = 1 << 30
+
+
+class PatchSource:
+    """Random HR patches from one or more image folders; ``patch(k)`` is deterministic in (seed, k)."""
+
+    def __init__(self, folders, patch_size: int = 96, seed: int = 0, cache: bool | None = None):
+        self.folders = [Path(folder) for folder in folders]
+        if not self.folders:
+            raise DataError("no training folders given")
+        self.patch_size = patch_size
+        self.seed = seed
+        files = [path for folder in self.folders for path in list_image_files(folder)]
+        if not files:
+            raise DataError(f"no image files in {', '.join(map(str, self.folders))}")
+        if cache is None:
+            cache = sum(path.stat().st_size for path in files) < CACHE_LIMIT_BYTES
+        self.cached = cache
+        self._bad: set[int] = set()
+        self._lock = threading.Lock()
+        if cache:
+            self.images, self.paths = [], []
+            for folder in self.folders:
+                loaded = read_image_folder(folder, min_size=patch_size)
+                self.images += loaded.images
+                self.paths += loaded.paths
+            log.info("training images: %d decoded into memory from %s", len(self.images), ", ".join(map(str, self.folders)))
+        else:
+            self.images, self.paths = None, files
+            log.info("training images: %d files decoded on the fly from %s", len(files), ", ".join(map(str, self.folders)))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _image(self, index: int) -> np.ndarray | None:
+        if self.images is not None:
+            return self.images[index]
+        if index in self._bad:
+            return None
+        path = self.paths[index]
+        try:
+            image = read_image(path)
+        except ImageReadError as error:
+            reason = error.reason
+            image = None
+        else:
+            if min(image.shape[:2]) >= self.patch_size:
+                return image
+            reason = f"{image.shape[1]}x{image.shape[0]} is smaller than the {self.patch_size}-pixel patch"
+            image = None
+        with self._lock:
+            if index not in self._bad:
+                self._bad.add(index)
+                log.warning("skipping %s: %s (%d bad files so far)", path, reason, len(self._bad))
+                if len(self._bad) == len(self.paths):
+                    raise DataError(f"no usable training images in {', '.join(map(str, self.folders))}")
+        return None
+
+    def patch(self, k: int) -> np.ndarray:
+        """The k-th HR training patch, uint8 (patch_size, patch_size, 3)."""
+        rng = np.random.default_rng([self.seed, int(k)])
+        for _ in range(1000):
+            image = self._image(int(rng.integers(len(self.paths))))
+            if image is not None:
+                break
+        else:
+            raise DataError(f"no usable training image found after 1000 draws in {', '.join(map(str, self.folders))}")
+        size = self.patch_size
+        top = int(rng.integers(image.shape[0] - size + 1))
+        left = int(rng.integers(image.shape[1] - size + 1))
+        patch = image[top : top + size, left : left + size]
+        if rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        patch = np.rot90(patch, int(rng.integers(4)))
+        return np.ascontiguousarray(patch)
+
+
+def training_dataset(
+    source: PatchSource,
+    scale: int = 4,
+    batch_size: int = 16,
+    start_step: int = 0,
+    parallel_calls: int | None = None,
+) -> tf.data.Dataset:
+    """Endless batches of (lr, hr) float32 in [0, 1], from step ``start_step`` on.
+
+    HR is (B, P, P, 3); LR is (B, P / scale, P / scale, 3) made in the graph by MATLAB bicubic.
+    """
+    size = source.patch_size
+    if size % scale:
+        raise DataError(f"patch size {size} is not a multiple of the scale {scale}")
+
+    def load(k):
+        patch = tf.numpy_function(source.patch, [k], tf.uint8, stateful=False)
+        patch.set_shape((size, size, 3))
+        return patch
+
+    def to_pair(hr):
+        lr = bicubic_downscale_tf(hr, scale)
+        return lr / 255.0, tf.cast(hr, tf.float32) / 255.0
+
+    options = tf.data.Options()
+    options.deterministic = True
+    calls = parallel_calls or tf.data.AUTOTUNE
+    return (
+        tf.data.Dataset.range(start_step * batch_size, np.iinfo(np.int64).max)
+        .map(load, num_parallel_calls=calls, deterministic=True)
+        .batch(batch_size, drop_remainder=True)
+        .map(to_pair, num_parallel_calls=calls, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+        .with_options(options)
+    )
+
+
+def validation_images(folder: str | os.PathLike, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
+    """The HR images of a small fixed validation set (e.g. Set5), sorted by name."""
+    loaded = read_image_folder(folder)
+    pairs = [(path.stem, image) for path, image in zip(loaded.paths, loaded.images)]
+    return pairs[:limit] if limit else pairs

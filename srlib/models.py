@@ -1,0 +1,211 @@
+"""The networks: SRResNet generator, SRGAN discriminator and the frozen VGG feature extractor.
+
+Images enter and leave every network as float RGB in [0, 1]; each network does its own input scaling
+inside the graph, so callers never normalise by hand. (The Keras implementation behind the course report
+rescaled each input image by its own min and max, so the network saw different colours for the same
+pixel in different images; that is not repeated here.)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from .errors import SrlibError
+
+log = logging.getLogger(__name__)
+
+SCALES = (2, 4, 8)
+
+
+@keras.saving.register_keras_serializable(package="srlib")
+class SubpixelUpsampling(layers.Layer):
+    """Sub-pixel convolution's shuffle (Shi et al. 2016): (H, W, C * f^2) -> (H f, W f, C)."""
+
+    def __init__(self, factor: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, inputs):
+        return tf.nn.depth_to_space(inputs, self.factor)
+
+    def compute_output_shape(self, input_shape):
+        height, width, channels = input_shape[1:]
+        scaled = lambda n: None if n is None else n * self.factor  # noqa: E731
+        return (input_shape[0], scaled(height), scaled(width), channels // self.factor**2)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+def _batch_norm(name: str) -> layers.Layer:
+    # synchronized: with several GPUs the statistics are those of the global batch, not each replica's.
+    return layers.BatchNormalization(momentum=0.99, synchronized=True, name=name)
+
+
+def generator(scale: int = 4, blocks: int = 16, filters: int = 64, batch_norm: bool = True, name: str = "generator") -> keras.Model:
+    """SRResNet (Ledig et al. 2017, fig. 4): fully convolutional, LR [0, 1] in, SR [0, 1] out.
+
+    9x9 conv + PReLU; ``blocks`` residual blocks (conv3x3-BN-PReLU-conv3x3-BN + skip); conv3x3-BN and
+    the long skip; per factor 2 a conv3x3 to 4x the filters, a sub-pixel shuffle and PReLU; a 9x9 conv
+    to RGB. Call it with ``training=False`` at test time so batch norm uses its moving averages.
+    """
+    if scale not in SCALES:
+        raise SrlibError(f"scale must be one of {SCALES}, got {scale}")
+    lr = keras.Input(shape=(None, None, 3), name="lr")
+    x = layers.Conv2D(filters, 9, padding="same", name="head_conv")(lr)
+    x = head = layers.PReLU(shared_axes=[1, 2], name="head_prelu")(x)
+    for i in range(blocks):
+        y = layers.Conv2D(filters, 3, padding="same", name=f"block{i}_conv1")(x)
+        if batch_norm:
+            y = _batch_norm(f"block{i}_bn1")(y)
+        y = layers.PReLU(shared_axes=[1, 2], name=f"block{i}_prelu")(y)
+        y = layers.Conv2D(filters, 3, padding="same", name=f"block{i}_conv2")(y)
+        if batch_norm:
+            y = _batch_norm(f"block{i}_bn2")(y)
+        x = layers.Add(name=f"block{i}_add")([x, y])
+    x = layers.Conv2D(filters, 3, padding="same", name="body_conv")(x)
+    if batch_norm:
+        x = _batch_norm("body_bn")(x)
+    x = layers.Add(name="long_skip")([head, x])
+    for i in range(int(math.log2(scale))):
+        x = layers.Conv2D(filters * 4, 3, padding="same", name=f"up{i}_conv")(x)
+        x = SubpixelUpsampling(2, name=f"up{i}_shuffle")(x)
+        x = layers.PReLU(shared_axes=[1, 2], name=f"up{i}_prelu")(x)
+    sr = layers.Conv2D(3, 9, padding="same", dtype="float32", name="tail_conv")(x)
+    return keras.Model(lr, sr, name=name)
+
+
+def generator_config(model: keras.Model) -> dict:
+    """The architecture arguments that rebuild ``model`` with ``generator(**config)``."""
+    blocks = sum(1 for layer in model.layers if layer.name.endswith("_conv1"))
+    return {
+        "scale": 2 ** sum(1 for layer in model.layers if isinstance(layer, SubpixelUpsampling)),
+        "blocks": blocks,
+        "filters": model.get_layer("head_conv").filters,
+        "batch_norm": any(isinstance(layer, layers.BatchNormalization) for layer in model.layers),
+    }
+
+
+def discriminator(patch_size: int = 96, name: str = "discriminator") -> keras.Model:
+    """The SRGAN discriminator: eight 3x3 convs (64 to 512, stride 2 every other), dense 1024, one logit."""
+    image = keras.Input(shape=(patch_size, patch_size, 3), name="image")
+    x = layers.Rescaling(2.0, offset=-1.0, name="to_pm1")(image)  # [0, 1] -> [-1, 1]
+    for i, (filters, stride) in enumerate([(64, 1), (64, 2), (128, 1), (128, 2), (256, 1), (256, 2), (512, 1), (512, 2)]):
+        x = layers.Conv2D(filters, 3, strides=stride, padding="same", name=f"conv{i}")(x)
+        if i > 0:
+            x = _batch_norm(f"bn{i}")(x)
+        x = layers.LeakyReLU(0.2, name=f"lrelu{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(1024, name="dense")(x)
+    x = layers.LeakyReLU(0.2, name="dense_lrelu")(x)
+    logit = layers.Dense(1, dtype="float32", name="logit")(x)
+    return keras.Model(image, logit, name=name)
+
+
+_VGG = {
+    "vgg16": (keras.applications.VGG16, keras.applications.vgg16.preprocess_input),
+    "vgg19": (keras.applications.VGG19, keras.applications.vgg19.preprocess_input),
+}
+
+
+def vgg_feature_extractor(network: str = "vgg16", layer: str = "block5_conv3", weights: str | None = "imagenet") -> keras.Model:
+    """A frozen VGG cut at ``layer`` (after its ReLU), taking RGB in [0, 1].
+
+    ``weights``: "imagenet" (Keras downloads and caches the file), a local ``.h5`` path, or
+    None / "none" for random weights, which make the content loss meaningless except for tests.
+    The ImageNet preprocessing (RGB to BGR, mean subtraction) is part of the returned model.
+    """
+    if network not in _VGG:
+        raise SrlibError(f"unknown VGG network {network!r}; use one of {sorted(_VGG)}")
+    build, preprocess = _VGG[network]
+    if weights in (None, "none"):
+        message = (
+            f"{network} has RANDOM weights: the VGG content loss will not measure perceptual similarity. "
+            "Use --vgg-weights imagenet (or a local .h5 file) for real training."
+        )
+        log.warning(message)
+        warnings.warn(message, stacklevel=2)
+        weights = None
+    elif weights != "imagenet":
+        path = Path(weights)
+        if not path.is_file():
+            raise SrlibError(f"VGG weights file {path} does not exist")
+        weights = str(path)
+    try:
+        base = build(include_top=False, weights=weights, input_shape=(None, None, 3))
+    except Exception as error:  # a wrong file fails deep inside h5py / Keras with a shape message
+        raise SrlibError(
+            f"could not load {network} weights from {weights}: {error}. Expected Keras' "
+            f"{network}_weights_tf_dim_ordering_tf_kernels_notop.h5 (include_top=False)."
+        ) from None
+    try:
+        features = base.get_layer(layer).output
+    except ValueError:
+        names = [l.name for l in base.layers if "conv" in l.name]
+        raise SrlibError(f"{network} has no layer {layer!r}; choose one of {', '.join(names)}") from None
+    trunk = keras.Model(base.input, features, name=f"{network}_{layer}")
+    trunk.trainable = False
+    rgb = keras.Input(shape=(None, None, 3), name="rgb")
+    outputs = trunk(preprocess(rgb * 255.0))
+    extractor = keras.Model(rgb, outputs, name=f"{network}_{layer}_features")
+    extractor.trainable = False
+    return extractor
+
+
+def sidecar_path(weights_path: str | Path) -> Path:
+    """``generator.weights.h5`` -> ``generator.json``: the architecture and provenance of the weights."""
+    weights_path = Path(weights_path)
+    name = weights_path.name
+    stem = name[: -len(".weights.h5")] if name.endswith(".weights.h5") else weights_path.stem
+    return weights_path.with_name(stem + ".json")
+
+
+def save_generator(model: keras.Model, path: str | Path, metadata: dict | None = None) -> None:
+    """Save the weights (no pickled code) and a JSON sidecar with the architecture, both atomically."""
+    from .files import atomic_path, write_json
+
+    with atomic_path(path) as tmp:
+        model.save_weights(tmp)
+    write_json(sidecar_path(path), {"architecture": generator_config(model), **(metadata or {})})
+
+
+def load_generator(path: str | Path, **architecture) -> keras.Model:
+    """Rebuild a generator from ``path`` and its sidecar; ``architecture`` overrides the sidecar."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise SrlibError(f"generator weights {path} do not exist")
+    sidecar = sidecar_path(path)
+    config = json.loads(sidecar.read_text()).get("architecture", {}) if sidecar.is_file() else {}
+    config.update(architecture)
+    if not config:
+        raise SrlibError(f"{sidecar} is missing: give the architecture (scale, blocks, filters) of {path}")
+    model = generator(**config)
+    try:
+        model.load_weights(path)
+    except Exception as error:
+        raise SrlibError(f"{path} does not hold weights for a generator with {config}: {error}") from None
+    return model
+
+
+def upscale_with(model: keras.Model):
+    """An upscaler (uint8 LR in, uint8 SR out) running ``model`` in inference mode."""
+    import numpy as np
+
+    @tf.function(input_signature=[tf.TensorSpec((1, None, None, 3), tf.float32)])
+    def run(lr):
+        return model(lr, training=False)
+
+    def upscale(lr: np.ndarray) -> np.ndarray:
+        sr = run(tf.constant(lr[None].astype(np.float32) / 255.0))[0].numpy()
+        return np.clip(np.round(sr * 255.0), 0, 255).astype(np.uint8)
+
+    return upscale

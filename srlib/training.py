@@ -1,0 +1,436 @@
+"""Training: the two recipes, their stages, and one resumable trainer that runs any stage.
+
+A run folder holds every stage of one recipe::
+
+    <run-dir>/history.jsonl                 one JSON line per step (and per validation), all stages
+    <run-dir>/generator.weights.h5 (+.json) the latest generator, from whichever stage ran last
+    <run-dir>/<stage>/checkpoints/          tf.train.CheckpointManager: networks, optimizers, step
+    <run-dir>/<stage>/generator.weights.h5  this stage's generator (for before/after comparisons)
+    <run-dir>/<stage>/samples/step_*.png    bicubic | SR | HR of the first validation image
+
+Rerunning the same command continues a stage where it stopped, even after ``kill -9``: the networks,
+optimizers and step come back from the last checkpoint, the data continue from that step (see
+``srlib.data``), and history lines written after that checkpoint are dropped so that every step
+appears once. A new stage starts from the generator (and discriminator) that the previous stage of the
+recipe left in the run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from . import losses
+from .benchmark import evaluate_image
+from .degradation import bicubic_upscale
+from .errors import SrlibError
+from .files import atomic_path
+from .images import write_image
+from .models import discriminator, generator, save_generator, upscale_with, vgg_feature_extractor
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(SrlibError):
+    """Training cannot go on (e.g. a loss became NaN); the last good checkpoint is intact."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a recipe: which networks learn and the weight of each loss term."""
+
+    name: str
+    summary: str
+    train_generator: bool = True
+    train_discriminator: bool = False
+    previous: str | None = None  # the stage whose networks this one starts from
+    pixel_weight: float = 0.0
+    content_network: str | None = None  # "vgg16" or "vgg19"
+    content_layer: str | None = None
+    content_weight: float = 0.0
+    feature_scale: float = 1 / 12.75
+    tv_weight: float = 0.0
+    adversarial_weight: float = 0.0
+    label_smoothing: float = 0.0
+    label_flip: float = 0.0
+    learning_rate: float = 1e-4
+    decay_at: float | None = None  # fraction of the stage's steps after which the rate drops 10x
+
+    @property
+    def uses_discriminator(self) -> bool:
+        return self.train_discriminator or self.adversarial_weight > 0
+
+
+RECIPES: dict[str, dict[str, Stage]] = {
+    # The course report: perceptual pretraining, then a discriminator warm-up, then the GAN.
+    "report": {
+        "sr_vgg": Stage(
+            "sr_vgg",
+            "SRResNet + frozen VGG16: content loss at block2_conv2 + total variation; no MSE, no discriminator",
+            content_network="vgg16", content_layer="block2_conv2", content_weight=1.0, tv_weight=1e-3,
+        ),
+        "discriminator": Stage(
+            "discriminator",
+            "generator frozen; discriminator learns real HR from SR with binary cross-entropy only",
+            train_generator=False, train_discriminator=True, previous="sr_vgg",
+            label_smoothing=0.1, label_flip=0.05,
+        ),
+        "full": Stage(
+            "full",
+            "generator + discriminator: VGG16 block5_conv3 content + total variation + 1e-3 adversarial",
+            train_discriminator=True, previous="discriminator",
+            content_network="vgg16", content_layer="block5_conv3", content_weight=1.0, tv_weight=1e-3,
+            adversarial_weight=1e-3, label_smoothing=0.1, label_flip=0.05,
+        ),
+    },
+    # Ledig et al. 2017: SRResNet with pixel MSE, then SRGAN with VGG54 content + 1e-3 adversarial.
+    "paper": {
+        "mse": Stage("mse", "SRResNet with pixel MSE (the PSNR-oriented network)", pixel_weight=1.0),
+        "gan": Stage(
+            "gan",
+            "SRGAN: VGG19 block5_conv4 content (features / 12.75) + 1e-3 adversarial, from the MSE network",
+            train_discriminator=True, previous="mse",
+            content_network="vgg19", content_layer="block5_conv4", content_weight=1.0,
+            adversarial_weight=1e-3, decay_at=0.5,
+        ),
+    },
+}
+
+
+def get_stage(recipe: str, stage: str) -> Stage:
+    if recipe not in RECIPES:
+        raise SrlibError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    if stage not in RECIPES[recipe]:
+        raise SrlibError(f"recipe {recipe!r} has no stage {stage!r}; its stages: {', '.join(RECIPES[recipe])}")
+    return RECIPES[recipe][stage]
+
+
+@dataclass
+class TrainConfig:
+    """Everything about a run that is not the stage's loss recipe."""
+
+    scale: int = 4
+    blocks: int = 16
+    filters: int = 64
+    batch_norm: bool = True
+    batch_size: int = 16
+    patch_size: int = 96
+    vgg_weights: str | None = "imagenet"
+    learning_rate: float | None = None  # None: the stage's default
+    checkpoint_every: int = 500
+    validate_every: int = 500
+    sample_every: int = 500
+    ema_decay: float | None = None  # e.g. 0.999 keeps an exponential moving average of the generator
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    seed: int = 0
+    progress: bool = True
+
+
+class TenfoldDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """The SRGAN paper's schedule: ``rate`` until step ``boundary``, then ``rate / 10``.
+
+    ``boundary`` is a variable because it depends on the stage's step count, which ``fit`` learns.
+    """
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.boundary = tf.Variable(np.iinfo(np.int64).max, dtype=tf.int64, trainable=False, name="decay_boundary")
+
+    def __call__(self, step):
+        return tf.where(tf.cast(step, tf.int64) >= self.boundary, self.rate / 10, self.rate)
+
+    def get_config(self):
+        return {"rate": self.rate}
+
+
+class HistoryLog:
+    """``history.jsonl``: appended and flushed line by line; rows past a restored step are dropped."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._file = None
+
+    def rows(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        rows = []
+        for line in self.path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line torn by kill -9
+                continue
+        return rows
+
+    def truncate(self, stage: str, step: int) -> None:
+        """Keep other stages' rows and this stage's rows up to ``step``."""
+        kept = [r for r in self.rows() if r.get("stage") != stage or r.get("step", 0) <= step]
+        with atomic_path(self.path) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+    def append(self, row: dict) -> None:
+        if self._file is None:
+            self._file = open(self.path, "a")
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _strategy() -> tf.distribute.Strategy:
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+class Trainer:
+    """Runs one stage of a recipe in a run folder; ``fit`` continues from the last checkpoint."""
+
+    def __init__(self, recipe: str, stage: str, run_dir: str | os.PathLike, config: TrainConfig | None = None,
+                 strategy: tf.distribute.Strategy | None = None, validation: list | None = None,
+                 init_generator: str | os.PathLike | None = None):
+        self.recipe = recipe
+        self.stage = get_stage(recipe, stage)
+        self.config = config or TrainConfig()
+        self.run_dir = Path(run_dir)
+        self.stage_dir = self.run_dir / self.stage.name
+        self.stage_dir.mkdir(parents=True, exist_ok=True)
+        self.strategy = strategy or _strategy()
+        self.validation = validation or []
+        self.history = HistoryLog(self.run_dir / "history.jsonl")
+        if self.config.mixed_precision:
+            keras.mixed_precision.set_dtype_policy("mixed_float16")
+        self._build()
+        self._restore_or_initialise(init_generator)
+        self._train_step = tf.function(self._distributed_step, jit_compile=self.config.jit_compile)
+
+    # --- networks, optimizers, checkpoint -------------------------------------------------------
+    def _optimizer(self):
+        rate = self.config.learning_rate or self.stage.learning_rate
+        if self.stage.decay_at:
+            rate = TenfoldDecay(rate)
+            self._schedules.append(rate)
+        optimizer = keras.optimizers.Adam(learning_rate=rate, beta_1=0.9)
+        if self.config.mixed_precision:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
+
+    def _build(self) -> None:
+        c, s = self.config, self.stage
+        self._schedules = []  # TenfoldDecay schedules, whose boundary fit() sets
+        with self.strategy.scope():
+            self.generator = generator(c.scale, c.blocks, c.filters, c.batch_norm)
+            self.discriminator = discriminator(c.patch_size) if s.uses_discriminator else None
+            self.features = (
+                vgg_feature_extractor(s.content_network, s.content_layer, c.vgg_weights)
+                if s.content_weight > 0 else None
+            )
+            self.ema = None
+            if c.ema_decay and s.train_generator:
+                self.ema = generator(c.scale, c.blocks, c.filters, c.batch_norm, name="generator_ema")
+                self.ema.set_weights(self.generator.get_weights())
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.g_optimizer = self._optimizer() if s.train_generator else None
+            self.d_optimizer = self._optimizer() if s.train_discriminator else None
+            if self.g_optimizer is not None:
+                self.g_optimizer.build(self.generator.trainable_variables)
+            if self.d_optimizer is not None:
+                self.d_optimizer.build(self.discriminator.trainable_variables)
+        tracked = {"step": self.step, "generator": self.generator}
+        for name in ("discriminator", "ema", "g_optimizer", "d_optimizer"):
+            if getattr(self, name) is not None:
+                tracked[name] = getattr(self, name)
+        self.checkpoint = tf.train.Checkpoint(**tracked)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.stage_dir / "checkpoints", max_to_keep=2)
+
+    def _restore_or_initialise(self, init_generator) -> None:
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            log.info("resuming %s/%s at step %d from %s", self.recipe, self.stage.name, int(self.step), self.manager.latest_checkpoint)
+            self.history.truncate(self.stage.name, int(self.step))
+            return
+        source = Path(init_generator) if init_generator else None
+        if source is None and self.stage.previous:
+            source = self.run_dir / self.stage.previous / "generator.weights.h5"
+        if source is not None and source.is_file():
+            self._load_weights(self.generator, source)
+            if self.ema is not None:
+                self.ema.set_weights(self.generator.get_weights())
+            log.info("%s starts from the generator in %s", self.stage.name, source)
+        elif self.stage.previous:
+            log.warning("%s normally starts from the %r stage's generator, but %s is missing: starting from "
+                        "random weights", self.stage.name, self.stage.previous, source)
+        if self.discriminator is not None and self.stage.previous:
+            previous_d = self.run_dir / self.stage.previous / "discriminator.weights.h5"
+            if previous_d.is_file():
+                self._load_weights(self.discriminator, previous_d)
+                log.info("%s starts from the discriminator in %s", self.stage.name, previous_d)
+
+    @staticmethod
+    def _load_weights(model: keras.Model, path: Path) -> None:
+        try:
+            model.load_weights(path)
+        except Exception as error:
+            raise SrlibError(f"{path} does not fit this run's {model.name} (check --blocks/--filters/--scale): {error}") from None
+
+    # --- one step -------------------------------------------------------------------------------
+    def _replica_step(self, lr, hr):
+        s, global_batch = self.stage, self.config.batch_size
+        average = lambda per_example: tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)  # noqa: E731
+        metrics = {}
+        with tf.GradientTape(persistent=True) as tape:
+            sr = self.generator(lr, training=s.train_generator)
+            if not s.train_generator:
+                sr = tf.stop_gradient(sr)
+            g_loss = 0.0
+            if s.pixel_weight:
+                metrics["pixel"] = average(losses.pixel_mse(hr, sr))
+                g_loss += s.pixel_weight * metrics["pixel"]
+            if s.content_weight:
+                metrics["content"] = average(losses.content_loss(self.features, hr, sr, s.feature_scale))
+                g_loss += s.content_weight * metrics["content"]
+            if s.tv_weight:
+                metrics["tv"] = average(losses.total_variation(sr))
+                g_loss += s.tv_weight * metrics["tv"]
+            if self.discriminator is not None:
+                real_logits = self.discriminator(hr, training=s.train_discriminator)
+                fake_logits = self.discriminator(sr, training=s.train_discriminator)
+                if s.adversarial_weight:
+                    metrics["adversarial"] = average(losses.generator_adversarial_loss(fake_logits))
+                    g_loss += s.adversarial_weight * metrics["adversarial"]
+                d_loss = average(losses.discriminator_loss(real_logits, fake_logits, s.label_smoothing, s.label_flip))
+                real_acc, fake_acc = losses.discriminator_accuracy(real_logits, fake_logits)
+                metrics.update(d_loss=d_loss, d_acc_real=average(real_acc), d_acc_fake=average(fake_acc))
+            if s.train_generator:
+                metrics["g_loss"] = g_loss
+        if s.train_generator:
+            self._apply(self.g_optimizer, tape, g_loss, self.generator)
+        if s.train_discriminator:
+            self._apply(self.d_optimizer, tape, d_loss, self.discriminator)
+        del tape
+        return metrics
+
+    def _apply(self, optimizer, tape, loss, model) -> None:
+        variables = model.trainable_variables
+        if self.config.mixed_precision:
+            loss = optimizer.scale_loss(loss)
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+    def _distributed_step(self, lr, hr):
+        per_replica = self.strategy.run(self._replica_step, args=(lr, hr))
+        metrics = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+        if self.ema is not None:
+            decay = self.config.ema_decay
+            for averaged, current in zip(self.ema.weights, self.generator.weights):
+                averaged.assign(decay * averaged + (1 - decay) * current if averaged.trainable else current)
+        self.step.assign_add(1)
+        return metrics
+
+    # --- the loop -------------------------------------------------------------------------------
+    def fit(self, dataset_for, steps: int) -> dict:
+        """Train until the stage has done ``steps`` steps; ``dataset_for(start_step)`` gives the batches.
+
+        Returns the last history row. Raises ``TrainingError`` on a non-finite loss.
+        """
+        for schedule in self._schedules:
+            schedule.boundary.assign(int(steps * self.stage.decay_at))
+        start = int(self.step)
+        last = {}
+        if start >= steps:
+            log.info("%s/%s already has %d of %d steps", self.recipe, self.stage.name, start, steps)
+            self.export()
+            return last
+        batches = iter(self.strategy.experimental_distribute_dataset(dataset_for(start)))
+        bar = tqdm(total=steps, initial=start, desc=f"{self.recipe}/{self.stage.name}", unit="step",
+                   disable=None if self.config.progress else True, dynamic_ncols=True)
+        try:
+            for _ in range(start, steps):
+                tick = time.perf_counter()
+                values = self._train_step(*next(batches))
+                values = {k: float(v) for k, v in values.items()}
+                step = int(self.step)
+                if not all(math.isfinite(v) for v in values.values()):
+                    raise TrainingError(
+                        f"non-finite loss at step {step} of stage {self.recipe}/{self.stage.name}: {values}. "
+                        f"Nothing from this step was saved; the last good checkpoint is "
+                        f"{self.manager.latest_checkpoint or '(none yet)'}. Lower the learning rate or check the data."
+                    )
+                last = {"stage": self.stage.name, "step": step, **values, "lr": self._learning_rate(),
+                        "sec_per_step": round(time.perf_counter() - tick, 4)}
+                self.history.append(last)
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k in ("g_loss", "d_loss", "pixel", "content")})
+                if step % self.config.checkpoint_every == 0 or step == steps:
+                    self.save()
+                if self.validation and (step % self.config.validate_every == 0 or step == steps):
+                    self.validate(step)
+                if self.validation and step % self.config.sample_every == 0:
+                    self.save_sample(step)
+        finally:
+            bar.close()
+            self.history.close()
+        return last
+
+    def _learning_rate(self) -> float:
+        optimizer = self.g_optimizer or self.d_optimizer
+        return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+    def _upscaler(self):
+        if getattr(self, "_upscale", None) is None:
+            self._upscale = upscale_with(self.inference_generator())
+        return self._upscale
+
+    def inference_generator(self) -> keras.Model:
+        return self.ema if self.ema is not None else self.generator
+
+    def save(self) -> None:
+        """Checkpoint, then export this stage's networks (and the run's latest generator)."""
+        self.manager.save(checkpoint_number=int(self.step))
+        self.export()
+
+    def export(self) -> None:
+        metadata = {"recipe": self.recipe, "stage": self.stage.name, "steps": int(self.step),
+                    "vgg_weights": self.config.vgg_weights if self.features is not None else None,
+                    "config": dataclasses.asdict(self.config)}
+        for path in (self.stage_dir / "generator.weights.h5", self.run_dir / "generator.weights.h5"):
+            save_generator(self.inference_generator(), path, metadata)
+        if self.discriminator is not None:
+            for path in (self.stage_dir / "discriminator.weights.h5", self.run_dir / "discriminator.weights.h5"):
+                with atomic_path(path) as tmp:
+                    self.discriminator.save_weights(tmp)
+
+    def validate(self, step: int) -> dict:
+        upscale = self._upscaler()
+        scores = [evaluate_image(hr, upscale, self.config.scale)[:2] for _, hr in self.validation]
+        row = {"stage": self.stage.name, "step": step, "val_psnr": round(float(np.mean([p for p, _ in scores])), 4),
+               "val_ssim": round(float(np.mean([s for _, s in scores])), 5)}
+        self.history.append(row)
+        log.info("step %d: validation PSNR %.2f dB, SSIM %.4f", step, row["val_psnr"], row["val_ssim"])
+        return row
+
+    def save_sample(self, step: int) -> Path:
+        """bicubic | SR | HR of the first validation image, side by side."""
+        _, hr = self.validation[0]
+        _, _, sr = evaluate_image(hr, self._upscaler(), self.config.scale)
+        hr = hr[: sr.shape[0], : sr.shape[1]]
+        from .degradation import bicubic_downscale
+
+        bicubic = bicubic_upscale(bicubic_downscale(hr, self.config.scale), self.config.scale)
+        path = self.stage_dir / "samples" / f"step_{step:07d}.png"
+        write_image(path, np.concatenate([bicubic, sr, hr], axis=1))
+        return path
