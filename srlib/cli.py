@@ -60,7 +60,7 @@ def _train(args: argparse.Namespace) -> None:
     source = PatchSource(args.data, patch_size=args.patch_size, seed=args.seed)
     trainer = Trainer(args.recipe, args.stage, args.run_dir, config, validation=validation, init_generator=args.init_generator)
     trainer.fit(lambda start: training_dataset(source, args.scale, args.batch_size, start), args.steps)
-    print(f"{args.recipe}/{stage.name}: {int(trainer.step)} steps; generator at {Path(args.run_dir) / 'generator.weights.h5'}")
+    print(f"{args.recipe}/{stage.name}: {trainer.current_step} steps; generator at {Path(args.run_dir) / 'generator.weights.h5'}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -45,8 +45,10 @@ class SubpixelUpsampling(layers.Layer):
 
 
 def _batch_norm(name: str) -> layers.Layer:
-    # synchronized: with several GPUs the statistics are those of the global batch, not each replica's.
-    return layers.BatchNormalization(momentum=0.99, synchronized=True, name=name)
+    # Under a multi-device strategy, synchronise so that the statistics are those of the global batch,
+    # not each replica's; on one device that would only add an all-reduce to every layer.
+    strategy = tf.distribute.get_strategy()
+    return layers.BatchNormalization(momentum=0.99, synchronized=strategy.num_replicas_in_sync > 1, name=name)
 
 
 def generator(scale: int = 4, blocks: int = 16, filters: int = 64, batch_norm: bool = True, name: str = "generator") -> keras.Model:
@@ -139,7 +141,9 @@ def vgg_feature_extractor(network: str = "vgg16", layer: str = "block5_conv3", w
             raise SrlibError(f"VGG weights file {path} does not exist")
         weights = str(path)
     try:
-        base = build(include_top=False, weights=weights, input_shape=(None, None, 3))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Skipping nested container")  # see load_weights
+            base = build(include_top=False, weights=weights, input_shape=(None, None, 3))
     except Exception as error:  # a wrong file fails deep inside h5py / Keras with a shape message
         raise SrlibError(
             f"could not load {network} weights from {weights}: {error}. Expected Keras' "
@@ -190,10 +194,18 @@ def load_generator(path: str | Path, **architecture) -> keras.Model:
         raise SrlibError(f"{sidecar} is missing: give the architecture (scale, blocks, filters) of {path}")
     model = generator(**config)
     try:
-        model.load_weights(path)
+        load_weights(model, path)
     except Exception as error:
         raise SrlibError(f"{path} does not hold weights for a generator with {config}: {error}") from None
     return model
+
+
+def load_weights(model: keras.Model, path: str | Path) -> None:
+    """``model.load_weights`` without Keras 3's spurious "Skipping nested container" warnings for
+    functional models (every weight is restored; tests/test_models.py checks it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping nested container")
+        model.load_weights(path)
 
 
 def upscale_with(model: keras.Model):

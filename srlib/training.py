@@ -37,7 +37,7 @@ from .degradation import bicubic_upscale
 from .errors import SrlibError
 from .files import atomic_path
 from .images import write_image
-from .models import discriminator, generator, save_generator, upscale_with, vgg_feature_extractor
+from .models import discriminator, generator, load_weights, save_generator, upscale_with, vgg_feature_extractor
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +261,8 @@ class Trainer:
     def _restore_or_initialise(self, init_generator) -> None:
         if self.manager.latest_checkpoint:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            log.info("resuming %s/%s at step %d from %s", self.recipe, self.stage.name, int(self.step), self.manager.latest_checkpoint)
-            self.history.truncate(self.stage.name, int(self.step))
+            log.info("resuming %s/%s at step %d from %s", self.recipe, self.stage.name, self.current_step, self.manager.latest_checkpoint)
+            self.history.truncate(self.stage.name, self.current_step)
             return
         source = Path(init_generator) if init_generator else None
         if source is None and self.stage.previous:
@@ -284,7 +284,7 @@ class Trainer:
     @staticmethod
     def _load_weights(model: keras.Model, path: Path) -> None:
         try:
-            model.load_weights(path)
+            load_weights(model, path)
         except Exception as error:
             raise SrlibError(f"{path} does not fit this run's {model.name} (check --blocks/--filters/--scale): {error}") from None
 
@@ -318,17 +318,22 @@ class Trainer:
                 metrics.update(d_loss=d_loss, d_acc_real=average(real_acc), d_acc_fake=average(fake_acc))
             if s.train_generator:
                 metrics["g_loss"] = g_loss
+                g_scaled = self._scaled(self.g_optimizer, g_loss)  # inside the tape, for mixed precision
+            if s.train_discriminator:
+                d_scaled = self._scaled(self.d_optimizer, d_loss)
         if s.train_generator:
-            self._apply(self.g_optimizer, tape, g_loss, self.generator)
+            self._apply(self.g_optimizer, tape, g_scaled, self.generator)
         if s.train_discriminator:
-            self._apply(self.d_optimizer, tape, d_loss, self.discriminator)
+            self._apply(self.d_optimizer, tape, d_scaled, self.discriminator)
         del tape
         return metrics
 
-    def _apply(self, optimizer, tape, loss, model) -> None:
+    def _scaled(self, optimizer, loss):
+        return optimizer.scale_loss(loss) if self.config.mixed_precision else loss
+
+    @staticmethod
+    def _apply(optimizer, tape, loss, model) -> None:
         variables = model.trainable_variables
-        if self.config.mixed_precision:
-            loss = optimizer.scale_loss(loss)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
 
     def _distributed_step(self, lr, hr):
@@ -349,7 +354,7 @@ class Trainer:
         """
         for schedule in self._schedules:
             schedule.boundary.assign(int(steps * self.stage.decay_at))
-        start = int(self.step)
+        start = self.current_step
         last = {}
         if start >= steps:
             log.info("%s/%s already has %d of %d steps", self.recipe, self.stage.name, start, steps)
@@ -363,7 +368,7 @@ class Trainer:
                 tick = time.perf_counter()
                 values = self._train_step(*next(batches))
                 values = {k: float(v) for k, v in values.items()}
-                step = int(self.step)
+                step = self.current_step
                 if not all(math.isfinite(v) for v in values.values()):
                     raise TrainingError(
                         f"non-finite loss at step {step} of stage {self.recipe}/{self.stage.name}: {values}. "
@@ -371,7 +376,7 @@ class Trainer:
                         f"{self.manager.latest_checkpoint or '(none yet)'}. Lower the learning rate or check the data."
                     )
                 last = {"stage": self.stage.name, "step": step, **values, "lr": self._learning_rate(),
-                        "sec_per_step": round(time.perf_counter() - tick, 4)}
+                        "sec_per_step": round(time.perf_counter() - tick, 4), "time": round(time.time(), 3)}
                 self.history.append(last)
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k in ("g_loss", "d_loss", "pixel", "content")})
@@ -385,6 +390,11 @@ class Trainer:
             bar.close()
             self.history.close()
         return last
+
+    @property
+    def current_step(self) -> int:
+        """Steps this stage has done (the step variable may be mirrored across devices)."""
+        return int(self.step.numpy())
 
     def _learning_rate(self) -> float:
         optimizer = self.g_optimizer or self.d_optimizer
@@ -400,11 +410,11 @@ class Trainer:
 
     def save(self) -> None:
         """Checkpoint, then export this stage's networks (and the run's latest generator)."""
-        self.manager.save(checkpoint_number=int(self.step))
+        self.manager.save(checkpoint_number=self.current_step)
         self.export()
 
     def export(self) -> None:
-        metadata = {"recipe": self.recipe, "stage": self.stage.name, "steps": int(self.step),
+        metadata = {"recipe": self.recipe, "stage": self.stage.name, "steps": self.current_step,
                     "vgg_weights": self.config.vgg_weights if self.features is not None else None,
                     "config": dataclasses.asdict(self.config)}
         for path in (self.stage_dir / "generator.weights.h5", self.run_dir / "generator.weights.h5"):

@@ -1,0 +1,114 @@
+"""Generator, discriminator and VGG feature extractor."""
+
+import numpy as np
+import pytest
+
+from srlib.errors import SrlibError
+from srlib.models import (SubpixelUpsampling, discriminator, generator, generator_config, load_generator,
+                          save_generator, sidecar_path, vgg_feature_extractor)
+
+
+def test_srresnet_16_has_about_1_55_million_parameters():
+    model = generator(scale=4, blocks=16, filters=64)
+    assert model.count_params() == 1_554_883  # 1.55 M, as in the paper's SRResNet
+    assert generator_config(model) == {"scale": 4, "blocks": 16, "filters": 64, "batch_norm": True}
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+@pytest.mark.parametrize("size", [(7, 5), (16, 16)])
+def test_generator_is_fully_convolutional_for_each_scale(scale, size):
+    model = generator(scale=scale, blocks=2, filters=8)
+    out = model(np.zeros((2, *size, 3), np.float32), training=False)
+    assert tuple(out.shape) == (2, size[0] * scale, size[1] * scale, 3)
+    assert sum(isinstance(layer, SubpixelUpsampling) for layer in model.layers) == int(np.log2(scale))
+    assert not any("UpSampling2D" in type(layer).__name__ for layer in model.layers)
+
+
+def test_generator_options_and_bad_scale():
+    assert generator_config(generator(2, blocks=3, filters=8, batch_norm=False)) == {
+        "scale": 2, "blocks": 3, "filters": 8, "batch_norm": False}
+    with pytest.raises(SrlibError, match="scale must be one of"):
+        generator(scale=3)
+
+
+def test_inference_does_not_use_batch_statistics():
+    # At test time an image's SR must not depend on the other images in the batch.
+    model = generator(scale=2, blocks=2, filters=8)
+    rng = np.random.default_rng(0)
+    batch = rng.uniform(size=(4, 12, 12, 3)).astype(np.float32)
+    model(batch, training=True)  # move the BN statistics away from their initial values
+    alone = model(batch[:1], training=False).numpy()
+    together = model(batch, training=False).numpy()[:1]
+    np.testing.assert_allclose(alone, together, atol=1e-5)
+    trained = model(batch, training=True).numpy()[:1]
+    assert np.abs(trained - together).max() > 1e-4  # training mode does use the batch
+
+
+@pytest.mark.parametrize("size", [96, 64])
+def test_discriminator_gives_one_logit_per_image(size):
+    model = discriminator(size)
+    assert tuple(model(np.zeros((3, size, size, 3), np.float32)).shape) == (3, 1)
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert [c.filters for c in convs] == [64, 64, 128, 128, 256, 256, 512, 512]
+    assert [c.strides[0] for c in convs] == [1, 2, 1, 2, 1, 2, 1, 2]
+
+
+def test_vgg_extractor_is_frozen_and_warns_about_random_weights():
+    with pytest.warns(UserWarning, match="RANDOM weights"):
+        extractor = vgg_feature_extractor("vgg16", "block2_conv2", None)
+    assert extractor.trainable_weights == []
+    assert tuple(extractor(np.zeros((1, 32, 32, 3), np.float32)).shape) == (1, 16, 16, 128)
+
+
+def test_vgg_extractor_does_imagenet_preprocessing_in_the_graph():
+    import keras
+
+    with pytest.warns(UserWarning):
+        extractor = vgg_feature_extractor("vgg19", "block1_conv1", "none")
+    trunk = extractor.layers[-1]
+    rgb = np.random.default_rng(1).uniform(size=(1, 8, 8, 3)).astype(np.float32)
+    bgr_centred = rgb[..., ::-1] * 255.0 - np.array([103.939, 116.779, 123.68], np.float32)
+    np.testing.assert_allclose(extractor(rgb).numpy(), trunk(bgr_centred).numpy(), rtol=1e-4, atol=1e-3)
+    assert isinstance(trunk, keras.Model)
+
+
+def test_vgg_weights_from_a_local_file(tmp_path):
+    import keras
+
+    source = keras.applications.VGG16(include_top=False, weights=None, input_shape=(None, None, 3))
+    path = tmp_path / "vgg16_notop.weights.h5"
+    source.save_weights(path)
+    extractor = vgg_feature_extractor("vgg16", "block1_conv2", str(path))
+    x = np.random.default_rng(2).uniform(size=(1, 8, 8, 3)).astype(np.float32)
+    expected = keras.Model(source.input, source.get_layer("block1_conv2").output)(
+        keras.applications.vgg16.preprocess_input(x * 255.0))
+    np.testing.assert_allclose(extractor(x).numpy(), expected.numpy(), rtol=1e-5, atol=1e-4)
+
+
+def test_vgg_bad_weights_and_layers_are_clear_errors(tmp_path):
+    with pytest.raises(SrlibError, match="does not exist"):
+        vgg_feature_extractor("vgg16", "block2_conv2", str(tmp_path / "missing.h5"))
+    wrong = tmp_path / "wrong.weights.h5"
+    generator(2, blocks=1, filters=8).save_weights(wrong)
+    with pytest.raises(SrlibError, match="could not load vgg16 weights"):
+        vgg_feature_extractor("vgg16", "block2_conv2", str(wrong))
+    with pytest.warns(UserWarning), pytest.raises(SrlibError, match="no layer 'block9_conv9'"):
+        vgg_feature_extractor("vgg16", "block9_conv9", None)
+    with pytest.raises(SrlibError, match="unknown VGG network"):
+        vgg_feature_extractor("vgg11", "block1_conv1", None)
+
+
+def test_generator_weights_round_trip_with_sidecar(tmp_path):
+    model = generator(2, blocks=2, filters=8)
+    path = tmp_path / "g.weights.h5"
+    save_generator(model, path, {"recipe": "paper"})
+    assert sidecar_path(path).name == "g.json"
+    loaded = load_generator(path)
+    for saved, restored in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(saved.numpy(), restored.numpy())
+    x = np.random.default_rng(3).uniform(size=(1, 6, 6, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded(x, training=False).numpy(), model(x, training=False).numpy())
+    with pytest.raises(SrlibError, match="does not hold weights for a generator"):
+        load_generator(path, filters=16)
+    with pytest.raises(SrlibError, match="do not exist"):
+        load_generator(tmp_path / "nope.weights.h5")

@@ -1,0 +1,230 @@
+"""The trainer: every stage of both recipes, resume after interruption, NaN handling, distribution."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from srlib.data import PatchSource, training_dataset
+from srlib.training import RECIPES, Trainer, TrainConfig, TrainingError
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = dict(scale=2, blocks=1, filters=8, batch_size=2, patch_size=32, vgg_weights=None, progress=False)
+
+
+@pytest.fixture(scope="module")
+def train_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("train")
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        base = np.add.outer(np.sin(np.arange(48) / (3 + i)), np.cos(np.arange(40) / 4))
+        image = np.dstack([base * 60 + 120 + rng.normal(0, 5, base.shape) for _ in range(3)])
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def _batches(folder, config):
+    source = PatchSource([folder], patch_size=config.patch_size)
+    return lambda start: training_dataset(source, config.scale, config.batch_size, start)
+
+
+def _snapshot(model):
+    return None if model is None else [w.numpy().copy() for w in model.weights]
+
+
+def _changed(before, model):
+    return any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.weights))
+
+
+STAGES = [(recipe, stage) for recipe, stages in RECIPES.items() for stage in stages]
+
+
+@pytest.mark.filterwarnings("ignore:.*RANDOM weights")
+@pytest.mark.parametrize("recipe, stage", STAGES)
+def test_each_stage_trains_only_its_networks(train_folder, tmp_path, recipe, stage):
+    config = TrainConfig(**TINY, checkpoint_every=100)
+    trainer = Trainer(recipe, stage, tmp_path, config)
+    generator_before = _snapshot(trainer.generator)
+    discriminator_before = _snapshot(trainer.discriminator)
+    features_before = _snapshot(trainer.features)
+    last = trainer.fit(_batches(train_folder, config), steps=2)
+
+    rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    terms = [k for k in last if k not in ("stage", "step", "lr", "sec_per_step", "time")]
+    assert terms and all(np.isfinite(last[k]) for k in terms)
+    spec = RECIPES[recipe][stage]
+    assert _changed(generator_before, trainer.generator) == spec.train_generator
+    if trainer.discriminator is not None:
+        assert _changed(discriminator_before, trainer.discriminator) == spec.train_discriminator
+        assert {"d_loss", "d_acc_real", "d_acc_fake"} <= set(last)
+    if trainer.features is not None:
+        assert not _changed(features_before, trainer.features)  # VGG stays bit-identical
+    assert (tmp_path / "generator.weights.h5").is_file() and (tmp_path / stage / "generator.weights.h5").is_file()
+
+
+@pytest.mark.filterwarnings("ignore:.*RANDOM weights")
+def test_a_stage_starts_from_the_previous_stage(train_folder, tmp_path):
+    config = TrainConfig(**TINY, checkpoint_every=100)
+    first = Trainer("report", "sr_vgg", tmp_path, config)
+    first.fit(_batches(train_folder, config), steps=1)
+    second = Trainer("report", "discriminator", tmp_path, config)
+    for a, b in zip(first.generator.weights, second.generator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _failing_after(batches, good_steps, kind):
+    def dataset_for(start):
+        def generate():
+            for i, (lr, hr) in enumerate(batches(start).take(100)):
+                if start + i >= good_steps:
+                    if kind == "interrupt":
+                        raise _Interrupt()
+                    hr = hr * np.nan
+                yield lr, hr
+        spec = (tf.TensorSpec((2, 16, 16, 3), tf.float32), tf.TensorSpec((2, 32, 32, 3), tf.float32))
+        return tf.data.Dataset.from_generator(generate, output_signature=spec)
+    return dataset_for
+
+
+def _steps(history: Path, stage: str):
+    rows = [json.loads(line) for line in history.read_text().splitlines()]
+    return [r["step"] for r in rows if r["stage"] == stage and "val_psnr" not in r]
+
+
+def test_interrupted_run_resumes_with_each_step_once(train_folder, tmp_path):
+    config = TrainConfig(**TINY, checkpoint_every=2)
+    batches = _batches(train_folder, config)
+    trainer = Trainer("paper", "mse", tmp_path, config)
+    with pytest.raises(Exception):
+        trainer.fit(_failing_after(batches, 3, "interrupt"), steps=6)
+    assert _steps(tmp_path / "history.jsonl", "mse") == [1, 2, 3]  # step 3 was logged, not checkpointed
+    resumed = Trainer("paper", "mse", tmp_path, config)
+    assert resumed.current_step == 2
+    resumed.fit(batches, steps=6)
+    assert _steps(tmp_path / "history.jsonl", "mse") == [1, 2, 3, 4, 5, 6]
+    assert Trainer("paper", "mse", tmp_path, config).current_step == 6
+
+
+def test_nan_loss_stops_with_a_clear_error_and_a_good_checkpoint(train_folder, tmp_path):
+    config = TrainConfig(**TINY, checkpoint_every=2)
+    trainer = Trainer("paper", "mse", tmp_path, config)
+    with pytest.raises(TrainingError, match=r"non-finite loss at step 3 of stage paper/mse"):
+        trainer.fit(_failing_after(_batches(train_folder, config), 2, "nan"), steps=6)
+    restored = Trainer("paper", "mse", tmp_path, config)
+    assert restored.current_step == 2
+    assert all(np.all(np.isfinite(w.numpy())) for w in restored.generator.weights)
+    assert _steps(tmp_path / "history.jsonl", "mse") == [1, 2]
+
+
+def test_ema_generator_is_exported(train_folder, tmp_path):
+    config = TrainConfig(**TINY, checkpoint_every=100, ema_decay=0.5)
+    trainer = Trainer("paper", "mse", tmp_path, config)
+    trainer.fit(_batches(train_folder, config), steps=3)
+    ema, live = trainer.ema.get_weights(), trainer.generator.get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(ema, live))
+    from srlib.models import load_generator
+
+    exported = load_generator(tmp_path / "generator.weights.h5").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(exported, ema))
+
+
+def test_kill_9_then_rerun_continues_the_run(train_folder, tmp_path):
+    val = tmp_path / "val"
+    val.mkdir()
+    Image.open(next(train_folder.glob("*.png"))).save(val / "v.png")
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "srlib", "train", "--recipe", "paper", "--stage", "mse", "--data", str(train_folder),
+           "--steps", "14", "--run-dir", str(run), "--scale", "2", "--blocks", "1", "--filters", "8",
+           "--batch-size", "2", "--patch-size", "32", "--checkpoint-every", "3", "--validate-every", "5",
+           "--val-data", str(val)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = run / "history.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if history.exists() and len(_steps(history, "mse")) >= 7:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = max(_steps(history, "mse"))
+    assert 7 <= killed_at < 14
+    finished = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert _steps(history, "mse") == list(range(1, 15))
+    rows = [json.loads(line) for line in history.read_text().splitlines()]
+    assert [r["step"] for r in rows if "val_psnr" in r] == [5, 10, 14]
+
+
+DISTRIBUTED = """
+import json, sys
+import numpy as np, tensorflow as tf, keras
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from srlib.training import Trainer, TrainConfig
+config = TrainConfig(scale=2, blocks=2, filters=8, batch_size=4, patch_size=32, vgg_weights=None, progress=False)
+rng = np.random.default_rng(0)
+lr = rng.uniform(size=(4, 16, 16, 3)).astype(np.float32)
+hr = rng.uniform(size=(4, 32, 32, 3)).astype(np.float32)
+out = {}
+for name, strategy in [("plain", tf.distribute.get_strategy()),
+                       ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))]:
+    keras.utils.set_random_seed(1)
+    trainer = Trainer("paper", "mse", sys.argv[1] + "/" + name, config, strategy=strategy)
+    data = lambda start: tf.data.Dataset.from_tensors((lr, hr)).repeat()
+    last = trainer.fit(data, steps=2)
+    out[name] = {"replicas": strategy.num_replicas_in_sync, "loss": last["pixel"],
+                 "kernel": float(np.abs(trainer.generator.get_layer("head_conv").kernel.numpy()).sum())}
+print(json.dumps(out))
+"""
+
+
+def test_distributed_step_matches_the_plain_step(tmp_path):
+    result = subprocess.run([sys.executable, "-c", DISTRIBUTED, str(tmp_path)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["plain"]["replicas"] == 1 and out["mirrored"]["replicas"] == 2
+    assert out["mirrored"]["loss"] == pytest.approx(out["plain"]["loss"], rel=1e-4)
+    assert out["mirrored"]["kernel"] == pytest.approx(out["plain"]["kernel"], rel=1e-4)
+
+
+MIXED_PRECISION = """
+import json, sys
+import numpy as np, tensorflow as tf
+from srlib.training import Trainer, TrainConfig
+config = TrainConfig(scale=2, blocks=1, filters=8, batch_size=2, patch_size=32, vgg_weights=None, progress=False,
+                     mixed_precision=True, jit_compile=True)
+rng = np.random.default_rng(0)
+lr = rng.uniform(size=(2, 16, 16, 3)).astype(np.float32)
+hr = rng.uniform(size=(2, 32, 32, 3)).astype(np.float32)
+trainer = Trainer("paper", "gan", sys.argv[1], config)
+last = trainer.fit(lambda start: tf.data.Dataset.from_tensors((lr, hr)).repeat(), steps=2)
+print(json.dumps({"last": last, "compute": trainer.generator.get_layer("head_conv").compute_dtype,
+                  "output": trainer.generator.output.dtype}))
+"""
+
+
+def test_mixed_precision_and_xla_options_run_a_gan_step(tmp_path):
+    # in a subprocess: the float16 policy is process-wide
+    result = subprocess.run([sys.executable, "-c", MIXED_PRECISION, str(tmp_path)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["compute"] == "float16" and out["output"] == "float32"
+    assert all(np.isfinite(v) for k, v in out["last"].items() if k not in ("stage",))
+    assert out["last"]["lr"] == pytest.approx(1e-5)  # the paper's tenfold decay after half the steps
