@@ -15,7 +15,8 @@ from pathlib import Path
 from PIL import Image
 
 from srlib.data import PatchSource, training_dataset
-from srlib.images import list_image_files
+from srlib.errors import ImageReadError
+from srlib.images import list_image_files, read_image
 
 
 def patches_per_second(source: PatchSource, batches: int, batch_size: int = 16) -> float:
@@ -37,8 +38,12 @@ def main() -> None:
     cached = PatchSource([args.data], patch_size=96, cache=True)
     print(f"in-memory cache ({len(cached)} images): {patches_per_second(cached, args.batches):8.0f} patches/s")
     with tempfile.TemporaryDirectory() as folder:
-        for path in list_image_files(args.data):
-            Image.open(path).convert("RGB").save(Path(folder) / f"{path.stem}.jpg", quality=90)
+        for i, path in enumerate(list_image_files(args.data)):
+            try:
+                image = read_image(path)
+            except ImageReadError:
+                continue
+            Image.fromarray(image).save(Path(folder) / f"{i:06d}.jpg", quality=90)
         streamed = PatchSource([folder], patch_size=96, cache=False)
         print(f"JPEG decoded on the fly ({len(streamed)} files): {patches_per_second(streamed, args.batches):8.0f} patches/s")
 

@@ -58,7 +58,8 @@ def _train(args: argparse.Namespace) -> None:
     print(f"{args.recipe}/{stage.name}: {stage.summary}")
     print(f"validation: {val_dir or 'none (give --val-data DIR)'}")
     source = PatchSource(args.data, patch_size=args.patch_size, seed=args.seed)
-    trainer = Trainer(args.recipe, args.stage, args.run_dir, config, validation=validation, init_generator=args.init_generator)
+    trainer = Trainer(args.recipe, args.stage, args.run_dir, config, validation=validation,
+                      init_generator=args.init_generator, from_scratch=args.from_scratch)
     trainer.fit(lambda start: training_dataset(source, args.scale, args.batch_size, start), args.steps)
     print(f"{args.recipe}/{stage.name}: {trainer.current_step} steps; generator at {Path(args.run_dir) / 'generator.weights.h5'}")
 
@@ -96,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--val-data", help="HR images to validate on (default: <data>/../benchmark/Set5 when there)")
     train.add_argument("--val-images", type=int, default=5, help="validate on at most this many images")
     train.add_argument("--init-generator", help="start a new stage from these generator weights")
+    train.add_argument("--from-scratch", action="store_true",
+                       help="let a later stage start from random weights when the previous stage's are missing")
     train.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the generator, e.g. 0.999")
     train.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs)")
     train.add_argument("--xla", action="store_true", help="compile the training step with XLA")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from .degradation import bicubic_downscale_tf
 from .errors import DataError, ImageReadError
@@ -26,8 +27,8 @@ from .images import list_image_files, read_image, read_image_folder
 
 log = logging.getLogger(__name__)
 
-# Folders whose image files add up to less than this are decoded once and kept in memory.
-CACHE_LIMIT_BYTES = 1 << 30
+# Sets whose decoded pixels add up to less than this are decoded once and kept in memory.
+CACHE_LIMIT_BYTES = 2 << 30
 
 
 class PatchSource:
@@ -43,7 +44,7 @@ class PatchSource:
         if not files:
             raise DataError(f"no image files in {', '.join(map(str, self.folders))}")
         if cache is None:
-            cache = sum(path.stat().st_size for path in files) < CACHE_LIMIT_BYTES
+            cache = _decoded_bytes(files) < CACHE_LIMIT_BYTES
         self.cached = cache
         self._bad: set[int] = set()
         self._lock = threading.Lock()
@@ -102,6 +103,18 @@ class PatchSource:
             patch = patch[:, ::-1]
         patch = np.rot90(patch, int(rng.integers(4)))
         return np.ascontiguousarray(patch)
+
+
+def _decoded_bytes(files) -> int:
+    """Memory the RGB pixels of ``files`` would take, from their headers (unreadable files count 0)."""
+    total = 0
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                total += image.size[0] * image.size[1] * 3
+        except Exception:  # read_image will report it when it matters
+            continue
+    return total
 
 
 def training_dataset(

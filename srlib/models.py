@@ -61,7 +61,8 @@ def generator(scale: int = 4, blocks: int = 16, filters: int = 64, batch_norm: b
     if scale not in SCALES:
         raise SrlibError(f"scale must be one of {SCALES}, got {scale}")
     lr = keras.Input(shape=(None, None, 3), name="lr")
-    x = layers.Conv2D(filters, 9, padding="same", name="head_conv")(lr)
+    x = layers.Rescaling(2.0, offset=-1.0, name="to_pm1")(lr)  # work in [-1, 1], centred on grey
+    x = layers.Conv2D(filters, 9, padding="same", name="head_conv")(x)
     x = head = layers.PReLU(shared_axes=[1, 2], name="head_prelu")(x)
     for i in range(blocks):
         y = layers.Conv2D(filters, 3, padding="same", name=f"block{i}_conv1")(x)
@@ -80,7 +81,8 @@ def generator(scale: int = 4, blocks: int = 16, filters: int = 64, batch_norm: b
         x = layers.Conv2D(filters * 4, 3, padding="same", name=f"up{i}_conv")(x)
         x = SubpixelUpsampling(2, name=f"up{i}_shuffle")(x)
         x = layers.PReLU(shared_axes=[1, 2], name=f"up{i}_prelu")(x)
-    sr = layers.Conv2D(3, 9, padding="same", dtype="float32", name="tail_conv")(x)
+    x = layers.Conv2D(3, 9, padding="same", dtype="float32", name="tail_conv")(x)
+    sr = layers.Rescaling(0.5, offset=0.5, dtype="float32", name="from_pm1")(x)  # an untrained net starts at grey
     return keras.Model(lr, sr, name=name)
 
 

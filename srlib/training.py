@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from . import losses
 from .benchmark import evaluate_image
 from .degradation import bicubic_upscale
-from .errors import SrlibError
+from .errors import DataError, SrlibError
 from .files import atomic_path
 from .images import write_image
 from .models import discriminator, generator, load_weights, save_generator, upscale_with, vgg_feature_extractor
@@ -203,7 +203,7 @@ class Trainer:
 
     def __init__(self, recipe: str, stage: str, run_dir: str | os.PathLike, config: TrainConfig | None = None,
                  strategy: tf.distribute.Strategy | None = None, validation: list | None = None,
-                 init_generator: str | os.PathLike | None = None):
+                 init_generator: str | os.PathLike | None = None, from_scratch: bool = False):
         self.recipe = recipe
         self.stage = get_stage(recipe, stage)
         self.config = config or TrainConfig()
@@ -213,10 +213,10 @@ class Trainer:
         self.strategy = strategy or _strategy()
         self.validation = validation or []
         self.history = HistoryLog(self.run_dir / "history.jsonl")
-        if self.config.mixed_precision:
-            keras.mixed_precision.set_dtype_policy("mixed_float16")
+        # process-wide in Keras: set it either way, so that an earlier mixed-precision run does not leak in
+        keras.mixed_precision.set_dtype_policy("mixed_float16" if self.config.mixed_precision else "float32")
         self._build()
-        self._restore_or_initialise(init_generator)
+        self._restore_or_initialise(init_generator, from_scratch)
         self._train_step = tf.function(self._distributed_step, jit_compile=self.config.jit_compile)
 
     # --- networks, optimizers, checkpoint -------------------------------------------------------
@@ -258,23 +258,54 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(**tracked)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.stage_dir / "checkpoints", max_to_keep=2)
 
-    def _restore_or_initialise(self, init_generator) -> None:
+    # Options that change what a checkpoint holds; resuming with other values cannot work.
+    _CHECKPOINT_SHAPING = ("scale", "blocks", "filters", "batch_norm", "patch_size", "ema_decay", "mixed_precision")
+
+    def _restore_or_initialise(self, init_generator, from_scratch: bool) -> None:
+        saved_config = self.stage_dir / "config.json"
         if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            if saved_config.is_file():
+                before = json.loads(saved_config.read_text())
+                now = dataclasses.asdict(self.config)
+                changed = [f"{k}: {before[k]} -> {now[k]}" for k in self._CHECKPOINT_SHAPING
+                           if k in before and before[k] != now[k]]
+                if changed:
+                    raise SrlibError(f"{self.stage_dir} was trained with other options ({'; '.join(changed)}): "
+                                     "resume with the same options, or use a new --run-dir")
+            try:
+                self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            except (AssertionError, ValueError) as error:
+                raise SrlibError(f"the checkpoint {self.manager.latest_checkpoint} does not fit this run's networks "
+                                 f"(were other options used?): {error}") from None
             log.info("resuming %s/%s at step %d from %s", self.recipe, self.stage.name, self.current_step, self.manager.latest_checkpoint)
-            self.history.truncate(self.stage.name, self.current_step)
-            return
-        source = Path(init_generator) if init_generator else None
-        if source is None and self.stage.previous:
+        else:
+            self._initialise(init_generator, from_scratch)
+        # every step appears once: drop lines written after the checkpoint (all of them if there is none)
+        self.history.truncate(self.stage.name, self.current_step)
+        with atomic_path(saved_config) as tmp:
+            tmp.write_text(json.dumps(dataclasses.asdict(self.config), indent=2) + "\n")
+
+    def _initialise(self, init_generator, from_scratch: bool) -> None:
+        if init_generator is not None:
+            source = Path(init_generator)
+            if not source.is_file():
+                raise SrlibError(f"--init-generator {source} does not exist")
+        elif self.stage.previous:
             source = self.run_dir / self.stage.previous / "generator.weights.h5"
+            if not source.is_file() and not from_scratch:
+                raise SrlibError(
+                    f"stage {self.stage.name!r} starts from the generator of stage {self.stage.previous!r}, but "
+                    f"{source} does not exist: run that stage first in this --run-dir, give --init-generator PATH, "
+                    "or pass --from-scratch to start from random weights")
+        else:
+            source = None
         if source is not None and source.is_file():
             self._load_weights(self.generator, source)
             if self.ema is not None:
                 self.ema.set_weights(self.generator.get_weights())
             log.info("%s starts from the generator in %s", self.stage.name, source)
         elif self.stage.previous:
-            log.warning("%s normally starts from the %r stage's generator, but %s is missing: starting from "
-                        "random weights", self.stage.name, self.stage.previous, source)
+            log.warning("%s starts from random weights (--from-scratch)", self.stage.name)
         if self.discriminator is not None and self.stage.previous:
             previous_d = self.run_dir / self.stage.previous / "discriminator.weights.h5"
             if previous_d.is_file():
@@ -321,20 +352,28 @@ class Trainer:
                 g_scaled = self._scaled(self.g_optimizer, g_loss)  # inside the tape, for mixed precision
             if s.train_discriminator:
                 d_scaled = self._scaled(self.d_optimizer, d_loss)
+        # With mixed precision the loss-scale optimizer skips steps whose scaled gradients overflow, so
+        # their norm is only reported without it.
         if s.train_generator:
-            self._apply(self.g_optimizer, tape, g_scaled, self.generator)
+            norm = self._apply(self.g_optimizer, tape, g_scaled, self.generator)
+            if not self.config.mixed_precision:
+                metrics["g_grad_norm"] = norm / self.strategy.num_replicas_in_sync
         if s.train_discriminator:
-            self._apply(self.d_optimizer, tape, d_scaled, self.discriminator)
+            norm = self._apply(self.d_optimizer, tape, d_scaled, self.discriminator)
+            if not self.config.mixed_precision:
+                metrics["d_grad_norm"] = norm / self.strategy.num_replicas_in_sync
         del tape
         return metrics
 
     def _scaled(self, optimizer, loss):
         return optimizer.scale_loss(loss) if self.config.mixed_precision else loss
 
-    @staticmethod
-    def _apply(optimizer, tape, loss, model) -> None:
+    def _apply(self, optimizer, tape, loss, model):
+        """Apply the gradients; returns their global norm (a NaN there stops the run before any save)."""
         variables = model.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        gradients = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(gradients, variables))
+        return tf.linalg.global_norm(gradients)
 
     def _distributed_step(self, lr, hr):
         per_replica = self.strategy.run(self._replica_step, args=(lr, hr))
@@ -360,13 +399,23 @@ class Trainer:
             log.info("%s/%s already has %d of %d steps", self.recipe, self.stage.name, start, steps)
             self.export()
             return last
-        batches = iter(self.strategy.experimental_distribute_dataset(dataset_for(start)))
+        dataset = dataset_for(start)
+        batch = dataset.element_spec[0].shape[0]
+        if batch is not None and batch != self.config.batch_size:
+            raise SrlibError(f"the data come in batches of {batch}, but the run's batch size is {self.config.batch_size}")
+        batches = iter(self.strategy.experimental_distribute_dataset(dataset))
         bar = tqdm(total=steps, initial=start, desc=f"{self.recipe}/{self.stage.name}", unit="step",
                    disable=None if self.config.progress else True, dynamic_ncols=True)
         try:
             for _ in range(start, steps):
                 tick = time.perf_counter()
-                values = self._train_step(*next(batches))
+                rate = self._learning_rate()  # the rate this step uses
+                try:
+                    values = self._train_step(*next(batches))
+                except tf.errors.OpError as error:  # e.g. a DataError raised inside the input pipeline
+                    if "DataError" in error.message:
+                        raise DataError(error.message.split("DataError:")[-1].strip().splitlines()[0]) from None
+                    raise
                 values = {k: float(v) for k, v in values.items()}
                 step = self.current_step
                 if not all(math.isfinite(v) for v in values.values()):
@@ -375,15 +424,16 @@ class Trainer:
                         f"Nothing from this step was saved; the last good checkpoint is "
                         f"{self.manager.latest_checkpoint or '(none yet)'}. Lower the learning rate or check the data."
                     )
-                last = {"stage": self.stage.name, "step": step, **values, "lr": self._learning_rate(),
+                last = {"stage": self.stage.name, "step": step, **values, "lr": rate,
                         "sec_per_step": round(time.perf_counter() - tick, 4), "time": round(time.time(), 3)}
                 self.history.append(last)
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k in ("g_loss", "d_loss", "pixel", "content")})
-                if step % self.config.checkpoint_every == 0 or step == steps:
-                    self.save()
+                # validate first: a run killed while validating repeats the step after resuming
                 if self.validation and (step % self.config.validate_every == 0 or step == steps):
                     self.validate(step)
+                if step % self.config.checkpoint_every == 0 or step == steps:
+                    self.save()
                 if self.validation and step % self.config.sample_every == 0:
                     self.save_sample(step)
         finally:

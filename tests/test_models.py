@@ -44,6 +44,19 @@ def test_inference_does_not_use_batch_statistics():
     assert np.abs(trained - together).max() > 1e-4  # training mode does use the batch
 
 
+def test_upscale_with_runs_inference_mode_and_returns_uint8():
+    from srlib.models import upscale_with
+
+    model = generator(scale=2, blocks=1, filters=8)
+    rng = np.random.default_rng(4)
+    model(rng.uniform(size=(4, 8, 8, 3)).astype(np.float32), training=True)  # move the BN statistics
+    lr = rng.integers(0, 256, size=(9, 7, 3), dtype=np.uint8)
+    sr = upscale_with(model)(lr)
+    assert sr.dtype == np.uint8 and sr.shape == (18, 14, 3)
+    expected = model(lr[None].astype(np.float32) / 255.0, training=False).numpy()[0]
+    np.testing.assert_array_equal(sr, np.clip(np.round(expected * 255), 0, 255).astype(np.uint8))
+
+
 @pytest.mark.parametrize("size", [96, 64])
 def test_discriminator_gives_one_logit_per_image(size):
     model = discriminator(size)

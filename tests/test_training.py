@@ -14,6 +14,7 @@ import tensorflow as tf
 from PIL import Image
 
 from srlib.data import PatchSource, training_dataset
+from srlib.errors import DataError, SrlibError
 from srlib.training import RECIPES, Trainer, TrainConfig, TrainingError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +52,7 @@ STAGES = [(recipe, stage) for recipe, stages in RECIPES.items() for stage in sta
 @pytest.mark.parametrize("recipe, stage", STAGES)
 def test_each_stage_trains_only_its_networks(train_folder, tmp_path, recipe, stage):
     config = TrainConfig(**TINY, checkpoint_every=100)
-    trainer = Trainer(recipe, stage, tmp_path, config)
+    trainer = Trainer(recipe, stage, tmp_path, config, from_scratch=True)
     generator_before = _snapshot(trainer.generator)
     discriminator_before = _snapshot(trainer.discriminator)
     features_before = _snapshot(trainer.features)
@@ -60,6 +61,7 @@ def test_each_stage_trains_only_its_networks(train_folder, tmp_path, recipe, sta
     rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     terms = [k for k in last if k not in ("stage", "step", "lr", "sec_per_step", "time")]
+    assert ("g_grad_norm" in last) == RECIPES[recipe][stage].train_generator
     assert terms and all(np.isfinite(last[k]) for k in terms)
     spec = RECIPES[recipe][stage]
     assert _changed(generator_before, trainer.generator) == spec.train_generator
@@ -79,6 +81,42 @@ def test_a_stage_starts_from_the_previous_stage(train_folder, tmp_path):
     second = Trainer("report", "discriminator", tmp_path, config)
     for a, b in zip(first.generator.weights, second.generator.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_missing_starting_weights_are_clear_errors(tmp_path):
+    config = TrainConfig(**TINY)
+    with pytest.raises(SrlibError, match="run that stage first"):
+        Trainer("paper", "gan", tmp_path, config)
+    with pytest.raises(SrlibError, match="does not exist"):
+        Trainer("paper", "mse", tmp_path, config, init_generator=tmp_path / "nope.weights.h5")
+
+
+def test_resuming_with_other_options_is_a_clear_error(train_folder, tmp_path):
+    config = TrainConfig(**TINY, checkpoint_every=1)
+    Trainer("paper", "mse", tmp_path, config).fit(_batches(train_folder, config), steps=1)
+    with pytest.raises(SrlibError, match=r"other options \(filters: 8 -> 16\)"):
+        Trainer("paper", "mse", tmp_path, TrainConfig(**{**TINY, "filters": 16}))
+    with pytest.raises(SrlibError, match="ema_decay: None -> 0.9"):
+        Trainer("paper", "mse", tmp_path, TrainConfig(**TINY, ema_decay=0.9))
+
+
+def test_learning_rate_drops_tenfold_after_half_the_steps(train_folder, tmp_path):
+    config = TrainConfig(**TINY, checkpoint_every=100)
+    trainer = Trainer("paper", "gan", tmp_path, config, from_scratch=True)
+    trainer.fit(_batches(train_folder, config), steps=4)
+    rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in rows] == pytest.approx([1e-4, 1e-4, 1e-5, 1e-5])
+
+
+def test_unusable_streamed_data_stop_with_a_data_error(tmp_path):
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.png").write_bytes(b"not a png")
+    config = TrainConfig(**TINY)
+    source = PatchSource([junk], patch_size=32, cache=False)
+    trainer = Trainer("paper", "mse", tmp_path / "run", config)
+    with pytest.raises(DataError, match="no usable training image"):
+        trainer.fit(lambda start: training_dataset(source, 2, 2, start), steps=2)
 
 
 class _Interrupt(Exception):
@@ -118,6 +156,17 @@ def test_interrupted_run_resumes_with_each_step_once(train_folder, tmp_path):
     assert Trainer("paper", "mse", tmp_path, config).current_step == 6
 
 
+def test_interrupted_before_the_first_checkpoint_restarts_cleanly(train_folder, tmp_path):
+    config = TrainConfig(**TINY, checkpoint_every=100)
+    batches = _batches(train_folder, config)
+    with pytest.raises(Exception):
+        Trainer("paper", "mse", tmp_path, config).fit(_failing_after(batches, 2, "interrupt"), steps=4)
+    with open(tmp_path / "history.jsonl", "a") as history:
+        history.write('{"stage": "mse", "step": 3, "pix')  # a line torn by kill -9
+    Trainer("paper", "mse", tmp_path, config).fit(batches, steps=4)
+    assert _steps(tmp_path / "history.jsonl", "mse") == [1, 2, 3, 4]
+
+
 def test_nan_loss_stops_with_a_clear_error_and_a_good_checkpoint(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=2)
     trainer = Trainer("paper", "mse", tmp_path, config)
@@ -129,12 +178,18 @@ def test_nan_loss_stops_with_a_clear_error_and_a_good_checkpoint(train_folder, t
     assert _steps(tmp_path / "history.jsonl", "mse") == [1, 2]
 
 
-def test_ema_generator_is_exported(train_folder, tmp_path):
+def test_ema_generator_is_averaged_and_exported(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=100, ema_decay=0.5)
     trainer = Trainer("paper", "mse", tmp_path, config)
+    initial = trainer.generator.get_weights()
+    trainer.fit(_batches(train_folder, config), steps=1)
+    live = trainer.generator.get_weights()
+    for variable, start, now, averaged in zip(trainer.generator.weights, initial, live, trainer.ema.get_weights()):
+        expected = 0.5 * start + 0.5 * now if variable.trainable else now  # BN statistics are copied
+        np.testing.assert_allclose(averaged, expected, rtol=1e-6, atol=1e-7)
+    trainer = Trainer("paper", "mse", tmp_path, config)
     trainer.fit(_batches(train_folder, config), steps=3)
-    ema, live = trainer.ema.get_weights(), trainer.generator.get_weights()
-    assert any(not np.allclose(a, b) for a, b in zip(ema, live))
+    ema = trainer.ema.get_weights()
     from srlib.models import load_generator
 
     exported = load_generator(tmp_path / "generator.weights.h5").get_weights()
@@ -212,7 +267,7 @@ config = TrainConfig(scale=2, blocks=1, filters=8, batch_size=2, patch_size=32, 
 rng = np.random.default_rng(0)
 lr = rng.uniform(size=(2, 16, 16, 3)).astype(np.float32)
 hr = rng.uniform(size=(2, 32, 32, 3)).astype(np.float32)
-trainer = Trainer("paper", "gan", sys.argv[1], config)
+trainer = Trainer("paper", "gan", sys.argv[1], config, from_scratch=True)
 last = trainer.fit(lambda start: tf.data.Dataset.from_tensors((lr, hr)).repeat(), steps=2)
 print(json.dumps({"last": last, "compute": trainer.generator.get_layer("head_conv").compute_dtype,
                   "output": trainer.generator.output.dtype}))
