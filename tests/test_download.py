@@ -1,0 +1,151 @@
+"""Downloads from a local HTTP server: verification, resume, and safe extraction."""
+
+import hashlib
+import http.server
+import io
+import re
+import tarfile
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from srlib.download import DownloadError, download, extract
+
+
+class _RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves the bytes in ``files`` by path, honouring ``Range: bytes=N-`` like a real file server."""
+
+    files: dict = {}
+    requests: list = []
+
+    def do_GET(self):  # noqa: N802 (the http.server naming)
+        data = self.files.get(self.path)
+        self.requests.append((self.path, self.headers.get("Range")))
+        if data is None:
+            self.send_error(404)
+            return
+        start = 0
+        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        if match:
+            start = int(match.group(1))
+            if start >= len(data):
+                self.send_error(416)
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        self.wfile.write(data[start:])
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    _RangeHandler.files, _RangeHandler.requests = {}, []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", _RangeHandler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _zip_bytes(members: dict) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_download_verifies_and_extracts(server, tmp_path):
+    url, handler = server
+    payload = _zip_bytes({"Set5/baby.png": b"png bytes", "Set5/bird.png": b"more"})
+    handler.files["/sets.zip"] = payload
+    sha = hashlib.sha256(payload).hexdigest()
+    path = download(f"{url}/sets.zip", tmp_path / "dl" / "sets.zip", sha256=sha, size=len(payload), progress=False)
+    assert path.read_bytes() == payload and not (tmp_path / "dl" / "sets.zip.part").exists()
+    folder = extract(path, tmp_path / "data" / "benchmark")
+    assert (folder / "Set5" / "baby.png").read_bytes() == b"png bytes"
+    assert download(f"{url}/sets.zip", path, sha256=sha, progress=False) == path
+    assert len(handler.requests) == 1  # a verified file is not fetched again
+
+
+def test_wrong_checksum_fails_and_leaves_no_partial_data(server, tmp_path):
+    url, handler = server
+    handler.files["/x.zip"] = b"x" * 1000
+    with pytest.raises(DownloadError, match="does not match the published"):
+        download(f"{url}/x.zip", tmp_path / "x.zip", sha256="0" * 64, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_download_resumes_with_a_range_request(server, tmp_path):
+    url, handler = server
+    payload = bytes(range(256)) * 400
+    handler.files["/big.zip"] = payload
+    (tmp_path / "big.zip.part").write_bytes(payload[:40000])  # what an interrupted run left
+    path = download(f"{url}/big.zip", tmp_path / "big.zip", sha256=hashlib.sha256(payload).hexdigest(), progress=False)
+    assert path.read_bytes() == payload
+    assert handler.requests == [("/big.zip", "bytes=40000-")]
+
+
+def test_short_download_keeps_the_part_file_to_resume(server, tmp_path):
+    url, handler = server
+    handler.files["/y.zip"] = b"y" * 100
+    with pytest.raises(DownloadError, match="run again to resume"):
+        download(f"{url}/y.zip", tmp_path / "y.zip", size=200, progress=False)
+    assert (tmp_path / "y.zip.part").stat().st_size == 100
+
+
+def test_missing_file_and_unreachable_server_are_clear_errors(server, tmp_path):
+    url, _ = server
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download(f"{url}/nope.zip", tmp_path / "nope.zip", progress=False)
+    with pytest.raises(DownloadError, match="could not download"):
+        download("http://127.0.0.1:9/none.zip", tmp_path / "none.zip", progress=False, timeout=5)
+
+
+@pytest.mark.parametrize("name", ["../evil.png", "/abs/evil.png", "ok/../../evil.png"])
+def test_zip_member_outside_the_target_is_refused(tmp_path, name):
+    archive = tmp_path / "bad.zip"
+    archive.write_bytes(_zip_bytes({"good.png": b"g", name: b"evil"}))
+    with pytest.raises(DownloadError, match="would land outside"):
+        extract(archive, tmp_path / "data" / "set")
+    assert not (tmp_path / "data" / "set").exists() and not (tmp_path / "evil.png").exists()
+    assert [p.name for p in (tmp_path / "data").iterdir()] == []  # no staging folder left
+
+
+def test_tar_traversal_and_escaping_links_are_refused(tmp_path):
+    for kind in ("dotdot", "symlink"):
+        archive = tmp_path / f"{kind}.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            info = tarfile.TarInfo("../evil.txt" if kind == "dotdot" else "link")
+            if kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, "../../etc/passwd"
+                tar.addfile(info)
+            else:
+                info.size = 4
+                tar.addfile(info, io.BytesIO(b"evil"))
+        with pytest.raises(DownloadError, match="would land outside"):
+            extract(archive, tmp_path / kind)
+        assert not (tmp_path / kind).exists()
+
+
+def test_good_tar_extracts(tmp_path):
+    archive = tmp_path / "ok.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("T91/t1.png")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    assert (extract(archive, tmp_path / "train") / "T91" / "t1.png").read_bytes() == b"abc"
+    with pytest.raises(DownloadError, match="already exists"):
+        extract(archive, tmp_path / "train")
+    (tmp_path / "junk.bin").write_bytes(b"neither")
+    with pytest.raises(DownloadError, match="neither a zip nor a tar"):
+        extract(tmp_path / "junk.bin", tmp_path / "junk")
