@@ -8,12 +8,14 @@ pixel in different images; that is not repeated here.)
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import warnings
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 
@@ -184,8 +186,6 @@ def save_generator(model: keras.Model, path: str | Path, metadata: dict | None =
 
 def load_generator(path: str | Path, **architecture) -> keras.Model:
     """Rebuild a generator from ``path`` and its sidecar; ``architecture`` overrides the sidecar."""
-    import json
-
     path = Path(path)
     if not path.is_file():
         raise SrlibError(f"generator weights {path} do not exist")
@@ -212,8 +212,6 @@ def load_weights(model: keras.Model, path: str | Path) -> None:
 
 def upscale_with(model: keras.Model):
     """An upscaler (uint8 LR in, uint8 SR out) running ``model`` in inference mode."""
-    import numpy as np
-
     @tf.function(input_signature=[tf.TensorSpec((1, None, None, 3), tf.float32)])
     def run(lr):
         return model(lr, training=False)

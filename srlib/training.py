@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from . import losses
 from .benchmark import evaluate_image
-from .degradation import bicubic_upscale
+from .degradation import bicubic_downscale, bicubic_upscale
 from .errors import DataError, SrlibError
 from .files import atomic_path
 from .images import write_image
@@ -488,8 +488,6 @@ class Trainer:
         _, hr = self.validation[0]
         _, _, sr = evaluate_image(hr, self._upscaler(), self.config.scale)
         hr = hr[: sr.shape[0], : sr.shape[1]]
-        from .degradation import bicubic_downscale
-
         bicubic = bicubic_upscale(bicubic_downscale(hr, self.config.scale), self.config.scale)
         path = self.stage_dir / "samples" / f"step_{step:07d}.png"
         write_image(path, np.concatenate([bicubic, sr, hr], axis=1))
