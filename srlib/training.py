@@ -475,10 +475,11 @@ class Trainer:
                     self.discriminator.save_weights(tmp)
 
     def validate(self, step: int) -> dict:
-        upscale = self._upscaler()
-        scores = [evaluate_image(hr, upscale, self.config.scale)[:2] for _, hr in self.validation]
-        row = {"stage": self.stage.name, "step": step, "val_psnr": round(float(np.mean([p for p, _ in scores])), 4),
-               "val_ssim": round(float(np.mean([s for _, s in scores])), 5)}
+        """Mean PSNR / SSIM on the validation images (the benchmark protocol), appended to the history."""
+        results = [evaluate_image(hr, self._upscaler(), self.config.scale) for _, hr in self.validation]
+        self._first_sr = (step, results[0][2])  # reused by save_sample at the same step
+        row = {"stage": self.stage.name, "step": step, "val_psnr": round(float(np.mean([r[0] for r in results])), 4),
+               "val_ssim": round(float(np.mean([r[1] for r in results])), 5)}
         self.history.append(row)
         log.info("step %d: validation PSNR %.2f dB, SSIM %.4f", step, row["val_psnr"], row["val_ssim"])
         return row
@@ -486,7 +487,9 @@ class Trainer:
     def save_sample(self, step: int) -> Path:
         """bicubic | SR | HR of the first validation image, side by side."""
         _, hr = self.validation[0]
-        _, _, sr = evaluate_image(hr, self._upscaler(), self.config.scale)
+        cached_step, sr = getattr(self, "_first_sr", (None, None))
+        if cached_step != step:  # not validated at this step
+            _, _, sr = evaluate_image(hr, self._upscaler(), self.config.scale)
         hr = hr[: sr.shape[0], : sr.shape[1]]
         bicubic = bicubic_upscale(bicubic_downscale(hr, self.config.scale), self.config.scale)
         path = self.stage_dir / "samples" / f"step_{step:07d}.png"
