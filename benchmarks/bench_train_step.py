@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from srlib.data import PatchSource, training_dataset

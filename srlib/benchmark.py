@@ -9,6 +9,8 @@ channel with a border of ``scale`` shaved (``srlib.metrics``). A set's figure is
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from pathlib import Path
 from typing import Callable
@@ -137,3 +139,60 @@ def format_table(report: dict) -> str:
         lines.append(f"{name:<10} {row['n']:>4} {row['psnr']:>10.2f} {row['ssim']:>8.4f}")
     return "\n".join(lines)
 
+
+
+# Published x4 figures (PSNR dB, SSIM; Y channel, shave 4) to put beside measured ones. The course
+# report's figures are PSNR only and were measured with a broken evaluation (see the README).
+PUBLISHED_X4 = {
+    "course report (SRGAN, as reported)": {"Set5": (19.93, None), "Set14": (20.64, None), "BSD100": (20.21, None)},
+    "SRCNN (Dong et al. 2014)": {"Set5": (30.48, 0.8628), "Set14": (27.50, 0.7513), "BSD100": (26.90, 0.7101),
+                                 "Urban100": (24.52, 0.7221)},
+    "SRResNet (Ledig et al. 2017)": {"Set5": (32.05, 0.9019), "Set14": (28.49, 0.8184), "BSD100": (27.58, 0.7620)},
+    "SRGAN (Ledig et al. 2017)": {"Set5": (29.40, 0.8472), "Set14": (26.02, 0.7397), "BSD100": (25.16, 0.6688)},
+}
+
+
+def comparison_rows(measured: dict[str, dict], notes: dict[str, str] | None = None,
+                    published: bool = True) -> list[dict]:
+    """Rows of a results table: each measured report ({label: run_benchmark output}), then the published ones.
+
+    A row is {"method", "source", "note", "results": {set: (psnr, ssim or None)}}.
+    """
+    notes = notes or {}
+    rows = [{"method": label, "source": "measured here", "note": notes.get(label, ""),
+             "results": {name: (r["psnr"], r["ssim"]) for name, r in report["results"].items()}}
+            for label, report in measured.items()]
+    if published:
+        rows += [{"method": label, "source": "published", "note": "", "results": dict(figures)}
+                 for label, figures in PUBLISHED_X4.items()]
+    return rows
+
+
+def _cell(figures) -> str:
+    if figures is None:
+        return "–"
+    psnr, ssim = figures
+    return f"{psnr:.2f}" + (f" / {ssim:.4f}" if ssim is not None else "")
+
+
+def comparison_markdown(rows: list[dict], sets: list[str]) -> str:
+    """The rows as a Markdown table: PSNR / SSIM per set, then where the figures come from."""
+    lines = ["| method | " + " | ".join(sets) + " | source |", "|---|" + "---|" * (len(sets) + 1)]
+    for row in rows:
+        source = row["source"] + (f": {row['note']}" if row["note"] else "")
+        lines.append(f"| {row['method']} | " + " | ".join(_cell(row["results"].get(s)) for s in sets) + f" | {source} |")
+    return "\n".join(lines)
+
+
+def comparison_csv(rows: list[dict], sets: list[str]) -> str:
+    """The rows as CSV: one line per method, a PSNR and an SSIM column per set (empty when not published)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["method", "source", "note"] + [f"{s}_{m}" for s in sets for m in ("psnr", "ssim")])
+    for row in rows:
+        cells = []
+        for s in sets:
+            psnr, ssim = row["results"].get(s, (None, None))
+            cells += ["" if psnr is None else f"{psnr:.4f}", "" if ssim is None else f"{ssim:.5f}"]
+        writer.writerow([row["method"], row["source"], row["note"]] + cells)
+    return buffer.getvalue()

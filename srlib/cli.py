@@ -2,6 +2,7 @@
 
   benchmark   PSNR/SSIM of a model on Set5, Set14, BSD100, Urban100 (the literature's protocol)
   train       run one stage of a training recipe, resuming from the run folder's last checkpoint
+  pipeline    run the course notebooks 01-06 with papermill, sized by a profile (smoke, cpu, gpu)
 """
 
 from __future__ import annotations
@@ -38,8 +39,7 @@ def _benchmark(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from .data import PatchSource, training_dataset, validation_images
-    from .training import Trainer, TrainConfig, get_stage
+    from .training import TrainConfig, get_stage, train_stage
 
     stage = get_stage(args.recipe, args.stage)
     config = TrainConfig(
@@ -54,14 +54,22 @@ def _train(args: argparse.Namespace) -> None:
     if val_dir is None:  # a data mirror laid out as <root>/train and <root>/benchmark/Set5
         guess = Path(args.data[0]).resolve().parent / "benchmark" / "Set5"
         val_dir = guess if guess.is_dir() else None
-    validation = validation_images(val_dir, limit=args.val_images) if val_dir else []
     print(f"{args.recipe}/{stage.name}: {stage.summary}")
     print(f"validation: {val_dir or 'none (give --val-data DIR)'}")
-    source = PatchSource(args.data, patch_size=args.patch_size, seed=args.seed)
-    trainer = Trainer(args.recipe, args.stage, args.run_dir, config, validation=validation,
-                      init_generator=args.init_generator, from_scratch=args.from_scratch)
-    trainer.fit(lambda start: training_dataset(source, args.scale, args.batch_size, start), args.steps)
+    trainer = train_stage(args.recipe, args.stage, args.data, args.run_dir, args.steps, config, val_data=val_dir,
+                          val_images=args.val_images, init_generator=args.init_generator,
+                          from_scratch=args.from_scratch)
     print(f"{args.recipe}/{stage.name}: {trainer.current_step} steps; generator at {Path(args.run_dir) / 'generator.weights.h5'}")
+
+
+def _pipeline(args: argparse.Namespace) -> None:
+    from .pipeline import run_pipeline
+
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # it logs every notebook's paths; we print our own
+
+    executed = run_pipeline(args.profile, args.recipe, data_dir=args.data_dir, source_dir=args.source,
+                            out_dir=args.out, notebooks=args.only, progress=not args.quiet)
+    print(f"{args.profile}/{args.recipe}: {len(executed)} notebooks executed, copies in {executed[-1].parent}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", required=True, nargs="+", help="folders of training images (searched recursively)")
     train.add_argument("--steps", required=True, type=int, help="train this stage until it has done this many steps")
     train.add_argument("--run-dir", required=True, help="folder for checkpoints, history.jsonl and weights")
-    train.add_argument("--vgg-weights", default="imagenet", help="imagenet (Keras download), a local .h5 file, or none")
+    train.add_argument("--vgg-weights", default="imagenet", help="imagenet (Keras download), a local .h5 file, none (random), or auto (imagenet when it can be loaded, else random)")
     train.add_argument("--scale", type=int, default=4, choices=[2, 4, 8])
     train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--patch-size", type=int, default=96, help="HR patch size (default: 96)")
@@ -104,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--xla", action="store_true", help="compile the training step with XLA")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=_train)
+
+    pipe = commands.add_parser("pipeline", help="run the notebooks 01-06 in order with papermill")
+    pipe.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"],
+                      help="smoke (CI, minutes), cpu (the demo, ~20 min on 2 cores), gpu (the report's scale)")
+    pipe.add_argument("--recipe", default="report", choices=["report", "paper"])
+    pipe.add_argument("--source", metavar="DIR", help="copy the data from this mirror (benchmark/<set>, train/<set>) "
+                                                      "instead of downloading")
+    pipe.add_argument("--data-dir", default="data", help="where the data go (default: data)")
+    pipe.add_argument("--out", help="folder for the executed notebooks and the run (default: runs/<profile>/<recipe>)")
+    pipe.add_argument("--only", nargs="+", metavar="NN", help="run only the notebooks starting with these (e.g. 05 06)")
+    pipe.add_argument("--quiet", action="store_true", help="no progress bars")
+    pipe.set_defaults(run=_pipeline)
     return parser
 
 

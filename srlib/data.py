@@ -159,3 +159,30 @@ def validation_images(folder: str | os.PathLike, limit: int | None = None) -> li
     loaded = read_image_folder(folder)
     pairs = [(path.stem, image) for path, image in zip(loaded.paths, loaded.images)]
     return pairs[:limit] if limit else pairs
+
+
+def survey(folders: dict[str, str | os.PathLike], min_size: int = 1) -> list[dict]:
+    """One row per named folder: how many usable images, their sizes and megapixels, and the files
+    skipped (unreadable, or smaller than ``min_size``) with the reason. Every file is decoded once."""
+    rows = []
+    for name, folder in folders.items():
+        found = read_image_folder(folder, min_size=min_size, keep_images=False)
+        heights = [shape[0] for shape in found.shapes]
+        widths = [shape[1] for shape in found.shapes]
+        rows.append({
+            "set": name, "folder": str(folder), "images": len(found), "skipped": len(found.skipped),
+            "skipped_files": [f"{path.name}: {reason}" for path, reason in found.skipped],
+            "width": (min(widths), max(widths)), "height": (min(heights), max(heights)),
+            "megapixels": round(sum(h * w for h, w in zip(heights, widths)) / 1e6, 2),
+        })
+    return rows
+
+
+def survey_markdown(rows: list[dict]) -> str:
+    lines = ["| set | images | width | height | megapixels | skipped |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        skipped = str(r["skipped"]) + (f" ({'; '.join(r['skipped_files'][:3])}{' …' if r['skipped'] > 3 else ''})"
+                                       if r["skipped"] else "")
+        lines.append(f"| {r['set']} | {r['images']} | {r['width'][0]}–{r['width'][1]} | "
+                     f"{r['height'][0]}–{r['height'][1]} | {r['megapixels']} | {skipped} |")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Downloading data sets: resumable, verified against a published sha256, and extracted safely.
+"""Getting the data: named data sets downloaded (resumable, verified, extracted safely) or copied from a mirror.
 
 ``download`` writes to ``<file>.part`` and, when that exists from an interrupted attempt, asks the server
 for the rest (an HTTP Range request); the finished file is checked against its size and sha256 before it
@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from tqdm.auto import tqdm
 
 from .errors import SrlibError
+from .files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -35,44 +36,62 @@ class DownloadError(SrlibError):
 
 @dataclass(frozen=True)
 class Archive:
-    """A published archive: where it is, how big it is and its sha256, and where it goes under data/."""
+    """A published archive: where it is, its size and checksum, and which of its folders go where under data/."""
 
     url: str
     size: int | None
     sha256: str | None
-    target: str  # folder under the data folder
+    folders: dict  # folder inside the archive -> folder under the data folder
+    md5: str | None = None  # for archives whose publishers give only an md5
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
 
 
-# Sizes and sha256 as published with the data sets (the same as TensorFlow Datasets' url_checksums).
+# Sizes and checksums as published with the data sets: DIV2K and COCO as in TensorFlow Datasets'
+# url_checksums; EDSR's benchmark.tar (Set5, Set14, B100, Urban100 HR, mod-cropped) with the md5 that
+# torchSR publishes for it, the only checksum published for that file.
 ARCHIVES = {
+    "benchmark": Archive(
+        "https://cv.snu.ac.kr/research/EDSR/benchmark.tar", None, None,
+        {"benchmark/Set5/HR": "benchmark/Set5", "benchmark/Set14/HR": "benchmark/Set14",
+         "benchmark/B100/HR": "benchmark/BSD100", "benchmark/Urban100/HR": "benchmark/Urban100"},
+        md5="4ace41d33c2384b97e6b320cd0afd6ba"),
     "DIV2K_train_HR": Archive(
         "https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip", 3_530_603_713,
-        "9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335", "train/DIV2K"),
+        "9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335", {"DIV2K_train_HR": "train/DIV2K"}),
     "DIV2K_valid_HR": Archive(
         "https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip", 448_993_893,
-        "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc", "valid/DIV2K"),
+        "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc", {"DIV2K_valid_HR": "train/DIV2K_valid"}),
     "COCO_train2014": Archive(
         "http://images.cocodataset.org/zips/train2014.zip", 13_510_573_713,
-        "ede4087e640bddba550e090eae701092534b554b42b05ac33f0300b984b31775", "train/COCO2014"),
+        "ede4087e640bddba550e090eae701092534b554b42b05ac33f0300b984b31775", {"train2014": "train/COCO2014"}),
 }
+BENCHMARK_ARCHIVE = "benchmark"  # the archive that holds the benchmark sets
 
 
-def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as file:
         while block := file.read(chunk):
             digest.update(block)
     return digest.hexdigest()
 
 
+def _checksums(sha256: str | None, md5: str | None) -> dict:
+    return {name: value.lower() for name, value in (("sha256", sha256), ("md5", md5)) if value}
+
+
 def download(url: str, path: str | os.PathLike, sha256: str | None = None, size: int | None = None,
-             progress: bool = True, timeout: float = 60.0) -> Path:
-    """Download ``url`` to ``path``, resuming a ``.part`` file; verify ``size`` and ``sha256`` when given.
+             progress: bool = True, timeout: float = 60.0, md5: str | None = None) -> Path:
+    """Download ``url`` to ``path``, resuming a ``.part`` file; verify ``size``, ``sha256`` and ``md5`` when given.
 
     An existing ``path`` that matches is kept as it is (nothing is fetched).
     """
     path = Path(path)
-    if path.is_file() and (sha256 is None or sha256_of(path) == sha256):
+    expected = _checksums(sha256, md5)
+    if path.is_file() and all(sha256_of(path, algorithm=a) == v for a, v in expected.items()):
         log.info("%s is already there", path)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,11 +128,11 @@ def download(url: str, path: str | os.PathLike, sha256: str | None = None, size:
             part.unlink()
         raise DownloadError(f"{url}: got {actual_size} bytes, expected {size}"
                             + ("; the partial file is kept, run again to resume" if actual_size < size else ""))
-    if sha256 is not None:
-        actual = sha256_of(part)
-        if actual != sha256:
+    for algorithm, value in expected.items():
+        actual = sha256_of(part, algorithm=algorithm)
+        if actual != value:
             part.unlink()
-            raise DownloadError(f"{url}: sha256 {actual} does not match the published {sha256}; the file was deleted")
+            raise DownloadError(f"{url}: {algorithm} {actual} does not match the published {value}; the file was deleted")
     os.replace(part, path)
     return path
 
@@ -165,16 +184,113 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike) -> Path:
     return target
 
 
-def fetch(name: str, data_dir: str | os.PathLike, progress: bool = True) -> Path:
-    """Download (resumably) and extract one of ``ARCHIVES`` into ``data_dir``; returns its folder."""
+def fetch(name: str, data_dir: str | os.PathLike, progress: bool = True) -> dict[str, Path]:
+    """Download (resumably) and extract one of ``ARCHIVES`` into ``data_dir``.
+
+    Returns {folder under data_dir: its path}. Folders already there are kept; an archive that does not
+    hold a folder it should is an error naming it.
+    """
     if name not in ARCHIVES:
         raise DownloadError(f"unknown data set {name!r}; known: {', '.join(ARCHIVES)}")
     archive = ARCHIVES[name]
     data_dir = Path(data_dir)
-    target = data_dir / archive.target
-    if target.is_dir() and any(target.iterdir()):
-        log.info("%s is already in %s", name, target)
-        return target
-    filename = archive.url.rsplit("/", 1)[-1]
-    downloaded = download(archive.url, data_dir / "downloads" / filename, archive.sha256, archive.size, progress)
-    return extract(downloaded, target)
+    targets = {target: data_dir / target for target in archive.folders.values()}
+    if all(path.is_dir() and any(path.iterdir()) for path in targets.values()):
+        log.info("%s is already in %s", name, data_dir)
+        return targets
+    downloads = data_dir / "downloads"
+    downloaded = download(archive.url, downloads / archive.filename, archive.sha256, archive.size, progress,
+                          md5=archive.md5)
+    unpacked = downloads / f"{name}.unpacked"
+    if not unpacked.is_dir():  # kept from an earlier run that stopped while moving folders into place
+        extract(downloaded, unpacked)
+    for inside, target in archive.folders.items():
+        destination = targets[target]
+        if destination.is_dir() and any(destination.iterdir()):
+            continue
+        source = unpacked / inside
+        if not source.is_dir():
+            raise DownloadError(f"{archive.filename} has no folder {inside}; is it the published file?")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if destination.is_dir():
+            destination.rmdir()
+        os.replace(source, destination)
+    shutil.rmtree(unpacked, ignore_errors=True)
+    return targets
+
+
+def copy_from_mirror(source_dir: str | os.PathLike, data_dir: str | os.PathLike, folder: str) -> Path:
+    """Copy ``source_dir/folder`` (e.g. ``benchmark/Set5``) to ``data_dir/folder``; files already there are kept.
+
+    Each file is copied to a temporary name and renamed, so an interrupted copy never leaves half a file.
+    """
+    source, destination = Path(source_dir) / folder, Path(data_dir) / folder
+    if not source.is_dir():
+        have = sorted(str(p.relative_to(source_dir)) for p in Path(source_dir).glob("*/*") if p.is_dir())
+        raise DownloadError(f"the mirror {source_dir} has no {folder}; it has: {', '.join(have) or 'nothing'}")
+    for file in sorted(p for p in source.rglob("*") if p.is_file()):
+        target = destination / file.relative_to(source)
+        if target.is_file() and target.stat().st_size == file.stat().st_size:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(file, tmp)
+    return destination
+
+
+def get_data(data_dir: str | os.PathLike, benchmark_sets=(), training_sets=(), source_dir=None,
+             progress: bool = True) -> dict[str, Path]:
+    """Make ``data_dir/benchmark/<set>`` and the training folders ready; returns {name: folder}.
+
+    With ``source_dir`` everything is copied from that mirror (laid out as ``benchmark/<set>`` and
+    ``train/<name>``). Otherwise a benchmark set is downloaded with ``ARCHIVES["benchmark"]``, a training
+    set named in ``ARCHIVES`` is downloaded, and any other training set must be a folder that exists,
+    either ``data_dir/train/<name>`` or a path.
+    """
+    data_dir = Path(data_dir)
+    found = {}
+    for name in benchmark_sets:
+        folder = data_dir / "benchmark" / name
+        if source_dir is not None:
+            found[name] = copy_from_mirror(source_dir, data_dir, f"benchmark/{name}")
+        elif folder.is_dir() and any(folder.iterdir()):
+            found[name] = folder
+        else:
+            found[name] = _download_for(name, f"benchmark/{name}", BENCHMARK_ARCHIVE, data_dir, progress)
+    for name in training_sets:
+        if source_dir is not None and (Path(source_dir) / "train" / name).is_dir():
+            found[name] = copy_from_mirror(source_dir, data_dir, f"train/{name}")
+        elif name in ARCHIVES:
+            target = next(iter(ARCHIVES[name].folders.values()))
+            found[name] = _download_for(name, target, name, data_dir, progress)
+        elif (data_dir / "train" / name).is_dir():
+            found[name] = data_dir / "train" / name
+        elif Path(name).is_dir():
+            found[name] = Path(name)
+        else:
+            where = f"the mirror {source_dir} has no train/{name}, " if source_dir else ""
+            raise DownloadError(f"no training set {name!r}: {where}{data_dir / 'train' / name} is not there, and it "
+                                f"is not a folder; downloadable sets: {', '.join(n for n in ARCHIVES if n != BENCHMARK_ARCHIVE)}")
+    return found
+
+
+def _download_for(name: str, target: str, archive: str, data_dir: Path, progress: bool) -> Path:
+    try:
+        return fetch(archive, data_dir, progress)[target]
+    except DownloadError as error:
+        raise DownloadError(
+            f"{name} is not in {data_dir / target} and could not be downloaded ({error}). Either give a local "
+            f"mirror holding benchmark/<set> and train/<set> folders (make demo DATA=DIR, or the notebooks' "
+            f"source_dir parameter), or put the images in {data_dir / target} yourself."
+        ) from None
+
+
+def dataset_folder(data_dir: str | os.PathLike, name: str) -> Path:
+    """Where ``get_data`` puts training set ``name``: an archive's folder, ``data_dir/train/<name>``, or
+    ``name`` itself when that is a folder."""
+    data_dir = Path(data_dir)
+    if name in ARCHIVES:
+        return data_dir / next(iter(ARCHIVES[name].folders.values()))
+    if not (data_dir / "train" / name).is_dir() and Path(name).is_dir():
+        return Path(name)
+    return data_dir / "train" / name

@@ -1,4 +1,4 @@
-"""Atomic file writes: an interrupted run never leaves a half-written output behind."""
+"""Atomic file writes (an interrupted run never leaves a half-written output behind) and JSON lines."""
 
 from __future__ import annotations
 
@@ -41,3 +41,17 @@ def _finite(value):
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
+
+def read_jsonl(path: str | os.PathLike) -> list:
+    """The JSON lines of ``path`` ([] when it is missing); a line torn by an interrupted writer is skipped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows

@@ -150,21 +150,25 @@ def list_image_files(folder: str | os.PathLike, recursive: bool = True) -> list[
 
 @dataclass
 class ImageFolder:
-    """The usable images of a folder and what was skipped (path and reason)."""
+    """The usable images of a folder (their paths, shapes and, unless not kept, pixels) and what was
+    skipped (path and reason)."""
 
     paths: list[Path] = field(default_factory=list)
     images: list[np.ndarray] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    shapes: list[tuple[int, ...]] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.paths)
 
 
-def read_image_folder(folder: str | os.PathLike, min_size: int = 1, recursive: bool = True) -> ImageFolder:
+def read_image_folder(folder: str | os.PathLike, min_size: int = 1, recursive: bool = True,
+                      keep_images: bool = True) -> ImageFolder:
     """Read every image under ``folder``, skipping unreadable ones and those smaller than ``min_size``.
 
     Each skip is logged as a warning naming the file, and a summary gives the count. Raises
-    ``DataError`` when the folder is missing or nothing usable is left.
+    ``DataError`` when the folder is missing or nothing usable is left. With ``keep_images=False`` every
+    file is still decoded (to find the bad ones) but only its shape is kept, for surveying large sets.
     """
     result = ImageFolder()
     files = list_image_files(folder, recursive=recursive)
@@ -182,10 +186,12 @@ def read_image_folder(folder: str | os.PathLike, min_size: int = 1, recursive: b
             log.warning("skipping %s: %s", path, reason)
             continue
         result.paths.append(path)
-        result.images.append(image)
+        result.shapes.append(image.shape)
+        if keep_images:
+            result.images.append(image)
     if result.skipped:
         log.warning("skipped %d of %d image files in %s", len(result.skipped), len(files), folder)
-    if not result.images:
+    if not result.paths:
         detail = f" ({len(result.skipped)} skipped)" if result.skipped else ""
         raise DataError(f"no usable images in {folder}: found {len(files)} image files{detail}")
     return result

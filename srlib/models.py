@@ -167,6 +167,33 @@ def vgg_feature_extractor(network: str = "vgg16", layer: str = "block5_conv3", w
     return extractor
 
 
+RANDOM_VGG_NOTE = (
+    "**Warning: VGG had random weights, not ImageNet's** (they could not be downloaded or found). The VGG "
+    "content loss then compares random features, so the perceptual stages trained against it, and their "
+    "numbers, mean little. With internet access (or `vgg_weights` set to the Keras `.h5` file) the real "
+    "weights are used."
+)
+
+
+def resolve_vgg_weights(weights: str | None, network: str = "vgg16") -> str | None:
+    """``"auto"`` becomes "imagenet" when Keras can load (download or find cached) ImageNet weights for
+    ``network``, else None (random weights) with a loud warning; any other value is returned as it is."""
+    if weights != "auto":
+        return weights
+    if network not in _VGG:
+        raise SrlibError(f"unknown VGG network {network!r}; use one of {sorted(_VGG)}")
+    try:
+        _VGG[network][0](include_top=False, weights="imagenet", input_shape=(None, None, 3))
+        return "imagenet"
+    except Exception as error:  # Keras raises a bare Exception when the download fails
+        message = (f"ImageNet weights for {network} could not be loaded ({str(error).splitlines()[0][:200]}); "
+                   f"continuing with RANDOM {network} weights: VGG content losses and everything trained with "
+                   "them mean little. On a machine with internet, or with the weights file, they will be used.")
+        log.warning(message)
+        warnings.warn(message, stacklevel=2)
+        return None
+
+
 def sidecar_path(weights_path: str | Path) -> Path:
     """``generator.weights.h5`` -> ``generator.json``: the architecture and provenance of the weights."""
     weights_path = Path(weights_path)

@@ -35,9 +35,11 @@ from . import losses
 from .benchmark import evaluate_image
 from .degradation import bicubic_downscale, bicubic_upscale
 from .errors import DataError, SrlibError
-from .files import atomic_path
+from .files import atomic_path, read_jsonl
 from .images import write_image
-from .models import discriminator, generator, load_weights, save_generator, upscale_with, vgg_feature_extractor
+from .data import PatchSource, training_dataset, validation_images
+from .models import (discriminator, generator, load_weights, resolve_vgg_weights, save_generator, sidecar_path,
+                     upscale_with, vgg_feature_extractor)
 
 log = logging.getLogger(__name__)
 
@@ -163,15 +165,7 @@ class HistoryLog:
         self._file = None
 
     def rows(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        rows = []
-        for line in self.path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a line torn by kill -9
-                continue
-        return rows
+        return read_jsonl(self.path)
 
     def truncate(self, stage: str, step: int) -> None:
         """Keep other stages' rows and this stage's rows up to ``step``."""
@@ -207,6 +201,9 @@ class Trainer:
         self.recipe = recipe
         self.stage = get_stage(recipe, stage)
         self.config = config or TrainConfig()
+        if self.config.vgg_weights == "auto" and self.stage.content_weight:
+            self.config = dataclasses.replace(
+                self.config, vgg_weights=resolve_vgg_weights("auto", self.stage.content_network))
         self.run_dir = Path(run_dir)
         self.stage_dir = self.run_dir / self.stage.name
         self.stage_dir.mkdir(parents=True, exist_ok=True)
@@ -465,7 +462,7 @@ class Trainer:
 
     def export(self) -> None:
         metadata = {"recipe": self.recipe, "stage": self.stage.name, "steps": self.current_step,
-                    "vgg_weights": self.config.vgg_weights if self.features is not None else None,
+                    "vgg_weights": (self.config.vgg_weights or "random") if self.features is not None else None,
                     "config": dataclasses.asdict(self.config)}
         for path in (self.stage_dir / "generator.weights.h5", self.run_dir / "generator.weights.h5"):
             save_generator(self.inference_generator(), path, metadata)
@@ -495,3 +492,42 @@ class Trainer:
         path = self.stage_dir / "samples" / f"step_{step:07d}.png"
         write_image(path, np.concatenate([bicubic, sr, hr], axis=1))
         return path
+
+
+def train_stage(recipe: str, stage: str, data, run_dir: str | os.PathLike, steps: int,
+                config: TrainConfig | None = None, val_data: str | os.PathLike | None = None, val_images: int = 5,
+                init_generator: str | os.PathLike | None = None, from_scratch: bool = False) -> Trainer:
+    """Train one stage on the images in ``data`` (a folder or a list of folders) until it has done ``steps``
+    steps, resuming from the run folder's last checkpoint; returns the trainer (its networks are trained)."""
+    config = config or TrainConfig()
+    validation = validation_images(val_data, limit=val_images) if val_data else []
+    source = PatchSource([data] if isinstance(data, (str, os.PathLike)) else list(data),
+                         patch_size=config.patch_size, seed=config.seed)
+    trainer = Trainer(recipe, stage, run_dir, config, validation=validation, init_generator=init_generator,
+                      from_scratch=from_scratch)
+    trainer.fit(lambda start: training_dataset(source, config.scale, config.batch_size, start), steps)
+    return trainer
+
+
+def stage_names(recipe: str) -> list[str]:
+    """A recipe's stages in the order they run."""
+    if recipe not in RECIPES:
+        raise SrlibError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    return list(RECIPES[recipe])
+
+
+def stage_generators(run_dir: str | os.PathLike, recipe: str) -> list[dict]:
+    """The generator each stage of ``recipe`` trained in ``run_dir``, in order: {"stage", "path", "metadata",
+    "random_vgg"}; ``random_vgg`` is true when this stage or an earlier one trained against VGG features
+    with random weights (so its perceptual training meant little). Stages not run yet, and stages that
+    keep the generator frozen (the report's discriminator warm-up), are left out."""
+    found, random_vgg = [], False
+    for name in stage_names(recipe):
+        path = Path(run_dir) / name / "generator.weights.h5"
+        if not path.is_file() or not RECIPES[recipe][name].train_generator:
+            continue
+        sidecar = sidecar_path(path)
+        metadata = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        random_vgg = random_vgg or metadata.get("vgg_weights") == "random"
+        found.append({"stage": name, "path": path, "metadata": metadata, "random_vgg": random_vgg})
+    return found

@@ -138,3 +138,22 @@ def test_bicubic_reproduces_the_published_x4_figures(data_dir, tmp_path):
         assert results[name]["psnr"] == pytest.approx(psnr, abs=0.02), name
         assert results[name]["ssim"] == pytest.approx(ssim, abs=0.002), name
     assert [results[s]["n"] for s in PUBLISHED_BICUBIC_X4] == [5, 14, 100, 100]
+
+
+def test_comparison_table_puts_measured_rows_before_published_ones():
+    from srlib.benchmark import comparison_csv, comparison_markdown, comparison_rows
+
+    measured = {"bicubic": {"results": {"Set5": {"psnr": 28.4165, "ssim": 0.81008}}},
+                "paper/mse (10 steps)": {"results": {"Set5": {"psnr": 29.5, "ssim": 0.83}}}}
+    rows = comparison_rows(measured, notes={"paper/mse (10 steps)": "a note"})
+    assert [r["method"] for r in rows[:2]] == ["bicubic", "paper/mse (10 steps)"]
+    assert all(r["source"] == "published" for r in rows[2:])
+    markdown = comparison_markdown(rows, ["Set5", "Urban100"])
+    assert "| bicubic | 28.42 / 0.8101 | – | measured here |" in markdown
+    assert "| paper/mse (10 steps) | 29.50 / 0.8300 | – | measured here: a note |" in markdown
+    assert "| course report (SRGAN, as reported) | 19.93 | – | published |" in markdown
+    assert "| SRCNN (Dong et al. 2014) | 30.48 / 0.8628 | 24.52 / 0.7221 | published |" in markdown
+    lines = comparison_csv(rows, ["Set5"]).splitlines()
+    assert lines[0] == "method,source,note,Set5_psnr,Set5_ssim"
+    assert lines[1] == "bicubic,measured here,,28.4165,0.81008"
+    assert "course report (SRGAN, as reported),published,,19.9300," in lines

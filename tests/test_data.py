@@ -79,3 +79,20 @@ def test_small_sets_are_cached_and_unusable_folders_fail_clearly(image_folder, t
         PatchSource([tmp_path / "missing"])
     with pytest.raises(DataError, match="not a multiple of the scale"):
         training_dataset(PatchSource([image_folder], patch_size=30), scale=4)
+
+
+def test_survey_counts_sizes_and_names_skipped_files(tmp_path):
+    from srlib.data import survey, survey_markdown
+
+    folder = tmp_path / "set"
+    folder.mkdir()
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(folder / "a.png")
+    Image.fromarray(np.zeros((50, 20, 3), np.uint8)).save(folder / "b.png")
+    Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(folder / "tiny.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (row,) = survey({"mine": folder}, min_size=10)
+    assert (row["images"], row["skipped"]) == (2, 2)
+    assert row["width"] == (20, 40) and row["height"] == (30, 50) and row["megapixels"] == 0.0
+    assert any(s.startswith("broken.png") for s in row["skipped_files"])
+    assert any(s.startswith("tiny.png") and "smaller than 10" in s for s in row["skipped_files"])
+    assert "| mine | 2 | 20–40 | 30–50 | 0.0 | 2 (" in survey_markdown([row])

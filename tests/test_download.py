@@ -1,5 +1,6 @@
 """Downloads from a local HTTP server: verification, resume, and safe extraction."""
 
+import dataclasses
 import hashlib
 import http.server
 import io
@@ -7,11 +8,10 @@ import re
 import tarfile
 import threading
 import zipfile
-from pathlib import Path
 
 import pytest
 
-from srlib.download import DownloadError, download, extract
+from srlib.download import ARCHIVES, Archive, DownloadError, dataset_folder, download, extract, fetch, get_data
 
 
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
@@ -149,3 +149,73 @@ def test_good_tar_extracts(tmp_path):
     (tmp_path / "junk.bin").write_bytes(b"neither")
     with pytest.raises(DownloadError, match="neither a zip nor a tar"):
         extract(tmp_path / "junk.bin", tmp_path / "junk")
+
+
+def _tar_bytes(members: dict) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def benchmark_archive(server, monkeypatch):
+    """ARCHIVES["benchmark"] pointed at a small tar laid out like EDSR's benchmark.tar, on the local server."""
+    url, handler = server
+    payload = _tar_bytes({"benchmark/Set5/HR/baby.png": b"png-bytes", "benchmark/B100/HR/8023.png": b"more",
+                          "benchmark/Set5/LR_bicubic/X4/babyx4.png": b"lr"})
+    handler.files["/benchmark.tar"] = payload
+    archive = Archive(f"{url}/benchmark.tar", len(payload), None,
+                      {"benchmark/Set5/HR": "benchmark/Set5", "benchmark/B100/HR": "benchmark/BSD100"},
+                      md5=hashlib.md5(payload).hexdigest())
+    monkeypatch.setitem(ARCHIVES, "benchmark", archive)
+    return archive, handler
+
+
+def test_fetch_puts_each_archive_folder_in_its_place(benchmark_archive, tmp_path):
+    archive, handler = benchmark_archive
+    folders = fetch("benchmark", tmp_path / "data", progress=False)
+    assert (folders["benchmark/Set5"] / "baby.png").read_bytes() == b"png-bytes"
+    assert (folders["benchmark/BSD100"] / "8023.png").read_bytes() == b"more"
+    assert not (folders["benchmark/Set5"] / "LR_bicubic").exists()  # only the HR folders are taken
+    assert not (tmp_path / "data" / "downloads" / "benchmark.unpacked").exists()
+    requests = len(handler.requests)
+    fetch("benchmark", tmp_path / "data", progress=False)  # everything there: nothing is fetched
+    assert len(handler.requests) == requests
+
+
+def test_fetch_with_a_wrong_md5_fails_and_leaves_nothing(benchmark_archive, tmp_path, monkeypatch):
+    archive, _ = benchmark_archive
+    monkeypatch.setitem(ARCHIVES, "benchmark", dataclasses.replace(archive, md5="0" * 32))
+    with pytest.raises(DownloadError, match="md5 .* does not match"):
+        fetch("benchmark", tmp_path / "data", progress=False)
+    assert not (tmp_path / "data" / "benchmark").exists()
+    assert list((tmp_path / "data" / "downloads").iterdir()) == []
+
+
+def test_get_data_says_what_is_missing_and_how_to_supply_it(server, tmp_path, monkeypatch):
+    url, _ = server  # the server has no benchmark.tar: the download fails with 404
+    monkeypatch.setitem(ARCHIVES, "benchmark", dataclasses.replace(ARCHIVES["benchmark"], url=f"{url}/benchmark.tar"))
+    with pytest.raises(DownloadError, match=r"Set5 is not in .*benchmark/Set5 and could not be downloaded .*404.*mirror"):
+        get_data(tmp_path / "data", ["Set5"], progress=False)
+    with pytest.raises(DownloadError, match="no training set 'mine'"):
+        get_data(tmp_path / "data", training_sets=["mine"], progress=False)
+
+
+def test_get_data_copies_from_a_mirror_and_keeps_what_is_there(tmp_path):
+    mirror = tmp_path / "mirror"
+    (mirror / "benchmark" / "Set5").mkdir(parents=True)
+    (mirror / "train" / "T91").mkdir(parents=True)
+    (mirror / "benchmark" / "Set5" / "a.png").write_bytes(b"aaa")
+    (mirror / "train" / "T91" / "t1.png").write_bytes(b"ttt")
+    folders = get_data(tmp_path / "data", ["Set5"], ["T91"], source_dir=mirror)
+    assert (folders["Set5"] / "a.png").read_bytes() == b"aaa" and (folders["T91"] / "t1.png").read_bytes() == b"ttt"
+    assert dataset_folder(tmp_path / "data", "T91") == folders["T91"]
+    (folders["Set5"] / "a.png").write_bytes(b"bbb")  # same size: kept, not copied again
+    get_data(tmp_path / "data", ["Set5"], source_dir=mirror)
+    assert (folders["Set5"] / "a.png").read_bytes() == b"bbb"
+    with pytest.raises(DownloadError, match="has no benchmark/Set14; it has: benchmark/Set5, train/T91"):
+        get_data(tmp_path / "data", ["Set14"], source_dir=mirror)

@@ -125,3 +125,16 @@ def test_generator_weights_round_trip_with_sidecar(tmp_path):
         load_generator(path, filters=16)
     with pytest.raises(SrlibError, match="do not exist"):
         load_generator(tmp_path / "nope.weights.h5")
+
+
+def test_auto_vgg_weights_fall_back_to_random_loudly(monkeypatch):
+    import srlib.models as models
+
+    def offline(**kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: Name or service not known")
+
+    monkeypatch.setitem(models._VGG, "vgg16", (offline, models._VGG["vgg16"][1]))
+    with pytest.warns(UserWarning, match="RANDOM vgg16 weights"):
+        assert models.resolve_vgg_weights("auto", "vgg16") is None
+    assert models.resolve_vgg_weights("imagenet", "vgg16") == "imagenet"  # other values pass through
+    assert models.resolve_vgg_weights(None, "vgg16") is None

@@ -285,3 +285,29 @@ def test_mixed_precision_and_xla_options_run_a_gan_step(tmp_path):
     assert out["compute"] == "float16" and out["output"] == "float32"
     assert all(np.isfinite(v) for k, v in out["last"].items() if k not in ("stage",))
     assert out["last"]["lr"] == pytest.approx(1e-5)  # the paper's tenfold decay after half the steps
+
+
+@pytest.mark.filterwarnings("ignore:.*RANDOM")
+def test_train_stage_and_stage_generators_follow_the_recipe(train_folder, tmp_path, monkeypatch):
+    from srlib.training import stage_generators, train_stage
+
+    import srlib.models as models
+
+    build, preprocess = models._VGG["vgg16"]
+
+    def offline(**kwargs):
+        if kwargs["weights"] == "imagenet":
+            raise Exception("URL fetch failure: Name or service not known")
+        return build(**kwargs)
+
+    monkeypatch.setitem(models._VGG, "vgg16", (offline, preprocess))
+    config = TrainConfig(**{**TINY, "vgg_weights": "auto"}, checkpoint_every=100)
+    for stage in ("sr_vgg", "discriminator"):
+        trainer = train_stage("report", stage, train_folder, tmp_path, 2, config)
+        assert trainer.current_step == 2
+        assert trainer.config.vgg_weights == (None if stage == "sr_vgg" else "auto")  # resolved where VGG is used
+    found = stage_generators(tmp_path, "report")
+    assert [g["stage"] for g in found] == ["sr_vgg"]  # the discriminator stage keeps the generator frozen
+    assert found[0]["metadata"]["vgg_weights"] == "random" and found[0]["random_vgg"]
+    assert found[0]["metadata"]["steps"] == 2
+    assert stage_generators(tmp_path, "paper") == []

@@ -1,0 +1,192 @@
+"""Pictures and summaries of a run: loss curves from ``history.jsonl``, image grids, zoomed comparisons.
+
+Every function returns a matplotlib ``Figure`` (so a notebook shows it) and ``save_figure`` writes one
+atomically; nothing here trains or evaluates.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Rectangle
+
+from .files import atomic_path, read_jsonl
+
+# history keys of the generator's loss terms, in the order the recipes add them
+GENERATOR_TERMS = ("pixel", "content", "tv", "adversarial", "g_loss")
+DISCRIMINATOR_TERMS = ("d_loss", "d_acc_real", "d_acc_fake")
+
+
+def read_history(run_dir: str | os.PathLike) -> list[dict]:
+    """The rows of ``run_dir/history.jsonl`` (a line torn by an interrupted run is skipped)."""
+    return read_jsonl(Path(run_dir) / "history.jsonl")
+
+
+def series(rows: list[dict], stage: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one history key in one stage."""
+    points = [(r["step"], r[key]) for r in rows if r.get("stage") == stage and r.get(key) is not None]
+    if not points:
+        return np.zeros(0, int), np.zeros(0)
+    steps, values = zip(*points)
+    return np.asarray(steps), np.asarray(values, dtype=float)
+
+
+def stages_in(rows: list[dict]) -> list[str]:
+    """The stages that appear in a history, in the order they ran."""
+    return list(dict.fromkeys(r["stage"] for r in rows if "stage" in r))
+
+
+def summary(rows: list[dict], stage: str) -> list[dict]:
+    """mean / std / min / last of every logged term of a stage, as the report tabulated its losses."""
+    table = []
+    for key in GENERATOR_TERMS + DISCRIMINATOR_TERMS + ("val_psnr", "val_ssim"):
+        _, values = series(rows, stage, key)
+        if len(values):
+            table.append({"term": key, "steps": len(values), "mean": float(values.mean()),
+                          "std": float(values.std()), "min": float(values.min()), "last": float(values[-1])})
+    return table
+
+
+def summary_markdown(table: list[dict]) -> str:
+    lines = ["| term | rows | mean | std | min | last |", "|---|---|---|---|---|---|"]
+    lines += [f"| {t['term']} | {t['steps']} | {t['mean']:.4g} | {t['std']:.3g} | {t['min']:.4g} | {t['last']:.4g} |"
+              for t in table]
+    return "\n".join(lines)
+
+
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """A trailing moving average (the first points average what there is so far)."""
+    if window <= 1 or len(values) == 0:
+        return values
+    cumulative = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, len(values) + 1), window)
+    return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
+
+
+def _window(n: int) -> int:
+    return max(1, n // 50)
+
+
+def plot_generator_losses(rows: list[dict], stage: str, title: str | None = None):
+    """One panel per generator loss term of a stage (log scale), raw in light colour and smoothed on top."""
+    terms = [k for k in GENERATOR_TERMS if len(series(rows, stage, k)[0])]
+    fig, axes = plt.subplots(1, max(1, len(terms)), figsize=(4 * max(1, len(terms)), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], terms):
+        steps, values = series(rows, stage, key)
+        ax.plot(steps, values, color="tab:blue", alpha=0.25, linewidth=0.8)
+        ax.plot(steps, smooth(values, _window(len(values))), color="tab:blue")
+        if (values > 0).all():
+            ax.set_yscale("log")
+        ax.set(title=key, xlabel="step")
+        ax.grid(alpha=0.3)
+    if not terms:
+        axes[0, 0].text(0.5, 0.5, f"{stage}: the generator does not learn here", ha="center", va="center")
+        axes[0, 0].set_axis_off()
+    fig.suptitle(title or f"{stage}: generator loss by term")
+    fig.tight_layout()
+    return fig
+
+
+def plot_discriminator(rows: list[dict], stage: str, title: str | None = None):
+    """Discriminator loss, and its accuracy on real HR and on SR images."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    steps, d_loss = series(rows, stage, "d_loss")
+    left.plot(steps, d_loss, color="tab:red", alpha=0.25, linewidth=0.8)
+    left.plot(steps, smooth(d_loss, _window(len(d_loss))), color="tab:red")
+    left.set(title="discriminator loss (BCE)", xlabel="step")
+    for key, colour, label in (("d_acc_real", "tab:green", "on HR (real)"), ("d_acc_fake", "tab:purple", "on SR (fake)")):
+        steps, acc = series(rows, stage, key)
+        right.plot(steps, smooth(acc, _window(len(acc))), color=colour, label=label)
+    right.set(title="discriminator accuracy", xlabel="step", ylim=(-0.02, 1.02))
+    right.legend(loc="lower right")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or f"{stage}: discriminator")
+    fig.tight_layout()
+    return fig
+
+
+def plot_validation(rows: list[dict], bicubic_psnr: float | None = None, title: str = "validation PSNR"):
+    """Validation PSNR over steps, every stage one after the other, with bicubic as a reference line."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    offset = 0
+    for stage in stages_in(rows):
+        steps, psnr = series(rows, stage, "val_psnr")
+        all_steps, _ = series(rows, stage, "g_loss")
+        if len(psnr):
+            ax.plot(steps + offset, psnr, marker="o", markersize=3, label=stage)
+        offset += int(max(all_steps.max() if len(all_steps) else 0, steps.max() if len(steps) else 0,
+                          series(rows, stage, "d_loss")[0].max(initial=0)))
+    if bicubic_psnr is not None:
+        ax.axhline(bicubic_psnr, color="gray", linestyle="--", label=f"bicubic ({bicubic_psnr:.2f} dB)")
+    ax.set(title=title, xlabel="step (stages one after another)", ylabel="PSNR (dB, Y)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(images: list[np.ndarray], titles: list[str] | None = None, columns: int = 4, size: float = 3.0):
+    """Images side by side (rows of ``columns``), each with its title."""
+    rows = max(1, -(-len(images) // columns))
+    columns = min(columns, max(1, len(images)))
+    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < len(images):
+            ax.imshow(images[i], interpolation="nearest")
+            if titles:
+                ax.set_title(titles[i], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def busiest_box(image: np.ndarray, size: int) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the ``size`` x ``size`` window with the most detail (gradient energy)."""
+    gray = image.astype(float).mean(axis=-1) if image.ndim == 3 else image.astype(float)
+    size = min(size, *gray.shape)
+    energy = np.abs(np.diff(gray, axis=0))[:, :-1] + np.abs(np.diff(gray, axis=1))[:-1, :]
+    integral = np.pad(energy, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    windows = integral[size - 1:, size - 1:] - integral[:-size + 1, size - 1:] - integral[size - 1:, :-size + 1] + integral[:-size + 1, :-size + 1]
+    top, left = np.unravel_index(np.argmax(windows), windows.shape)
+    return int(top), int(left), size, size
+
+
+def comparison_figure(panels: dict[str, np.ndarray], box: tuple[int, int, int, int] | None = None,
+                      crop: int = 96, title: str | None = None):
+    """Whole images (top row, the crop marked) and zoomed crops (bottom row) of the same scene.
+
+    ``panels`` maps a label (LR, bicubic, a model, HR) to an image; images smaller than the last one (the
+    LR) are shown at their own size, and their crop is the box divided by the size ratio.
+    """
+    names = list(panels)
+    reference = panels[names[-1]]
+    box = box or busiest_box(reference, crop)
+    top, left, height, width = box
+    fig, axes = plt.subplots(2, len(names), figsize=(3 * len(names), 6.2), squeeze=False)
+    for column, name in enumerate(names):
+        image = panels[name]
+        ratio = reference.shape[0] / image.shape[0]
+        t, l, h, w = (int(round(v / ratio)) for v in (top, left, height, width))
+        axes[0, column].imshow(image)
+        axes[0, column].add_patch(Rectangle((l, t), w, h, fill=False, edgecolor="yellow", linewidth=1.5))
+        axes[0, column].set_title(name, fontsize=10)
+        axes[1, column].imshow(image[t:t + h, l:l + w], interpolation="nearest")
+        for row in (0, 1):
+            axes[row, column].set_axis_off()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Write ``fig`` as a PNG atomically (a half-written figure never replaces a good one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    return path

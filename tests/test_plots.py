@@ -1,0 +1,54 @@
+"""Loss curves, summaries and comparison figures from a run's history."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srlib.plots import (busiest_box, comparison_figure, image_grid, plot_discriminator, plot_generator_losses,
+                         plot_validation, save_figure, series, smooth, stages_in, summary, summary_markdown)
+
+HISTORY = (
+    [{"stage": "sr_vgg", "step": s, "content": 1.0 / s, "tv": 0.5, "g_loss": 1.0 / s + 0.5} for s in range(1, 11)]
+    + [{"stage": "sr_vgg", "step": 10, "val_psnr": 24.0, "val_ssim": 0.7}]
+    + [{"stage": "discriminator", "step": s, "d_loss": 0.7 - s / 100, "d_acc_real": 0.5, "d_acc_fake": 1.0}
+       for s in range(1, 6)]
+)
+
+
+def test_series_and_stages_follow_the_history():
+    steps, values = series(HISTORY, "sr_vgg", "content")
+    assert steps.tolist() == list(range(1, 11)) and values[0] == 1.0
+    assert series(HISTORY, "sr_vgg", "d_loss")[0].size == 0
+    assert stages_in(HISTORY) == ["sr_vgg", "discriminator"]
+
+
+def test_summary_gives_mean_std_min_of_each_term():
+    table = {row["term"]: row for row in summary(HISTORY, "discriminator")}
+    assert set(table) == {"d_loss", "d_acc_real", "d_acc_fake"}
+    assert table["d_loss"]["mean"] == pytest.approx(0.67) and table["d_loss"]["min"] == pytest.approx(0.65)
+    assert table["d_loss"]["std"] == pytest.approx(np.std([0.69, 0.68, 0.67, 0.66, 0.65]))
+    markdown = summary_markdown(summary(HISTORY, "sr_vgg"))
+    assert "| content | 10 |" in markdown and "| val_psnr | 1 | 24 |" in markdown
+
+
+def test_smooth_is_a_trailing_mean():
+    assert smooth(np.array([1.0, 3.0, 5.0, 7.0]), 2).tolist() == [1.0, 2.0, 4.0, 6.0]
+    assert smooth(np.array([2.0, 4.0]), 1).tolist() == [2.0, 4.0]
+
+
+def test_busiest_box_finds_the_detailed_region():
+    image = np.zeros((100, 120, 3), np.uint8)
+    image[60:80, 20:40] = np.indices((20, 20)).sum(0)[..., None] % 2 * 255  # a checkerboard patch
+    top, left, height, width = busiest_box(image, 20)
+    assert (height, width) == (20, 20) and abs(top - 60) <= 1 and abs(left - 20) <= 1
+
+
+def test_figures_are_written_as_png(tmp_path):
+    figures = [plot_generator_losses(HISTORY, "sr_vgg"), plot_discriminator(HISTORY, "discriminator"),
+               plot_validation(HISTORY, bicubic_psnr=23.0), image_grid([np.zeros((8, 8, 3), np.uint8)] * 3, ["a", "b", "c"]),
+               comparison_figure({"LR": np.zeros((10, 10, 3), np.uint8), "HR": np.full((40, 40, 3), 200, np.uint8)}, crop=16)]
+    for i, figure in enumerate(figures):
+        path = save_figure(figure, tmp_path / "sub" / f"f{i}.png")
+        with Image.open(path) as png:
+            assert png.format == "PNG" and png.size[0] > 100
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == [f"f{i}.png" for i in range(5)]  # no temp files left
