@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Folder holding benchmark/ (Set5, Set14, BSD100, Urban100) and train/; data tests skip without it.
 DATA   ?=
 
-.PHONY: venv test demo benchmark clean
+.PHONY: venv test demo benchmark pipeline clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,9 @@ test: $(STAMP)
 
 BENCH_DATA := $(or $(DATA),data)
 SETS ?= Set5 Set14 BSD100 Urban100
+# The course pipeline (notebooks 01-06 under papermill): PROFILE smoke | cpu | gpu, RECIPE report | paper.
+PROFILE ?= cpu
+RECIPE  ?= report
 
 benchmark: $(STAMP)
 	@test -d $(BENCH_DATA)/benchmark/Set5 || test -d $(BENCH_DATA)/Set5 || { echo "no data: put Set5/Set14/BSD100 in data/benchmark/, or give a mirror: make $@ DATA=../shared/data" >&2; exit 2; }
@@ -28,8 +31,14 @@ benchmark: $(STAMP)
 		--sets $(SETS) --scale 4 --out figures/bicubic_x4.json
 	$(PY) tools/readme_tables.py
 
-# Until the notebooks exist, the main job is the bicubic benchmark.
-demo: benchmark
+# With DATA the data are copied from that mirror; without it they are downloaded into data/.
+pipeline: $(STAMP)
+	$(PY) -m srlib pipeline --profile $(PROFILE) --recipe $(RECIPE) $(if $(DATA),--source $(DATA))
+
+# The demo is the cpu profile: figures/cpu-$(RECIPE)/ and the README tables come from it.
+demo: $(STAMP)
+	$(PY) -m srlib pipeline --profile cpu --recipe $(RECIPE) $(if $(DATA),--source $(DATA))
+	$(PY) tools/readme_tables.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,116 @@
+"""The course pipeline: the six notebooks run in order with papermill, sized by a profile.
+
+``run_pipeline("cpu", "paper", source_dir="../shared/data")`` executes ``notebooks/01…06`` with the
+profile's parameters and saves each executed copy as ``runs/<profile>/<recipe>/NN_name.ipynb``; the
+first failure stops the pipeline with an error naming the notebook and the cell. Training resumes from
+the run folder's checkpoints, so running the pipeline again after an interruption continues it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from .errors import SrlibError
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ("01_data_prep", "02_pretrain_sr_vgg", "03_pretrain_discriminator", "04_full_train",
+             "05_loss_plots", "06_benchmarks")
+
+_COMMON = dict(scale=4, vgg_weights="auto", training_sets=["T91", "BSD200"], seed=0, showcase="Set14/comic.png")
+
+# Each profile sets sizes and steps; "{recipe}" in a path is filled in.
+PROFILES = {
+    # CI: a tiny network and a handful of steps, so that every cell of every notebook runs in a few minutes
+    "smoke": dict(_COMMON, blocks=2, filters=8, batch_size=4, patch_size=32, pretrain_learning_rate=1e-3,
+                  gan_learning_rate=1e-4,
+                  steps_pretrain=8, steps_discriminator=4, steps_full=8, validate_every=4, checkpoint_every=4,
+                  val_images=2, benchmark_sets=["Set5", "Set14"], training_sets=["T91"], xla=False,
+                  mixed_precision=False, figures_dir="runs/smoke/{recipe}/figures"),
+    # the demo: a real but small run, about 20 minutes on 2 CPU cores
+    "cpu": dict(_COMMON, blocks=8, filters=32, batch_size=16, patch_size=64, pretrain_learning_rate=1e-3,
+                gan_learning_rate=1e-4, steps_pretrain=1000, steps_discriminator=100, steps_full=60, validate_every=200,
+                checkpoint_every=200, val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"],
+                xla=True, mixed_precision=False, figures_dir="figures/cpu-{recipe}"),
+    # the report's scale: full SRResNet-16 on DIV2K (or COCO 2014, as the report used), 10^5 steps per stage
+    "gpu": dict(_COMMON, blocks=16, filters=64, batch_size=16, patch_size=96, pretrain_learning_rate=1e-4,
+                gan_learning_rate=1e-4,
+                steps_pretrain=100_000, steps_discriminator=100_000, steps_full=100_000, validate_every=5000,
+                checkpoint_every=1000, val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"],
+                training_sets=["DIV2K_train_HR"], xla=True, mixed_precision=True, figures_dir="figures/gpu-{recipe}"),
+}
+
+
+class PipelineError(SrlibError):
+    """A notebook of the pipeline failed; the message names it, the cell, and the executed copy."""
+
+
+def profile_parameters(profile: str, recipe: str = "report", data_dir: str | os.PathLike = "data",
+                       source_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None,
+                       **overrides) -> dict:
+    """Every notebook parameter of a profile, with absolute paths, and ``overrides`` on top."""
+    if profile not in PROFILES:
+        raise SrlibError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if recipe not in ("report", "paper"):
+        raise SrlibError(f"unknown recipe {recipe!r}; choose report or paper")
+    unknown = set(overrides) - set(PROFILES[profile])
+    if unknown:
+        raise SrlibError(f"unknown parameters {sorted(unknown)}; a profile has {sorted(PROFILES[profile])}")
+    params = {**PROFILES[profile], **overrides, "profile": profile, "recipe": recipe}
+    out_dir = Path(out_dir) if out_dir else ROOT / "runs" / profile / recipe
+    params["figures_dir"] = str((ROOT / params["figures_dir"].format(recipe=recipe)).resolve()
+                                if "figures_dir" not in overrides else Path(params["figures_dir"]).resolve())
+    params["out_dir"] = str(out_dir.resolve())
+    params["run_dir"] = str((out_dir / "train").resolve())
+    if source_dir is None and "training_sets" not in overrides and profile != "gpu" and not all(
+            (Path(data_dir) / "train" / name).is_dir() for name in params["training_sets"]):
+        params["training_sets"] = ["DIV2K_valid_HR"]  # no mirror: the smallest downloadable set (100 images, 449 MB)
+    params["data_dir"] = str(Path(data_dir).resolve())
+    params["source_dir"] = str(Path(source_dir).resolve()) if source_dir else None
+    return params
+
+
+def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLike = "data",
+                 source_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None,
+                 notebooks: list[str] | None = None, progress: bool = True, **overrides) -> list[Path]:
+    """Execute the notebooks (all, or those whose names start with one of ``notebooks``) in order.
+
+    Returns the executed copies. Raises ``PipelineError`` at the first notebook that fails.
+    """
+    import papermill
+
+    params = profile_parameters(profile, recipe, data_dir, source_dir, out_dir, **overrides)
+    out = Path(params["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = [n for n in NOTEBOOKS if not notebooks or any(n.startswith(p) for p in notebooks)]
+    if not chosen:
+        raise SrlibError(f"no notebook matches {notebooks}; the notebooks: {', '.join(NOTEBOOKS)}")
+    executed = []
+    for name in chosen:
+        source = ROOT / "notebooks" / f"{name}.ipynb"
+        if not source.is_file():
+            raise PipelineError(f"{source} is missing")
+        declared = papermill.inspect_notebook(str(source))
+        given = {k: v for k, v in params.items() if k in declared}
+        target = out / f"{name}.ipynb"
+        running = out / f".{name}.running.ipynb"  # renamed into place when done, even when it failed
+        print(f"[{profile}/{recipe}] {name} ...", flush=True)
+        started = time.monotonic()
+        try:
+            papermill.execute_notebook(str(source), str(running), parameters=given, kernel_name="python3",
+                                       cwd=str(ROOT), progress_bar=progress)
+        except papermill.PapermillExecutionError as error:
+            os.replace(running, target)
+            raise PipelineError(
+                f"{name}.ipynb failed in cell {error.cell_index} (execution count {error.exec_count}): "
+                f"{error.ename}: {error.evalue}\nthe executed copy, with the traceback, is {target}"
+            ) from None
+        except Exception as error:  # the kernel died or could not start
+            if running.exists():
+                os.replace(running, target)
+            raise PipelineError(f"{name}.ipynb could not run: {type(error).__name__}: {error}") from None
+        os.replace(running, target)
+        print(f"[{profile}/{recipe}] {name} done in {time.monotonic() - started:.0f} s -> {target}", flush=True)
+        executed.append(target)
+    return executed

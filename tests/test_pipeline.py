@@ -1,0 +1,97 @@
+"""The course notebooks and the papermill pipeline that runs them."""
+
+import csv
+import json
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from srlib.errors import SrlibError
+from srlib.pipeline import NOTEBOOKS, PROFILES, ROOT, PipelineError, profile_parameters, run_pipeline
+
+NOTEBOOK_DIR = ROOT / "notebooks"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_each_notebook_is_a_chapter_without_outputs(name):
+    notebook = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    nbformat.validate(notebook)
+    first = notebook.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# "), "a chapter starts with its heading"
+    assert len(first.source) > 300, "and says what it does and why"
+    tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, "notebooks are stored without outputs"
+            assert "def " not in cell.source and "class " not in cell.source, "logic belongs in srlib"
+            assert len(cell.source.splitlines()) <= 20, "short cells"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("recipe", ["report", "paper"])
+def test_a_profile_sets_every_notebook_parameter(profile, recipe, tmp_path):
+    params = profile_parameters(profile, recipe, data_dir=tmp_path / "d", out_dir=tmp_path / "o")
+    for name in NOTEBOOKS:
+        declared = papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb"))
+        missing = set(declared) - set(params)
+        assert not missing, f"{name} declares {missing}, which the {profile} profile does not set"
+    assert params["run_dir"] == str((tmp_path / "o" / "train").resolve())
+    assert Path(params["figures_dir"]).is_absolute() and recipe in params["figures_dir"]
+
+
+def test_bad_profile_recipe_and_parameter_are_clear_errors():
+    with pytest.raises(SrlibError, match="unknown profile 'huge'"):
+        profile_parameters("huge")
+    with pytest.raises(SrlibError, match="unknown recipe 'mine'"):
+        profile_parameters("smoke", "mine")
+    with pytest.raises(SrlibError, match=r"unknown parameters \['stepz'\]"):
+        profile_parameters("smoke", stepz=3)
+    with pytest.raises(SrlibError, match="no notebook matches"):
+        run_pipeline("smoke", notebooks=["99"])
+
+
+def test_a_failing_notebook_stops_the_pipeline_naming_it_and_the_cell(tmp_path):
+    (tmp_path / "empty_mirror").mkdir()
+    with pytest.raises(PipelineError, match=r"01_data_prep.ipynb failed in cell \d+ .*DownloadError: the mirror .*has no benchmark/Set5") as error:
+        run_pipeline("smoke", "report", data_dir=tmp_path / "data", source_dir=tmp_path / "empty_mirror",
+                     out_dir=tmp_path / "out", progress=False)
+    executed = tmp_path / "out" / "01_data_prep.ipynb"
+    assert str(executed) in str(error.value) and executed.is_file()
+    assert not (tmp_path / "out" / "02_pretrain_sr_vgg.ipynb").exists()  # nothing after the failure ran
+
+
+def _table(figures: Path) -> list[dict]:
+    with open(figures / "benchmark_x4.csv") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.mark.data
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("recipe, trained", [("report", ["sr_vgg", "full"]), ("paper", ["mse", "gan"])])
+def test_smoke_pipeline_runs_every_notebook_and_writes_the_figures(data_dir, tmp_path, recipe, trained):
+    figures = tmp_path / "figures"
+    executed = run_pipeline("smoke", recipe, data_dir=tmp_path / "data", source_dir=data_dir,
+                            out_dir=tmp_path / "out", progress=False, figures_dir=str(figures))
+    assert [p.stem for p in executed] == list(NOTEBOOKS)
+    for path in executed:
+        notebook = nbformat.read(path, as_version=4)
+        code = [c for c in notebook.cells if c.cell_type == "code"]
+        assert all(c.execution_count is not None for c in code), f"{path.name}: every cell ran"
+        assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    for name in ["data_samples.png", "validation_psnr.png", "comparison.png", "loss_summary.md", "benchmark_x4.md"]:
+        assert (figures / name).stat().st_size > 0, name
+    for stage in trained:
+        assert (figures / f"loss_{stage}.png").is_file()
+        report = json.loads((figures / f"benchmark_{recipe}_{stage}.json").read_text())
+        assert report["results"]["Set5"]["n"] == 5
+    rows = {row["method"].split(" ")[0]: row for row in _table(figures)}
+    assert 28.3 < float(rows["bicubic"]["Set5_psnr"]) < 28.5
+    for stage in trained:
+        row = rows[f"{recipe}/{stage}"]
+        assert 5 < float(row["Set5_psnr"]) < 60 and 0 < float(row["Set14_ssim"]) <= 1
+    # offline, the VGG stages trained against random features, and the table says so
+    assert "RANDOM" in rows[f"{recipe}/{trained[-1]}"]["note"]
+    assert "random weights" in (figures / "benchmark_x4.md").read_text()
