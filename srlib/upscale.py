@@ -1,0 +1,112 @@
+"""Upscaling images of any size with a trained generator, tile by tile.
+
+The generator is fully convolutional, so an output pixel depends only on LR pixels within its receptive
+field (about 40 LR pixels for SRResNet-16). ``upscale`` cuts the LR image into tiles, runs each with
+``overlap`` pixels of real context on every side that has a neighbour, and keeps only the tile's own
+part of the result: memory is bounded by the tile size, and with an overlap near the receptive field the
+result equals the whole-image result (tests/test_upscale.py checks it to one grey level).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ImageReadError, SrlibError
+from .models import generator_config, load_generator, upscale_with
+
+log = logging.getLogger(__name__)
+
+SHIPPED = {"srresnet-x4": Path(__file__).resolve().parent / "weights" / "srresnet_x4.weights.h5"}
+DEFAULT_MODEL = "srresnet-x4"
+
+
+@functools.lru_cache(maxsize=4)
+def _load(weights: str):
+    path = SHIPPED.get(weights, weights)
+    model = load_generator(path)
+    return model, upscale_with(model)
+
+
+def tiles(length: int, tile: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges of at most ``tile`` covering ``range(length)``."""
+    return [(start, min(start + tile, length)) for start in range(0, length, tile)]
+
+
+def upscale(image: np.ndarray, weights: str | os.PathLike = DEFAULT_MODEL, tile: int | None = 192,
+            overlap: int = 32) -> np.ndarray:
+    """Upscale a uint8 RGB (or grayscale) image with a generator: the shipped model by default, or a
+    ``.weights.h5`` file with its JSON sidecar. ``tile=None`` runs the whole image at once."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise SrlibError(f"upscale takes uint8 images, got {image.dtype} (read files with srlib.read_image)")
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    if image.ndim != 3 or image.shape[-1] not in (3, 4):
+        raise SrlibError(f"upscale takes an HxW, HxWx3 or HxWx4 image, got shape {image.shape}")
+    image = image[..., :3]
+    model, run = _load(str(weights))
+    scale = generator_config(model)["scale"]
+    height, width = image.shape[:2]
+    if tile is None or (height <= tile and width <= tile):
+        return run(image)
+    if tile < 8 or overlap < 0:
+        raise SrlibError(f"tile must be at least 8 and overlap at least 0, got {tile} and {overlap}")
+    output = np.empty((height * scale, width * scale, 3), np.uint8)
+    for top, bottom in tiles(height, tile):
+        for left, right in tiles(width, tile):
+            t, b = max(0, top - overlap), min(height, bottom + overlap)
+            l, r = max(0, left - overlap), min(width, right + overlap)
+            sr = run(image[t:b, l:r])
+            output[top * scale:bottom * scale, left * scale:right * scale] = sr[
+                (top - t) * scale:(bottom - t) * scale, (left - l) * scale:(right - l) * scale]
+    return output
+
+
+def upscale_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, weights=DEFAULT_MODEL,
+                  tile: int | None = 192, overwrite: bool = False, progress: bool = True) -> dict:
+    """Upscale image files and folders of images into ``out_dir`` as PNGs named after each input.
+
+    An unreadable file is reported by name and skipped; an existing output is kept unless ``overwrite``.
+    Returns {"written": [...], "kept": [...], "failed": [(path, reason)]}.
+    """
+    from tqdm.auto import tqdm
+
+    from .images import list_image_files, read_image, write_image
+
+    files = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files += list_image_files(item, recursive=False)
+        elif item.exists():
+            files.append(item)
+        else:
+            raise SrlibError(f"{item} does not exist")
+    if not files:
+        raise SrlibError(f"no image files in {', '.join(map(str, inputs))}")
+    names = [f.stem for f in files]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise SrlibError(f"several inputs would write the same output: {', '.join(sorted(duplicates))}.png")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = {"written": [], "kept": [], "failed": []}
+    for path in tqdm(files, desc="upscale", unit="image", disable=None if progress and len(files) > 1 else True):
+        target = out_dir / f"{path.stem}.png"
+        if target.exists() and not overwrite:
+            log.warning("%s exists: kept (use --overwrite to replace it)", target)
+            done["kept"].append(target)
+            continue
+        try:
+            image = read_image(path)
+        except ImageReadError as error:
+            log.warning("skipping %s: %s", path, error.reason)
+            done["failed"].append((path, error.reason))
+            continue
+        write_image(target, upscale(image, weights, tile))
+        done["written"].append(target)
+    return done

@@ -1,0 +1,76 @@
+"""Upscaling any image, tile by tile, with a saved generator."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srlib.errors import SrlibError
+from srlib.models import generator, save_generator
+from srlib.upscale import tiles, upscale, upscale_files
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "small.weights.h5"
+    model = generator(scale=4, blocks=3, filters=16)
+    save_generator(model, path, {"recipe": "test"})
+    return str(path)
+
+
+def _image(height, width, seed=0):
+    rng = np.random.default_rng(seed)
+    base = np.add.outer(np.sin(np.arange(height) / 5), np.cos(np.arange(width) / 7)) * 80 + 120
+    return np.clip(base[..., None] + rng.normal(0, 20, (height, width, 3)), 0, 255).astype(np.uint8)
+
+
+def test_tiles_cover_the_range():
+    assert tiles(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert tiles(4, 4) == [(0, 4)]
+
+
+def test_tiled_result_equals_the_whole_image_result(weights):
+    image = _image(70, 93)
+    whole = upscale(image, weights, tile=None)
+    tiled = upscale(image, weights, tile=24, overlap=16)
+    assert tiled.shape == whole.shape == (280, 372, 3)
+    assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1
+
+
+def test_grayscale_and_rgba_inputs_are_upscaled_as_rgb(weights):
+    gray = _image(20, 24)[..., 0]
+    assert upscale(gray, weights).shape == (80, 96, 3)
+    rgba = np.dstack([_image(20, 24), np.full((20, 24), 128, np.uint8)])
+    np.testing.assert_array_equal(upscale(rgba, weights), upscale(rgba[..., :3], weights))
+    with pytest.raises(SrlibError, match="uint8"):
+        upscale(gray.astype(np.float32), weights)
+
+
+def test_upscale_files_skips_bad_files_by_name_and_keeps_existing_outputs(weights, tmp_path, caplog):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray(_image(16, 20)).save(inputs / "a.png")
+    Image.fromarray(_image(12, 12)[..., 0]).save(inputs / "b.jpg")
+    (inputs / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    done = upscale_files([inputs], out, weights, progress=False)
+    assert sorted(p.name for p in done["written"]) == ["a.png", "b.png"]
+    assert [p.name for p, _ in done["failed"]] == ["broken.png"] and "broken.png" in caplog.text
+    with Image.open(out / "a.png") as png:
+        assert png.size == (80, 64)
+    (out / "a.png").write_bytes(b"mine")
+    again = upscale_files([inputs / "a.png"], out, weights, progress=False)
+    assert again["kept"] == [out / "a.png"] and (out / "a.png").read_bytes() == b"mine"
+    upscale_files([inputs / "a.png"], out, weights, overwrite=True, progress=False)
+    assert (out / "a.png").read_bytes() != b"mine"
+
+
+def test_weights_of_another_architecture_are_a_clear_error(weights, tmp_path):
+    wrong = tmp_path / "wrong.weights.h5"
+    wrong.write_bytes(open(weights, "rb").read())
+    sidecar = json.loads(open(weights.replace(".weights.h5", ".json")).read())
+    sidecar["architecture"]["blocks"] = 5
+    (tmp_path / "wrong.json").write_text(json.dumps(sidecar))
+    with pytest.raises(SrlibError, match="does not hold weights for a generator with .*'blocks': 5"):
+        upscale(_image(8, 8), str(wrong))
