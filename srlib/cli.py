@@ -3,6 +3,7 @@
   benchmark   PSNR/SSIM of a model on Set5, Set14, BSD100, Urban100 (the literature's protocol)
   train       run one stage of a training recipe, resuming from the run folder's last checkpoint
   pipeline    run the course notebooks 01-06 with papermill, sized by a profile (smoke, cpu, gpu)
+  upscale     upscale image files or folders with the shipped model (or any trained generator)
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ def _benchmark(args: argparse.Namespace) -> None:
 
     if args.scale < 2:
         raise SrlibError(f"--scale must be 2 or more, got {args.scale}")
+    if args.model != "bicubic" and not args.weights:
+        from .upscale import SHIPPED
+
+        args.weights = SHIPPED[args.model]
     if args.weights:
         from .models import generator_config, load_generator, upscale_with
 
@@ -72,12 +77,26 @@ def _pipeline(args: argparse.Namespace) -> None:
     print(f"{args.profile}/{args.recipe}: {len(executed)} notebooks executed, copies in {executed[-1].parent}")
 
 
+def _upscale(args: argparse.Namespace) -> None:
+    from .upscale import upscale_files
+
+    done = upscale_files(args.inputs, args.out, weights=args.weights, tile=args.tile or None,
+                         overwrite=args.overwrite, progress=not args.quiet)
+    print(f"wrote {len(done['written'])} images to {args.out}"
+          + (f"; kept {len(done['kept'])} existing (--overwrite to replace)" if done["kept"] else "")
+          + (f"; could not read {len(done['failed'])}: " + ", ".join(str(p) for p, _ in done["failed"])
+             if done["failed"] else ""))
+    if done["failed"]:
+        raise SrlibError(f"{len(done['failed'])} input(s) could not be read")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m srlib", description="SRGAN course project tools")
     commands = parser.add_subparsers(dest="command", required=True)
 
     bench = commands.add_parser("benchmark", help="PSNR/SSIM on the standard test sets")
-    bench.add_argument("--model", default="bicubic", choices=["bicubic"], help="model to score (default: bicubic)")
+    bench.add_argument("--model", default="bicubic", choices=["bicubic", "srresnet-x4"],
+                       help="bicubic (default) or srresnet-x4, the generator shipped in the package")
     bench.add_argument("--weights", help="score this trained generator (.weights.h5 with its .json sidecar) instead")
     bench.add_argument("--data", required=True, help="folder holding the set folders (or a benchmark/ folder of them)")
     bench.add_argument("--sets", nargs="+", default=["Set5", "Set14", "BSD100"], help="set folder names")
@@ -124,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--only", nargs="+", metavar="NN", help="run only the notebooks starting with these (e.g. 05 06)")
     pipe.add_argument("--quiet", action="store_true", help="no progress bars")
     pipe.set_defaults(run=_pipeline)
+
+    up = commands.add_parser("upscale", help="upscale images (files or folders) to PNGs")
+    up.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders of images")
+    up.add_argument("-o", "--out", required=True, help="folder for the PNGs (named after the inputs)")
+    up.add_argument("--weights", default="srresnet-x4", help="srresnet-x4 (shipped, default) or a .weights.h5 file")
+    up.add_argument("--tile", type=int, default=192, help="LR tile size; memory grows with it (0: whole image)")
+    up.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    up.add_argument("--quiet", action="store_true", help="no progress bar")
+    up.set_defaults(run=_upscale)
     return parser
 
 

@@ -431,7 +431,7 @@ class Trainer:
                     self.validate(step)
                 if step % self.config.checkpoint_every == 0 or step == steps:
                     self.save()
-                if self.validation and step % self.config.sample_every == 0:
+                if self.validation and (step % self.config.sample_every == 0 or step == steps):
                     self.save_sample(step)
         finally:
             bar.close()

@@ -74,3 +74,18 @@ def test_weights_of_another_architecture_are_a_clear_error(weights, tmp_path):
     (tmp_path / "wrong.json").write_text(json.dumps(sidecar))
     with pytest.raises(SrlibError, match="does not hold weights for a generator with .*'blocks': 5"):
         upscale(_image(8, 8), str(wrong))
+
+
+def test_upscale_command_writes_the_readable_files_and_names_the_others(weights, tmp_path, capsys):
+    from srlib.cli import main
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray(_image(10, 12)).save(inputs / "good.png")
+    (inputs / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
+    assert main(["upscale", str(inputs), "-o", str(tmp_path / "out"), "--weights", weights, "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert "wrote 1 images" in captured.out and "bad.png" in captured.out
+    assert "could not be read" in captured.err
+    assert (tmp_path / "out" / "good.png").is_file() and not (tmp_path / "out" / "bad.png").exists()
+    assert main(["upscale", str(tmp_path / "nope.png"), "-o", str(tmp_path / "out"), "--weights", weights]) == 2
