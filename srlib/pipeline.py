@@ -24,18 +24,18 @@ _COMMON = dict(scale=4, vgg_weights="auto", training_sets=["T91", "BSD200"], see
 PROFILES = {
     # CI: a tiny network and a handful of steps, so that every cell of every notebook runs in a few minutes
     "smoke": dict(_COMMON, blocks=2, filters=8, batch_size=4, patch_size=32, pretrain_learning_rate=1e-3,
-                  gan_learning_rate=1e-4,
+                  pretrain_ema=0.99, gan_learning_rate=1e-4,
                   steps_pretrain=8, steps_discriminator=4, steps_full=8, validate_every=4, checkpoint_every=4,
                   val_images=2, benchmark_sets=["Set5", "Set14"], training_sets=["T91"], xla=False,
                   mixed_precision=False, figures_dir="runs/smoke/{recipe}/figures"),
     # the demo: a real but small run, about 20 minutes on 2 CPU cores
     "cpu": dict(_COMMON, blocks=8, filters=32, batch_size=16, patch_size=64, pretrain_learning_rate=1e-3,
-                gan_learning_rate=1e-4, steps_pretrain=1000, steps_discriminator=100, steps_full=60, validate_every=200,
+                pretrain_ema=0.99, gan_learning_rate=1e-4, steps_pretrain=1000, steps_discriminator=100, steps_full=60, validate_every=200,
                 checkpoint_every=200, val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"],
                 xla=True, mixed_precision=False, figures_dir="figures/cpu-{recipe}"),
     # the report's scale: full SRResNet-16 on DIV2K (or COCO 2014, as the report used), 10^5 steps per stage
     "gpu": dict(_COMMON, blocks=16, filters=64, batch_size=16, patch_size=96, pretrain_learning_rate=1e-4,
-                gan_learning_rate=1e-4,
+                pretrain_ema=0.999, gan_learning_rate=1e-4,
                 steps_pretrain=100_000, steps_discriminator=100_000, steps_full=100_000, validate_every=5000,
                 checkpoint_every=1000, val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"],
                 training_sets=["DIV2K_train_HR"], xla=True, mixed_precision=True, figures_dir="figures/gpu-{recipe}"),
