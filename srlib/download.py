@@ -11,6 +11,7 @@ into place only when everything is out.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import shutil
@@ -115,13 +116,18 @@ def download(url: str, path: str | os.PathLike, sha256: str | None = None, size:
                 have = 0
             length = response.headers.get("Content-Length")
             total = have + int(length) if length else size
-            with open(part, "ab" if resumed else "wb") as file, tqdm(
-                total=total, initial=have, unit="B", unit_scale=True, desc=path.name,
-                disable=None if progress else True,
-            ) as bar:
-                while block := response.read(1 << 20):
-                    file.write(block)
-                    bar.update(len(block))
+            size = size if size is not None else total  # the server's length, when nothing is published
+            try:
+                with open(part, "ab" if resumed else "wb") as file, tqdm(
+                    total=total, initial=have, unit="B", unit_scale=True, desc=path.name,
+                    disable=None if progress else True,
+                ) as bar:
+                    while block := response.read(1 << 20):
+                        file.write(block)
+                        bar.update(len(block))
+            except (OSError, http.client.HTTPException) as error:  # timeouts, resets, short reads
+                raise DownloadError(f"downloading {url} stopped after {part.stat().st_size} bytes ({error}); "
+                                    "the partial file is kept: run again to resume") from None
     actual_size = part.stat().st_size
     if size is not None and actual_size != size:
         if actual_size > size:
@@ -219,12 +225,15 @@ def fetch(name: str, data_dir: str | os.PathLike, progress: bool = True) -> dict
     return targets
 
 
-def copy_from_mirror(source_dir: str | os.PathLike, data_dir: str | os.PathLike, folder: str) -> Path:
-    """Copy ``source_dir/folder`` (e.g. ``benchmark/Set5``) to ``data_dir/folder``; files already there are kept.
+def copy_from_mirror(source_dir: str | os.PathLike, data_dir: str | os.PathLike, folder: str,
+                     destination: str | os.PathLike | None = None) -> Path:
+    """Copy ``source_dir/folder`` (e.g. ``benchmark/Set5``) to ``destination`` (default ``data_dir/folder``);
+    files already there are kept.
 
     Each file is copied to a temporary name and renamed, so an interrupted copy never leaves half a file.
     """
-    source, destination = Path(source_dir) / folder, Path(data_dir) / folder
+    source = Path(source_dir) / folder
+    destination = Path(destination) if destination is not None else Path(data_dir) / folder
     if not source.is_dir():
         have = sorted(str(p.relative_to(source_dir)) for p in Path(source_dir).glob("*/*") if p.is_dir())
         raise DownloadError(f"the mirror {source_dir} has no {folder}; it has: {', '.join(have) or 'nothing'}")
@@ -238,39 +247,62 @@ def copy_from_mirror(source_dir: str | os.PathLike, data_dir: str | os.PathLike,
     return destination
 
 
+def dataset_folder(data_dir: str | os.PathLike, name: str) -> Path:
+    """Where training set ``name`` lives once ``get_data`` has run: an archive's folder (``train/DIV2K``
+    for ``DIV2K_train_HR``), ``data_dir/train/<name>``, or ``name`` itself when that is a folder."""
+    data_dir = Path(data_dir)
+    if name in ARCHIVES:
+        return data_dir / next(iter(ARCHIVES[name].folders.values()))
+    if not (data_dir / "train" / name).is_dir() and Path(name).is_dir():
+        return Path(name)
+    return data_dir / "train" / name
+
+
+def _filled(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.iterdir())
+
+
 def get_data(data_dir: str | os.PathLike, benchmark_sets=(), training_sets=(), source_dir=None,
-             progress: bool = True) -> dict[str, Path]:
+             optional=("Urban100",), progress: bool = True) -> dict[str, Path]:
     """Make ``data_dir/benchmark/<set>`` and the training folders ready; returns {name: folder}.
 
-    With ``source_dir`` everything is copied from that mirror (laid out as ``benchmark/<set>`` and
-    ``train/<name>``). Otherwise a benchmark set is downloaded with ``ARCHIVES["benchmark"]``, a training
-    set named in ``ARCHIVES`` is downloaded, and any other training set must be a folder that exists,
-    either ``data_dir/train/<name>`` or a path.
+    With ``source_dir``, a mirror laid out as ``benchmark/<set>`` and ``train/<name>``, what it has is
+    copied. Otherwise a benchmark set is downloaded with ``ARCHIVES["benchmark"]`` and a training set
+    named in ``ARCHIVES`` is downloaded; any other training set must be a folder that exists. Folders
+    already in ``data_dir`` are used as they are. A set in ``optional`` that cannot be had is skipped with
+    a warning; any other is an error saying what is missing and how to supply it.
     """
     data_dir = Path(data_dir)
     found = {}
     for name in benchmark_sets:
-        folder = data_dir / "benchmark" / name
-        if source_dir is not None:
-            found[name] = copy_from_mirror(source_dir, data_dir, f"benchmark/{name}")
-        elif folder.is_dir() and any(folder.iterdir()):
-            found[name] = folder
-        else:
-            found[name] = _download_for(name, f"benchmark/{name}", BENCHMARK_ARCHIVE, data_dir, progress)
+        relative = f"benchmark/{name}"
+        try:
+            if source_dir is not None and (Path(source_dir) / relative).is_dir():
+                found[name] = copy_from_mirror(source_dir, data_dir, relative)
+            elif _filled(data_dir / relative):
+                found[name] = data_dir / relative
+            elif source_dir is not None:
+                copy_from_mirror(source_dir, data_dir, relative)  # raises, listing what the mirror has
+            else:
+                found[name] = _download_for(name, relative, BENCHMARK_ARCHIVE, data_dir, progress)
+        except DownloadError as error:
+            if name not in optional:
+                raise
+            log.warning("%s is skipped: %s", name, error)
     for name in training_sets:
-        if source_dir is not None and (Path(source_dir) / "train" / name).is_dir():
-            found[name] = copy_from_mirror(source_dir, data_dir, f"train/{name}")
+        target = dataset_folder(data_dir, name)
+        candidates = [f"train/{name}"] + ([next(iter(ARCHIVES[name].folders.values()))] if name in ARCHIVES else [])
+        in_mirror = [c for c in candidates if source_dir is not None and (Path(source_dir) / c).is_dir()]
+        if in_mirror:
+            found[name] = copy_from_mirror(source_dir, data_dir, in_mirror[0], destination=target)
+        elif _filled(target):
+            found[name] = target
         elif name in ARCHIVES:
-            target = next(iter(ARCHIVES[name].folders.values()))
-            found[name] = _download_for(name, target, name, data_dir, progress)
-        elif (data_dir / "train" / name).is_dir():
-            found[name] = data_dir / "train" / name
-        elif Path(name).is_dir():
-            found[name] = Path(name)
+            found[name] = _download_for(name, next(iter(ARCHIVES[name].folders.values())), name, data_dir, progress)
         else:
             where = f"the mirror {source_dir} has no train/{name}, " if source_dir else ""
-            raise DownloadError(f"no training set {name!r}: {where}{data_dir / 'train' / name} is not there, and it "
-                                f"is not a folder; downloadable sets: {', '.join(n for n in ARCHIVES if n != BENCHMARK_ARCHIVE)}")
+            raise DownloadError(f"no training set {name!r}: {where}{target} is not there, and it is not a "
+                                f"folder; downloadable sets: {', '.join(n for n in ARCHIVES if n != BENCHMARK_ARCHIVE)}")
     return found
 
 
@@ -284,13 +316,3 @@ def _download_for(name: str, target: str, archive: str, data_dir: Path, progress
             f"source_dir parameter), or put the images in {data_dir / target} yourself."
         ) from None
 
-
-def dataset_folder(data_dir: str | os.PathLike, name: str) -> Path:
-    """Where ``get_data`` puts training set ``name``: an archive's folder, ``data_dir/train/<name>``, or
-    ``name`` itself when that is a folder."""
-    data_dir = Path(data_dir)
-    if name in ARCHIVES:
-        return data_dir / next(iter(ARCHIVES[name].folders.values()))
-    if not (data_dir / "train" / name).is_dir() and Path(name).is_dir():
-        return Path(name)
-    return data_dir / "train" / name

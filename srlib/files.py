@@ -43,6 +43,15 @@ def _finite(value):
     return value
 
 
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically, making its folder if needed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return path
+
+
 def read_jsonl(path: str | os.PathLike) -> list:
     """The JSON lines of ``path`` ([] when it is missing); a line torn by an interrupted writer is skipped."""
     path = Path(path)

@@ -99,12 +99,14 @@ def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLi
         started = time.monotonic()
         try:
             papermill.execute_notebook(str(source), str(running), parameters=given, kernel_name="python3",
-                                       cwd=str(ROOT), progress_bar=progress)
+                                       cwd=str(ROOT / "notebooks"), progress_bar=progress)
         except papermill.PapermillExecutionError as error:
             os.replace(running, target)
+            first_line = next((line for line in error.source.splitlines() if line.strip()), "")
             raise PipelineError(
-                f"{name}.ipynb failed in cell {error.cell_index} (execution count {error.exec_count}): "
-                f"{error.ename}: {error.evalue}\nthe executed copy, with the traceback, is {target}"
+                f"{name}.ipynb failed in cell {error.cell_index} of the executed copy (execution count "
+                f"{error.exec_count}, starting `{first_line}`): {error.ename}: {error.evalue}\n"
+                f"the executed copy, with the traceback, is {target}"
             ) from None
         except Exception as error:  # the kernel died or could not start
             if running.exists():

@@ -144,10 +144,25 @@ def image_grid(images: list[np.ndarray], titles: list[str] | None = None, column
     return fig
 
 
+def sample_strips(run_dir: str | os.PathLike, stage: str, count: int = 4):
+    """The bicubic | SR | HR strips a stage saved (``<run_dir>/<stage>/samples``), at up to ``count``
+    steps spread over the stage, one under the other; None when there are none."""
+    from .images import read_image
+
+    samples = sorted((Path(run_dir) / stage / "samples").glob("step_*.png"))
+    if not samples:
+        return None
+    shown = [samples[round(i)] for i in np.linspace(0, len(samples) - 1, min(count, len(samples)))]
+    return image_grid([read_image(p) for p in shown], [f"{p.stem}: bicubic | SR | HR" for p in shown],
+                      columns=1, size=4)
+
+
 def busiest_box(image: np.ndarray, size: int) -> tuple[int, int, int, int]:
     """(top, left, height, width) of the ``size`` x ``size`` window with the most detail (gradient energy)."""
     gray = image.astype(float).mean(axis=-1) if image.ndim == 3 else image.astype(float)
     size = min(size, *gray.shape)
+    if size < 2:
+        return 0, 0, size, size
     energy = np.abs(np.diff(gray, axis=0))[:, :-1] + np.abs(np.diff(gray, axis=1))[:-1, :]
     integral = np.pad(energy, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
     windows = integral[size - 1:, size - 1:] - integral[:-size + 1, size - 1:] - integral[size - 1:, :-size + 1] + integral[:-size + 1, :-size + 1]

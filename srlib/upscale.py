@@ -28,6 +28,9 @@ DEFAULT_MODEL = "srresnet-x4"
 @functools.lru_cache(maxsize=4)
 def _load(weights: str):
     path = SHIPPED.get(weights, weights)
+    if weights in SHIPPED and not Path(path).is_file():
+        raise SrlibError(f"the {weights} weights are not in this copy of srlib yet ({path}); "
+                         "give a trained generator with --weights PATH")
     model = load_generator(path)
     return model, upscale_with(model)
 
@@ -37,10 +40,18 @@ def tiles(length: int, tile: int) -> list[tuple[int, int]]:
     return [(start, min(start + tile, length)) for start in range(0, length, tile)]
 
 
+def receptive_radius(architecture: dict) -> int:
+    """LR pixels on each side that can influence an output pixel: 4 (9x9 head) + 2 per residual block
+    + 1 (the conv after the blocks) + 1 per x2 upsampling conv + 1 (the 9x9 tail at full scale), rounded up."""
+    upsamplings = {2: 1, 4: 2, 8: 3}[architecture["scale"]]
+    return 4 + 2 * architecture["blocks"] + 1 + upsamplings + 1
+
+
 def upscale(image: np.ndarray, weights: str | os.PathLike = DEFAULT_MODEL, tile: int | None = 192,
-            overlap: int = 32) -> np.ndarray:
+            overlap: int | None = None) -> np.ndarray:
     """Upscale a uint8 RGB (or grayscale) image with a generator: the shipped model by default, or a
-    ``.weights.h5`` file with its JSON sidecar. ``tile=None`` runs the whole image at once."""
+    ``.weights.h5`` file with its JSON sidecar. ``tile=None`` runs the whole image at once; ``overlap``
+    (LR pixels of context around each tile) defaults to the network's receptive radius."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise SrlibError(f"upscale takes uint8 images, got {image.dtype} (read files with srlib.read_image)")
@@ -50,7 +61,9 @@ def upscale(image: np.ndarray, weights: str | os.PathLike = DEFAULT_MODEL, tile:
         raise SrlibError(f"upscale takes an HxW, HxWx3 or HxWx4 image, got shape {image.shape}")
     image = image[..., :3]
     model, run = _load(str(weights))
-    scale = generator_config(model)["scale"]
+    architecture = generator_config(model)
+    scale = architecture["scale"]
+    overlap = receptive_radius(architecture) if overlap is None else overlap
     height, width = image.shape[:2]
     if tile is None or (height <= tile and width <= tile):
         return run(image)

@@ -219,3 +219,38 @@ def test_get_data_copies_from_a_mirror_and_keeps_what_is_there(tmp_path):
     assert (folders["Set5"] / "a.png").read_bytes() == b"bbb"
     with pytest.raises(DownloadError, match="has no benchmark/Set14; it has: benchmark/Set5, train/T91"):
         get_data(tmp_path / "data", ["Set14"], source_dir=mirror)
+
+
+def test_optional_sets_are_skipped_and_archive_sets_land_in_the_archive_folder(tmp_path, caplog):
+    mirror = tmp_path / "mirror"
+    (mirror / "benchmark" / "Set5").mkdir(parents=True)
+    (mirror / "benchmark" / "Set5" / "a.png").write_bytes(b"aaa")
+    (mirror / "train" / "DIV2K_train_HR").mkdir(parents=True)
+    (mirror / "train" / "DIV2K_train_HR" / "0001.png").write_bytes(b"div")
+    folders = get_data(tmp_path / "data", ["Set5", "Urban100"], ["DIV2K_train_HR"], source_dir=mirror)
+    assert "Urban100" not in folders and "Urban100 is skipped" in caplog.text
+    assert folders["DIV2K_train_HR"] == tmp_path / "data" / "train" / "DIV2K"
+    assert dataset_folder(tmp_path / "data", "DIV2K_train_HR") == folders["DIV2K_train_HR"]
+    assert (folders["DIV2K_train_HR"] / "0001.png").read_bytes() == b"div"
+
+
+def test_a_download_cut_short_keeps_the_part_file_when_no_size_is_published(server, tmp_path):
+    url, handler = server
+    handler.files["/x.tar"] = b"0123456789"
+    real = _RangeHandler.do_GET
+
+    def short(self):  # announces 10 bytes, sends 4, closes
+        self.send_response(200)
+        self.send_header("Content-Length", "10")
+        self.end_headers()
+        self.wfile.write(b"0123")
+
+    _RangeHandler.do_GET = short
+    try:
+        with pytest.raises(DownloadError, match="(stopped after|got) 4 bytes.*(kept|resume)"):
+            download(f"{url}/x.tar", tmp_path / "x.tar", md5=hashlib.md5(b"0123456789").hexdigest(), progress=False)
+    finally:
+        _RangeHandler.do_GET = real
+    assert (tmp_path / "x.tar.part").read_bytes() == b"0123"
+    path = download(f"{url}/x.tar", tmp_path / "x.tar", md5=hashlib.md5(b"0123456789").hexdigest(), progress=False)
+    assert path.read_bytes() == b"0123456789"

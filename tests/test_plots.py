@@ -52,3 +52,16 @@ def test_figures_are_written_as_png(tmp_path):
         with Image.open(path) as png:
             assert png.format == "PNG" and png.size[0] > 100
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == [f"f{i}.png" for i in range(5)]  # no temp files left
+
+
+def test_sample_strips_spread_over_the_stage(tmp_path):
+    from srlib.images import write_image
+    from srlib.plots import sample_strips
+
+    assert sample_strips(tmp_path, "mse") is None
+    for step in (100, 200, 300, 400, 500, 600):
+        write_image(tmp_path / "mse" / "samples" / f"step_{step:07d}.png", np.full((8, 24, 3), step // 3, np.uint8))
+    figure = sample_strips(tmp_path, "mse", count=3)
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert titles == [f"step_{s:07d}: bicubic | SR | HR" for s in (100, 300, 600)]
+    assert busiest_box(np.zeros((1, 5, 3), np.uint8), 4) == (0, 0, 1, 1)

@@ -8,13 +8,13 @@ from PIL import Image
 
 from srlib.errors import SrlibError
 from srlib.models import generator, save_generator
-from srlib.upscale import tiles, upscale, upscale_files
+from srlib.upscale import receptive_radius, tiles, upscale, upscale_files
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "small.weights.h5"
-    model = generator(scale=4, blocks=3, filters=16)
+    model = generator(scale=4, blocks=16, filters=8)  # SRResNet-16's depth, so its receptive field
     save_generator(model, path, {"recipe": "test"})
     return str(path)
 
@@ -31,11 +31,12 @@ def test_tiles_cover_the_range():
 
 
 def test_tiled_result_equals_the_whole_image_result(weights):
-    image = _image(70, 93)
+    image = _image(150, 173)
     whole = upscale(image, weights, tile=None)
-    tiled = upscale(image, weights, tile=24, overlap=16)
-    assert tiled.shape == whole.shape == (280, 372, 3)
+    tiled = upscale(image, weights, tile=48)  # overlap: the receptive radius, 40 LR pixels
+    assert tiled.shape == whole.shape == (600, 692, 3)
     assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1
+    assert receptive_radius({"scale": 4, "blocks": 16}) == 40
 
 
 def test_grayscale_and_rgba_inputs_are_upscaled_as_rgb(weights):
@@ -89,3 +90,11 @@ def test_upscale_command_writes_the_readable_files_and_names_the_others(weights,
     assert "could not be read" in captured.err
     assert (tmp_path / "out" / "good.png").is_file() and not (tmp_path / "out" / "bad.png").exists()
     assert main(["upscale", str(tmp_path / "nope.png"), "-o", str(tmp_path / "out"), "--weights", weights]) == 2
+
+
+def test_the_shipped_model_missing_is_a_clear_error(monkeypatch, tmp_path):
+    import srlib.upscale as module
+
+    monkeypatch.setitem(module.SHIPPED, "srresnet-x4", tmp_path / "absent.weights.h5")
+    with pytest.raises(SrlibError, match="srresnet-x4 weights are not in this copy"):
+        upscale(_image(8, 8), "srresnet-x4")
