@@ -156,4 +156,4 @@ def test_comparison_table_puts_measured_rows_before_published_ones():
     lines = comparison_csv(rows, ["Set5"]).splitlines()
     assert lines[0] == "method,source,note,Set5_psnr,Set5_ssim"
     assert lines[1] == "bicubic,measured here,,28.4165,0.81008"
-    assert "course report (SRGAN, as reported),published,,19.9300," in lines
+    assert "\"course report (SRGAN, as reported)\",published,,19.9300," in lines  # quoted: it holds a comma

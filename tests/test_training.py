@@ -224,7 +224,7 @@ def test_kill_9_then_rerun_continues_the_run(train_folder, tmp_path):
     rows = [json.loads(line) for line in history.read_text().splitlines()]
     assert [r["step"] for r in rows if "val_psnr" in r] == [5, 10, 14]
     samples = sorted(p.name for p in (run / "mse" / "samples").iterdir())
-    assert samples == ["step_0000005.png", "step_0000010.png"]  # bicubic | SR | HR strips
+    assert samples == ["step_0000005.png", "step_0000010.png", "step_0000014.png"]  # every 5 steps and the last
 
 
 DISTRIBUTED = """
