@@ -1,10 +1,11 @@
 """Speed and peak memory of `srlib.upscale` (tiled) on 512x512 and 2048x2048 inputs, against one
 whole-image `model.predict` of the same network.
 
-    python benchmarks/bench_upscale.py [--weights PATH] [--tile 192] [--sizes 512 2048]
+    python benchmarks/bench_upscale.py [--weights PATH] [--tile 192] [--sizes 512 2048] [--out FILE.md]
 
 Each measurement runs in its own process, which reports its own peak resident memory (ru_maxrss). Prints
-megapixels of output per second and peak memory in GB. The whole-image predict is skipped for inputs
+megapixels of output per second and peak memory in GB, and writes the same as a Markdown table with
+``--out`` (the README includes figures/bench_upscale.md). The whole-image predict is skipped for inputs
 whose activations would not fit (above 1024x1024 its upsampling layers alone need tens of GB).
 """
 
@@ -45,18 +46,30 @@ def main() -> None:
     parser.add_argument("--weights", default="srresnet-x4", help="srresnet-x4 (shipped) or a .weights.h5 file")
     parser.add_argument("--tile", type=int, default=192)
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2048])
+    parser.add_argument("--out", help="also write the figures as a Markdown table here")
     args = parser.parse_args()
+    rows = ["| input | method | output MP/s | seconds | peak memory (GB) |", "|---|---|---|---|---|"]
     for size in args.sizes:
         for mode in ("predict", "tiled"):
+            method = "one `model.predict`" if mode == "predict" else f"`upscale`, tiles of {args.tile}"
             if mode == "predict" and size > 1024:
                 print(f"{size}x{size} whole-image predict: skipped (would not fit in memory)")
+                rows.append(f"| {size}x{size} | {method} | skipped: would not fit in memory | | |")
                 continue
             r = measure(size, args.weights, args.tile, mode)
             if "error" in r:
                 print(f"{size}x{size} {mode}: failed: {r['error']}")
+                rows.append(f"| {size}x{size} | {method} | failed: {r['error']} | | |")
                 continue
             print(f"{size}x{size} {mode:8s} {r['megapixels'] / r['seconds']:6.3f} output MP/s  "
                   f"{r['seconds']:7.2f} s  peak memory {r['peak_gb']:.2f} GB")
+            rows.append(f"| {size}x{size} | {method} | {r['megapixels'] / r['seconds']:.3f} | {r['seconds']:.1f} "
+                        f"| {r['peak_gb']:.2f} |")
+    if args.out:
+        from srlib.files import write_text
+
+        write_text(args.out, "\n".join(rows) + "\n")
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

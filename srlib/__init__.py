@@ -11,5 +11,6 @@ from .degradation import bicubic_downscale, bicubic_upscale, imresize, modcrop
 from .errors import DataError, ImageReadError, SrlibError
 from .images import read_image, read_image_folder, write_image
 from .metrics import psnr_y, rgb_to_y, ssim_y
+from .upscale import upscale, upscale_files  # note: `srlib.upscale` is then this function, not the module
 
 __version__ = "0.1.0"

@@ -115,6 +115,26 @@ def run_benchmark(
     }
 
 
+def showcase(data_dir: str | os.PathLike, images: list[str], upscalers: dict[str, Upscaler],
+             scale: int) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """The panels of a visual comparison: for each ``set/name`` in ``images`` (the file's stem, any
+    extension), the LR input, each upscaler's SR (its label with this image's PSNR) and the HR image."""
+    scenes = []
+    for image in images:
+        set_name, _, stem = image.partition("/")
+        matches = [p for p in list_image_files(find_set_dir(data_dir, set_name), recursive=False) if p.stem == stem]
+        if not matches:
+            raise DataError(f"no image {stem!r} in benchmark set {set_name} (give SET/NAME, e.g. Set14/comic)")
+        hr = modcrop(read_image(matches[0]), scale)
+        panels = {"LR input": bicubic_downscale(hr, scale)}
+        for label, upscale in upscalers.items():
+            psnr, _, sr = evaluate_image(hr, upscale, scale)
+            panels[f"{label} ({psnr:.2f} dB)"] = sr
+        panels["HR"] = hr
+        scenes.append((f"{set_name}/{stem}", panels))
+    return scenes
+
+
 def markdown_table(report: dict) -> str:
     """A Markdown table of a benchmark report (with the published figures when the model is bicubic)."""
     published = report["model"] == "bicubic" and report["scale"] == 4

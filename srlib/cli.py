@@ -15,30 +15,80 @@ import sys
 from .errors import SrlibError
 
 
+def _generator_upscaler(weights, scale: int):
+    """(upscaler, sidecar metadata) of a saved generator, checked to be a x``scale`` one."""
+    import json
+
+    from .models import generator_config, load_generator, sidecar_path, upscale_with
+
+    model = load_generator(weights)
+    if generator_config(model)["scale"] != scale:
+        raise SrlibError(f"{weights} is a x{generator_config(model)['scale']} generator, not x{scale}")
+    sidecar = sidecar_path(weights)
+    return upscale_with(model), json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+
+
+def _provenance(metadata: dict) -> str:
+    """How a generator was trained, from its sidecar: "paper/mse, 60000 steps on T91+BSD200"."""
+    text = f"{metadata.get('recipe', '?')}/{metadata.get('stage', '?')}, {metadata.get('steps', '?')} steps"
+    data = metadata.get("training_data")
+    return text + (f" on {data['name'] if isinstance(data, dict) else data}" if data else "")
+
+
 def _benchmark(args: argparse.Namespace) -> None:
-    from .benchmark import bicubic_upscaler, format_table, run_benchmark
-    from .files import write_json
+    from pathlib import Path
+
+    from .benchmark import (bicubic_upscaler, comparison_csv, comparison_markdown, comparison_rows, format_table,
+                            run_benchmark, showcase)
+    from .files import write_json, write_text
+    from .models import RANDOM_VGG_NOTE
 
     if args.scale < 2:
         raise SrlibError(f"--scale must be 2 or more, got {args.scale}")
-    if args.model != "bicubic" and not args.weights:
-        from .upscale import SHIPPED
+    models = list(args.model or ([] if args.weights else ["bicubic"])) + list(args.weights or [])
+    if args.save_images and len(models) > 1:
+        raise SrlibError("--save-images takes one model at a time")
+    upscalers, notes = {}, {}
+    for model in models:  # load every model before the long work, so that a bad file fails at once
+        if model == "bicubic":
+            upscalers["bicubic"] = bicubic_upscaler(args.scale)
+            continue
+        from .upscale import SHIPPED, weights_path
 
-        args.weights = SHIPPED[args.model]
-    if args.weights:
-        from .models import generator_config, load_generator, upscale_with
-
-        model = load_generator(args.weights)
-        if generator_config(model)["scale"] != args.scale:
-            raise SrlibError(f"{args.weights} is a x{generator_config(model)['scale']} generator, not x{args.scale}")
-        upscale, name = upscale_with(model), str(args.weights)
-    else:
-        upscale, name = bicubic_upscaler(args.scale), args.model
-    report = run_benchmark(upscale, args.data, args.sets, args.scale, model_name=name, save_images=args.save_images)
-    print(format_table(report))
+        upscale, metadata = _generator_upscaler(weights_path(model), args.scale)
+        label = "SRResNet-16, this project's shipped model" if model in SHIPPED else Path(model).name
+        upscalers[label], notes[label] = upscale, _provenance(metadata)
+        if metadata.get("vgg_weights") == "random":
+            notes[label] += "; trained against RANDOM VGG features (no ImageNet weights)"
+    measured = {}
+    for label, upscale in upscalers.items():
+        measured[label] = run_benchmark(upscale, args.data, args.sets, args.scale, model_name=label,
+                                        save_images=args.save_images)
+        print(format_table(measured[label]))
     if args.out:
-        write_json(args.out, report)
+        write_json(args.out, measured[label] if len(measured) == 1 else {"reports": measured})
         print(f"wrote {args.out}")
+    if args.table:
+        rows = comparison_rows(measured, notes, published=args.scale == 4)
+        table = comparison_markdown(rows, args.sets)
+        if any("RANDOM VGG" in note for note in notes.values()):
+            table = RANDOM_VGG_NOTE + "\n\n" + table
+        write_text(args.table, table + "\n")
+        write_text(Path(args.table).with_suffix(".csv"), comparison_csv(rows, args.sets))
+        print(f"{table}\nwrote {args.table} and {Path(args.table).with_suffix('.csv')}")
+    if args.crops:
+        from .plots import crops_figure, save_figure
+
+        images = args.crop_images or [f"{name}/{_first_image(args.data, name)}" for name in args.sets]
+        save_figure(crops_figure(showcase(args.data, images, upscalers, args.scale)), args.crops)
+        print(f"wrote {args.crops} ({', '.join(images)})")
+
+
+def _first_image(data, set_name: str) -> str:
+    from .benchmark import find_set_dir
+    from .images import list_image_files
+
+    return list_image_files(find_set_dir(data, set_name), recursive=False)[0].stem
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -95,14 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     bench = commands.add_parser("benchmark", help="PSNR/SSIM on the standard test sets")
-    bench.add_argument("--model", default="bicubic", choices=["bicubic", "srresnet-x4"],
-                       help="bicubic (default) or srresnet-x4, the generator shipped in the package")
-    bench.add_argument("--weights", help="score this trained generator (.weights.h5 with its .json sidecar) instead")
+    bench.add_argument("--model", nargs="+", choices=["bicubic", "srresnet-x4"],
+                       help="bicubic and/or srresnet-x4 (the shipped model); default: bicubic unless --weights")
+    bench.add_argument("--weights", nargs="+", metavar="PATH",
+                       help="also score these trained generators (.weights.h5 with the .json sidecar)")
     bench.add_argument("--data", required=True, help="folder holding the set folders (or a benchmark/ folder of them)")
     bench.add_argument("--sets", nargs="+", default=["Set5", "Set14", "BSD100"], help="set folder names")
     bench.add_argument("--scale", type=int, default=4, help="upscaling factor (default: 4)")
-    bench.add_argument("--out", help="write the results as JSON here")
-    bench.add_argument("--save-images", metavar="DIR", help="write each SR image as DIR/<set>/<name>.png")
+    bench.add_argument("--out", help="write the results as JSON here (several models: {\"reports\": {model: ...}})")
+    bench.add_argument("--table", metavar="MD", help="write a Markdown table of the models beside the published "
+                       "x4 figures here, and the same as CSV beside it")
+    bench.add_argument("--crops", metavar="PNG", help="write a figure of zoomed crops (LR, each model, HR) here")
+    bench.add_argument("--crop-images", nargs="+", metavar="SET/NAME",
+                       help="the images of --crops, e.g. Set14/comic (default: the first image of each set)")
+    bench.add_argument("--save-images", metavar="DIR", help="write each SR image as DIR/<set>/<name>.png (one model)")
     bench.set_defaults(run=_benchmark)
 
     train = commands.add_parser("train", help="train one stage of a recipe (rerun to resume)")

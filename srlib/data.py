@@ -62,6 +62,12 @@ class PatchSource:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def summary(self) -> dict:
+        """What the patches come from, for a model's sidecar: {"name": "T91+BSD200", "images", "folders"}
+        (the name joins the folders holding the images, in order)."""
+        holders = dict.fromkeys(Path(path).parent.name for path in self.paths)
+        return {"name": "+".join(holders), "images": len(self), "folders": [str(f) for f in self.folders]}
+
     def _image(self, index: int) -> np.ndarray | None:
         if self.images is not None:
             return self.images[index]

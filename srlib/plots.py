@@ -170,6 +170,12 @@ def busiest_box(image: np.ndarray, size: int) -> tuple[int, int, int, int]:
     return int(top), int(left), size, size
 
 
+def _crop_box(image: np.ndarray, reference: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """``box`` (top, left, height, width in ``reference``'s pixels) in the pixels of a smaller ``image``."""
+    ratio = reference.shape[0] / image.shape[0]
+    return tuple(int(round(v / ratio)) for v in box)
+
+
 def comparison_figure(panels: dict[str, np.ndarray], box: tuple[int, int, int, int] | None = None,
                       crop: int = 96, title: str | None = None):
     """Whole images (top row, the crop marked) and zoomed crops (bottom row) of the same scene.
@@ -180,12 +186,10 @@ def comparison_figure(panels: dict[str, np.ndarray], box: tuple[int, int, int, i
     names = list(panels)
     reference = panels[names[-1]]
     box = box or busiest_box(reference, crop)
-    top, left, height, width = box
     fig, axes = plt.subplots(2, len(names), figsize=(3 * len(names), 6.2), squeeze=False)
     for column, name in enumerate(names):
         image = panels[name]
-        ratio = reference.shape[0] / image.shape[0]
-        t, l, h, w = (int(round(v / ratio)) for v in (top, left, height, width))
+        t, l, h, w = _crop_box(image, reference, box)
         axes[0, column].imshow(image)
         axes[0, column].add_patch(Rectangle((l, t), w, h, fill=False, edgecolor="yellow", linewidth=1.5))
         axes[0, column].set_title(name, fontsize=10)
@@ -194,6 +198,31 @@ def comparison_figure(panels: dict[str, np.ndarray], box: tuple[int, int, int, i
             axes[row, column].set_axis_off()
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def crops_figure(scenes: list[tuple[str, dict[str, np.ndarray]]], crop: int = 80, size: float = 2.6):
+    """Zoomed crops of several scenes, one row each: ``scenes`` is [(title, panels)] as in
+    ``comparison_figure`` (the last panel is the HR image; the crop is its busiest ``crop`` x ``crop`` box,
+    and smaller images such as the LR input show the same region, enlarged without smoothing)."""
+    columns = max(len(panels) for _, panels in scenes)
+    fig, axes = plt.subplots(len(scenes), columns, figsize=(size * columns, size * len(scenes) + 0.3), squeeze=False)
+    for row, (title, panels) in enumerate(scenes):
+        names = list(panels)
+        reference = panels[names[-1]]
+        box = busiest_box(reference, crop)
+        for column, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if column >= len(names):
+                ax.set_axis_off()
+                continue
+            t, l, h, w = _crop_box(panels[names[column]], reference, box)
+            ax.imshow(panels[names[column]][t:t + h, l:l + w], interpolation="nearest")
+            ax.set_title(names[column], fontsize=9)
+            if column == 0:
+                ax.set_ylabel(title, fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -197,8 +197,10 @@ class Trainer:
 
     def __init__(self, recipe: str, stage: str, run_dir: str | os.PathLike, config: TrainConfig | None = None,
                  strategy: tf.distribute.Strategy | None = None, validation: list | None = None,
-                 init_generator: str | os.PathLike | None = None, from_scratch: bool = False):
+                 init_generator: str | os.PathLike | None = None, from_scratch: bool = False,
+                 training_data: dict | None = None):
         self.recipe = recipe
+        self.training_data = training_data  # recorded in the exported generator's sidecar
         self.stage = get_stage(recipe, stage)
         self.config = config or TrainConfig()
         if self.config.vgg_weights == "auto" and self.stage.content_weight:
@@ -464,6 +466,8 @@ class Trainer:
         metadata = {"recipe": self.recipe, "stage": self.stage.name, "steps": self.current_step,
                     "vgg_weights": (self.config.vgg_weights or "random") if self.features is not None else None,
                     "config": dataclasses.asdict(self.config)}
+        if self.training_data:
+            metadata["training_data"] = self.training_data
         for path in (self.stage_dir / "generator.weights.h5", self.run_dir / "generator.weights.h5"):
             save_generator(self.inference_generator(), path, metadata)
         if self.discriminator is not None:
@@ -504,7 +508,7 @@ def train_stage(recipe: str, stage: str, data, run_dir: str | os.PathLike, steps
     source = PatchSource([data] if isinstance(data, (str, os.PathLike)) else list(data),
                          patch_size=config.patch_size, seed=config.seed)
     trainer = Trainer(recipe, stage, run_dir, config, validation=validation, init_generator=init_generator,
-                      from_scratch=from_scratch)
+                      from_scratch=from_scratch, training_data=source.summary())
     trainer.fit(lambda start: training_dataset(source, config.scale, config.batch_size, start), steps)
     return trainer
 

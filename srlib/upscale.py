@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ImageReadError, SrlibError
-from .models import generator_config, load_generator, upscale_with
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +24,22 @@ SHIPPED = {"srresnet-x4": Path(__file__).resolve().parent / "weights" / "srresne
 DEFAULT_MODEL = "srresnet-x4"
 
 
+def weights_path(weights: str | os.PathLike) -> Path:
+    """The file of a shipped model's name (e.g. "srresnet-x4"), or ``weights`` itself as a path."""
+    if str(weights) not in SHIPPED:
+        return Path(weights)
+    path = SHIPPED[str(weights)]
+    if not path.is_file():
+        raise SrlibError(f"the {weights} weights are not in this copy of srlib ({path}); "
+                         "give a trained generator with --weights PATH")
+    return path
+
+
 @functools.lru_cache(maxsize=4)
 def _load(weights: str):
-    path = SHIPPED.get(weights, weights)
-    if weights in SHIPPED and not Path(path).is_file():
-        raise SrlibError(f"the {weights} weights are not in this copy of srlib yet ({path}); "
-                         "give a trained generator with --weights PATH")
-    model = load_generator(path)
+    from .models import load_generator, upscale_with  # TensorFlow loads on first use, not on `import srlib`
+
+    model = load_generator(weights_path(weights))
     return model, upscale_with(model)
 
 
@@ -60,6 +68,8 @@ def upscale(image: np.ndarray, weights: str | os.PathLike = DEFAULT_MODEL, tile:
     if image.ndim != 3 or image.shape[-1] not in (3, 4):
         raise SrlibError(f"upscale takes an HxW, HxWx3 or HxWx4 image, got shape {image.shape}")
     image = image[..., :3]
+    from .models import generator_config
+
     model, run = _load(str(weights))
     architecture = generator_config(model)
     scale = architecture["scale"]

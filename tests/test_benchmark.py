@@ -157,3 +157,56 @@ def test_comparison_table_puts_measured_rows_before_published_ones():
     assert lines[0] == "method,source,note,Set5_psnr,Set5_ssim"
     assert lines[1] == "bicubic,measured here,,28.4165,0.81008"
     assert "\"course report (SRGAN, as reported)\",published,,19.9300," in lines  # quoted: it holds a comma
+
+
+@pytest.fixture
+def small_generator(tmp_path):
+    from srlib.models import generator, save_generator
+
+    path = tmp_path / "mine.weights.h5"
+    save_generator(generator(scale=4, blocks=1, filters=4), path,
+                   {"recipe": "paper", "stage": "mse", "steps": 7, "training_data": {"name": "T91+BSD200"}})
+    return path
+
+
+def test_several_models_give_one_table_beside_the_published_figures_and_a_crops_figure(
+        tiny_sets, small_generator, tmp_path, capsys):
+    table, crops, out = tmp_path / "results.md", tmp_path / "crops.png", tmp_path / "all.json"
+    assert main(["benchmark", "--model", "bicubic", "--weights", str(small_generator), "--data", str(tiny_sets),
+                 "--sets", "Set5", "Set14", "--out", str(out), "--table", str(table), "--crops", str(crops),
+                 "--crop-images", "Set5/img1", "Set14/img0"]) == 0
+    reports = json.loads(out.read_text())["reports"]
+    assert list(reports) == ["bicubic", "mine.weights.h5"]
+    lines = table.read_text().splitlines()
+    assert lines[0] == "| method | Set5 | Set14 | source |"
+    bicubic = reports["bicubic"]["results"]
+    assert lines[2] == (f"| bicubic | {bicubic['Set5']['psnr']:.2f} / {bicubic['Set5']['ssim']:.4f} | "
+                        f"{bicubic['Set14']['psnr']:.2f} / {bicubic['Set14']['ssim']:.4f} | measured here |")
+    assert lines[3].startswith("| mine.weights.h5 |") and "paper/mse, 7 steps on T91+BSD200" in lines[3]
+    assert any(line.startswith("| SRCNN (Dong et al. 2014) | 30.48 / 0.8628 | 27.50 / 0.7513 |") for line in lines)
+    assert "course report" in table.read_text() and table.with_suffix(".csv").is_file()
+    with Image.open(crops) as figure:
+        width, height = figure.size
+    assert width > height > 100  # two rows of four panels: LR, bicubic, the generator, HR
+    assert "Set5/img1, Set14/img0" in capsys.readouterr().out
+
+
+def test_showcase_panels_are_lr_each_model_and_hr_with_the_image_psnr(tiny_sets):
+    from srlib.benchmark import showcase
+
+    [(title, panels)] = showcase(tiny_sets / "benchmark", ["Set5/img0"], {"bicubic": bicubic_upscaler(4)}, 4)
+    psnr = run_benchmark(bicubic_upscaler(4), tiny_sets, ["Set5"], 4, "bicubic", progress=False)["results"]["Set5"]["images"][0]["psnr"]
+    assert title == "Set5/img0"
+    assert list(panels) == ["LR input", f"bicubic ({psnr:.2f} dB)", "HR"]
+    assert panels["LR input"].shape == (12, 10, 3) and panels["HR"].shape == (48, 40, 3)
+
+
+def test_a_missing_crop_image_or_shipped_model_is_a_clear_error(tiny_sets, tmp_path, capsys, monkeypatch):
+    import importlib
+
+    assert main(["benchmark", "--data", str(tiny_sets), "--sets", "Set5", "--crops", str(tmp_path / "c.png"),
+                 "--crop-images", "Set5/nope"]) == 2
+    assert "no image 'nope' in benchmark set Set5" in capsys.readouterr().err
+    monkeypatch.setitem(importlib.import_module("srlib.upscale").SHIPPED, "srresnet-x4", tmp_path / "absent.weights.h5")
+    assert main(["benchmark", "--model", "srresnet-x4", "--data", str(tiny_sets), "--sets", "Set5"]) == 2
+    assert "srresnet-x4 weights are not in this copy of srlib" in capsys.readouterr().err

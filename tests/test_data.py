@@ -96,3 +96,8 @@ def test_survey_counts_sizes_and_names_skipped_files(tmp_path):
     assert any(s.startswith("broken.png") for s in row["skipped_files"])
     assert any(s.startswith("tiny.png") and "smaller than 10" in s for s in row["skipped_files"])
     assert "| mine | 2 | 20–40 | 30–50 | 0.0 | 2 (" in survey_markdown([row])
+
+
+def test_summary_names_the_folders_holding_the_images(image_folder):
+    summary = PatchSource([image_folder], patch_size=32).summary()
+    assert summary == {"name": "train+sub", "images": 3, "folders": [str(image_folder)]}

@@ -310,4 +310,6 @@ def test_train_stage_and_stage_generators_follow_the_recipe(train_folder, tmp_pa
     assert [g["stage"] for g in found] == ["sr_vgg"]  # the discriminator stage keeps the generator frozen
     assert found[0]["metadata"]["vgg_weights"] == "random" and found[0]["random_vgg"]
     assert found[0]["metadata"]["steps"] == 2
+    assert found[0]["metadata"]["training_data"] == {"name": train_folder.name, "images": 4,
+                                                     "folders": [str(train_folder)]}
     assert stage_generators(tmp_path, "paper") == []

@@ -1,5 +1,6 @@
 """Upscaling any image, tile by tile, with a saved generator."""
 
+import importlib
 import json
 
 import numpy as np
@@ -37,6 +38,14 @@ def test_tiled_result_equals_the_whole_image_result(weights):
     assert tiled.shape == whole.shape == (600, 692, 3)
     assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1
     assert receptive_radius({"scale": 4, "blocks": 16}) == 40
+
+
+def test_srlib_upscale_is_the_function_and_takes_an_array(weights):
+    import srlib
+
+    image = _image(10, 12)
+    np.testing.assert_array_equal(srlib.upscale(image, weights), upscale(image, weights))
+    assert srlib.upscale_files is upscale_files
 
 
 def test_grayscale_and_rgba_inputs_are_upscaled_as_rgb(weights):
@@ -93,7 +102,7 @@ def test_upscale_command_writes_the_readable_files_and_names_the_others(weights,
 
 
 def test_the_shipped_model_missing_is_a_clear_error(monkeypatch, tmp_path):
-    import srlib.upscale as module
+    module = importlib.import_module("srlib.upscale")  # `srlib.upscale` itself is the function
 
     monkeypatch.setitem(module.SHIPPED, "srresnet-x4", tmp_path / "absent.weights.h5")
     with pytest.raises(SrlibError, match="srresnet-x4 weights are not in this copy"):
