@@ -63,9 +63,15 @@ def test_upscale_files_skips_bad_files_by_name_and_keeps_existing_outputs(weight
     Image.fromarray(_image(16, 20)).save(inputs / "a.png")
     Image.fromarray(_image(12, 12)[..., 0]).save(inputs / "b.jpg")
     (inputs / "broken.png").write_bytes(b"not an image")
+    Image.fromarray((_image(10, 14).astype(np.uint16) * 257)[..., 0]).save(inputs / "deep16.png")  # 16-bit gray
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a phone photo stored sideways: shown rotated 90 degrees
+    Image.fromarray(_image(10, 14)).save(inputs / "phone.jpg", exif=exif)
     out = tmp_path / "out"
     done = upscale_files([inputs], out, weights, progress=False)
-    assert sorted(p.name for p in done["written"]) == ["a.png", "b.png"]
+    assert sorted(p.name for p in done["written"]) == ["a.png", "b.png", "deep16.png", "phone.png"]
+    with Image.open(out / "deep16.png") as deep, Image.open(out / "phone.png") as phone:
+        assert (deep.mode, deep.size, phone.size) == ("RGB", (56, 40), (40, 56))
     assert [p.name for p, _ in done["failed"]] == ["broken.png"] and "broken.png" in caplog.text
     with Image.open(out / "a.png") as png:
         assert png.size == (80, 64)
