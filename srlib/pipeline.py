@@ -59,8 +59,8 @@ def profile_parameters(profile: str, recipe: str = "report", data_dir: str | os.
         raise SrlibError(f"unknown parameters {sorted(unknown)}; a profile has {sorted(PROFILES[profile])}")
     params = {**PROFILES[profile], **overrides, "profile": profile, "recipe": recipe}
     out_dir = Path(out_dir) if out_dir else ROOT / "runs" / profile / recipe
-    params["figures_dir"] = str((ROOT / params["figures_dir"].format(recipe=recipe)).resolve()
-                                if "figures_dir" not in overrides else Path(params["figures_dir"]).resolve())
+    figures_dir = overrides.get("figures_dir") or ROOT / PROFILES[profile]["figures_dir"].format(recipe=recipe)
+    params["figures_dir"] = str(Path(figures_dir).resolve())
     params["out_dir"] = str(out_dir.resolve())
     params["run_dir"] = str((out_dir / "train").resolve())
     if source_dir is None and "training_sets" not in overrides and profile != "gpu" and not all(

@@ -35,7 +35,7 @@ from . import losses
 from .benchmark import evaluate_image
 from .degradation import bicubic_downscale, bicubic_upscale
 from .errors import DataError, SrlibError
-from .files import atomic_path, read_jsonl
+from .files import atomic_path, read_jsonl, write_json, write_text
 from .images import write_image
 from .data import PatchSource, training_dataset, validation_images
 from .models import (discriminator, generator, load_weights, resolve_vgg_weights, save_generator, sidecar_path,
@@ -170,8 +170,7 @@ class HistoryLog:
     def truncate(self, stage: str, step: int) -> None:
         """Keep other stages' rows and this stage's rows up to ``step``."""
         kept = [r for r in self.rows() if r.get("stage") != stage or r.get("step", 0) <= step]
-        with atomic_path(self.path) as tmp:
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def append(self, row: dict) -> None:
         if self._file is None:
@@ -281,8 +280,7 @@ class Trainer:
             self._initialise(init_generator, from_scratch)
         # every step appears once: drop lines written after the checkpoint (all of them if there is none)
         self.history.truncate(self.stage.name, self.current_step)
-        with atomic_path(saved_config) as tmp:
-            tmp.write_text(json.dumps(dataclasses.asdict(self.config), indent=2) + "\n")
+        write_json(saved_config, dataclasses.asdict(self.config))
 
     def _initialise(self, init_generator, from_scratch: bool) -> None:
         if init_generator is not None:
