@@ -59,7 +59,8 @@ def main() -> None:
             r = measure(size, args.weights, args.tile, mode)
             if "error" in r:
                 print(f"{size}x{size} {mode}: failed: {r['error']}")
-                rows.append(f"| {size}x{size} | {method} | failed: {r['error']} | | |")
+                reason = r["error"].replace("|", "/")
+                rows.append(f"| {size}x{size} | {method} | failed: {reason} | | |")
                 continue
             print(f"{size}x{size} {mode:8s} {r['megapixels'] / r['seconds']:6.3f} output MP/s  "
                   f"{r['seconds']:7.2f} s  peak memory {r['peak_gb']:.2f} GB")

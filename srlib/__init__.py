@@ -3,8 +3,8 @@
 One module per concern: ``images`` (reading and writing), ``degradation`` (modcrop, MATLAB bicubic),
 ``metrics`` (PSNR / SSIM on Y), ``benchmark`` (the standard test sets), ``download`` (getting data sets),
 ``data`` (the training pipeline), ``models``, ``losses``, ``training`` (recipes and the trainer),
-``plots`` (loss curves and comparisons), ``upscale`` (any image, tile by tile), ``pipeline`` (the
-notebooks under papermill), ``cli`` (``python -m srlib``).
+``plots`` (loss curves and comparisons), ``upscale`` (any image, tile by tile; ``srlib.upscale`` itself is
+the function), ``pipeline`` (the notebooks under papermill), ``cli`` (``python -m srlib``).
 """
 
 from .degradation import bicubic_downscale, bicubic_upscale, imresize, modcrop

@@ -115,23 +115,30 @@ def run_benchmark(
     }
 
 
-def showcase(data_dir: str | os.PathLike, images: list[str], upscalers: dict[str, Upscaler],
-             scale: int) -> list[tuple[str, dict[str, np.ndarray]]]:
-    """The panels of a visual comparison: for each ``set/name`` in ``images`` (the file's stem, any
-    extension), the LR input, each upscaler's SR (its label with this image's PSNR) and the HR image."""
+def find_image(data_dir: str | os.PathLike, image: str) -> Path:
+    """The file of ``SET/NAME`` (e.g. "Set14/comic" or "Set14/comic.png") among the benchmark sets."""
+    set_name, slash, name = image.partition("/")
+    if not slash or not name:
+        raise DataError(f"give benchmark images as SET/NAME, e.g. Set14/comic, not {image!r}")
+    files = list_image_files(find_set_dir(data_dir, set_name), recursive=False)
+    for path in files:
+        if name in (path.stem, path.name):
+            return path
+    raise DataError(f"no image {name!r} in benchmark set {set_name} (it has {', '.join(p.stem for p in files[:5])}, …)")
+
+
+def showcase(images: list[Path], upscalers: dict[str, Upscaler], scale: int) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """The panels of a visual comparison: for each HR image file, the LR input, each upscaler's SR (its label
+    with this image's PSNR) and the HR image, titled "<set folder>/<name>"."""
     scenes = []
-    for image in images:
-        set_name, _, stem = image.partition("/")
-        matches = [p for p in list_image_files(find_set_dir(data_dir, set_name), recursive=False) if p.stem == stem]
-        if not matches:
-            raise DataError(f"no image {stem!r} in benchmark set {set_name} (give SET/NAME, e.g. Set14/comic)")
-        hr = modcrop(read_image(matches[0]), scale)
+    for path in images:
+        hr = modcrop(read_image(path), scale)
         panels = {"LR input": bicubic_downscale(hr, scale)}
         for label, upscale in upscalers.items():
             psnr, _, sr = evaluate_image(hr, upscale, scale)
             panels[f"{label} ({psnr:.2f} dB)"] = sr
         panels["HR"] = hr
-        scenes.append((f"{set_name}/{stem}", panels))
+        scenes.append((f"{Path(path).parent.name}/{Path(path).stem}", panels))
     return scenes
 
 

@@ -29,66 +29,73 @@ def _generator_upscaler(weights, scale: int):
 
 
 def _provenance(metadata: dict) -> str:
-    """How a generator was trained, from its sidecar: "paper/mse, 60000 steps on T91+BSD200"."""
-    text = f"{metadata.get('recipe', '?')}/{metadata.get('stage', '?')}, {metadata.get('steps', '?')} steps"
+    """How a generator was trained, from its sidecar: "paper/mse, 60000 steps on BSD200+T91"."""
+    parts = [f"{metadata['recipe']}/{metadata['stage']}" if "recipe" in metadata and "stage" in metadata else "",
+             f"{metadata['steps']} steps" if "steps" in metadata else ""]
     data = metadata.get("training_data")
+    text = ", ".join(p for p in parts if p)
     return text + (f" on {data['name'] if isinstance(data, dict) else data}" if data else "")
 
 
 def _benchmark(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from .benchmark import (bicubic_upscaler, comparison_csv, comparison_markdown, comparison_rows, format_table,
-                            run_benchmark, showcase)
+    from .benchmark import (bicubic_upscaler, comparison_csv, comparison_markdown, comparison_rows, find_image,
+                            find_set_dir, format_table, run_benchmark, showcase)
     from .files import write_json, write_text
+    from .images import list_image_files
     from .models import RANDOM_VGG_NOTE
+    from .upscale import SHIPPED, weights_path
 
     if args.scale < 2:
         raise SrlibError(f"--scale must be 2 or more, got {args.scale}")
     models = list(args.model or ([] if args.weights else ["bicubic"])) + list(args.weights or [])
-    if args.save_images and len(models) > 1:
-        raise SrlibError("--save-images takes one model at a time")
-    upscalers, notes = {}, {}
-    for model in models:  # load every model before the long work, so that a bad file fails at once
+    if len(set(models)) < len(models):
+        raise SrlibError(f"a model is named twice: {' '.join(models)}")
+    if len(models) > 1 and (args.save_images or args.out):
+        raise SrlibError("--save-images and --out take one model; with several, --table also writes every "
+                         "report as JSON beside the table")
+    if args.crop_images and not args.crops:
+        raise SrlibError("--crop-images chooses the images of --crops: give --crops PNG too")
+    # everything that can fail on a name or a file fails here, before the long work
+    crop_images = [] if not args.crops else (
+        [find_image(args.data, image) for image in args.crop_images] if args.crop_images else
+        [list_image_files(find_set_dir(args.data, name), recursive=False)[0] for name in args.sets])
+    upscalers, notes, ids = {}, {}, {}
+    for model in models:
         if model == "bicubic":
-            upscalers["bicubic"] = bicubic_upscaler(args.scale)
+            upscalers["bicubic"], ids["bicubic"] = bicubic_upscaler(args.scale), "bicubic"
             continue
-        from .upscale import SHIPPED, weights_path
-
         upscale, metadata = _generator_upscaler(weights_path(model), args.scale)
-        label = "SRResNet-16, this project's shipped model" if model in SHIPPED else Path(model).name
-        upscalers[label], notes[label] = upscale, _provenance(metadata)
+        label = "SRResNet-16 (shipped)" if model in SHIPPED else str(model)
+        upscalers[label], notes[label], ids[label] = upscale, _provenance(metadata), str(model)
         if metadata.get("vgg_weights") == "random":
             notes[label] += "; trained against RANDOM VGG features (no ImageNet weights)"
     measured = {}
     for label, upscale in upscalers.items():
-        measured[label] = run_benchmark(upscale, args.data, args.sets, args.scale, model_name=label,
+        measured[label] = run_benchmark(upscale, args.data, args.sets, args.scale, model_name=ids[label],
                                         save_images=args.save_images)
         print(format_table(measured[label]))
     if args.out:
-        write_json(args.out, measured[label] if len(measured) == 1 else {"reports": measured})
+        write_json(args.out, next(iter(measured.values())))
         print(f"wrote {args.out}")
     if args.table:
+        table_path = Path(args.table)
         rows = comparison_rows(measured, notes, published=args.scale == 4)
         table = comparison_markdown(rows, args.sets)
+        if args.scale != 4:
+            table = f"x{args.scale} (the published rows are x4 figures, so none are shown)\n\n" + table
         if any("RANDOM VGG" in note for note in notes.values()):
             table = RANDOM_VGG_NOTE + "\n\n" + table
-        write_text(args.table, table + "\n")
-        write_text(Path(args.table).with_suffix(".csv"), comparison_csv(rows, args.sets))
-        print(f"{table}\nwrote {args.table} and {Path(args.table).with_suffix('.csv')}")
+        write_text(table_path, table + "\n")
+        write_text(table_path.with_suffix(".csv"), comparison_csv(rows, args.sets))
+        write_json(table_path.with_suffix(".json"), {"reports": list(measured.values())})
+        print(f"{table}\nwrote {table_path} and its .csv and .json")
     if args.crops:
         from .plots import crops_figure, save_figure
 
-        images = args.crop_images or [f"{name}/{_first_image(args.data, name)}" for name in args.sets]
-        save_figure(crops_figure(showcase(args.data, images, upscalers, args.scale)), args.crops)
-        print(f"wrote {args.crops} ({', '.join(images)})")
-
-
-def _first_image(data, set_name: str) -> str:
-    from .benchmark import find_set_dir
-    from .images import list_image_files
-
-    return list_image_files(find_set_dir(data, set_name), recursive=False)[0].stem
+        save_figure(crops_figure(showcase(crop_images, upscalers, args.scale)), args.crops)
+        print(f"wrote {args.crops} ({', '.join(f'{p.parent.name}/{p.stem}' for p in crop_images)})")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -145,16 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     bench = commands.add_parser("benchmark", help="PSNR/SSIM on the standard test sets")
-    bench.add_argument("--model", nargs="+", choices=["bicubic", "srresnet-x4"],
+    bench.add_argument("--model", nargs="+", action="extend", choices=["bicubic", "srresnet-x4"],
                        help="bicubic and/or srresnet-x4 (the shipped model); default: bicubic unless --weights")
-    bench.add_argument("--weights", nargs="+", metavar="PATH",
+    bench.add_argument("--weights", nargs="+", action="extend", metavar="PATH",
                        help="also score these trained generators (.weights.h5 with the .json sidecar)")
     bench.add_argument("--data", required=True, help="folder holding the set folders (or a benchmark/ folder of them)")
     bench.add_argument("--sets", nargs="+", default=["Set5", "Set14", "BSD100"], help="set folder names")
     bench.add_argument("--scale", type=int, default=4, help="upscaling factor (default: 4)")
-    bench.add_argument("--out", help="write the results as JSON here (several models: {\"reports\": {model: ...}})")
-    bench.add_argument("--table", metavar="MD", help="write a Markdown table of the models beside the published "
-                       "x4 figures here, and the same as CSV beside it")
+    bench.add_argument("--out", help="write the results of one model as JSON here")
+    bench.add_argument("--table", metavar="MD", help="write a Markdown table of the models (beside the published "
+                       "figures, at x4) here, and .csv and .json files of the same beside it")
     bench.add_argument("--crops", metavar="PNG", help="write a figure of zoomed crops (LR, each model, HR) here")
     bench.add_argument("--crop-images", nargs="+", metavar="SET/NAME",
                        help="the images of --crops, e.g. Set14/comic (default: the first image of each set)")
@@ -182,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init-generator", help="start a new stage from these generator weights")
     train.add_argument("--from-scratch", action="store_true",
                        help="let a later stage start from random weights when the previous stage's are missing")
-    train.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the generator, e.g. 0.999")
+    train.add_argument("--ema", type=float, metavar="DECAY", help="keep an exponential moving average of the generator (evaluated and exported), e.g. 0.999; can be added when resuming")
     train.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs)")
     train.add_argument("--xla", action="store_true", help="compile the training step with XLA")
     train.add_argument("--seed", type=int, default=0)

@@ -211,7 +211,10 @@ def crops_figure(scenes: list[tuple[str, dict[str, np.ndarray]]], crop: int = 80
     for row, (title, panels) in enumerate(scenes):
         names = list(panels)
         reference = panels[names[-1]]
-        box = busiest_box(reference, crop)
+        ratio = max(round(reference.shape[0] / panels[name].shape[0]) for name in names)
+        top, left, height, width = busiest_box(reference, crop)
+        # on the grid of the smallest image, so that every panel shows exactly the same region
+        box = (top - top % ratio, left - left % ratio, height - height % ratio, width - width % ratio)
         for column, ax in enumerate(axes[row]):
             ax.set_xticks([])
             ax.set_yticks([])

@@ -253,29 +253,37 @@ class Trainer:
         for name in ("discriminator", "ema", "g_optimizer", "d_optimizer"):
             if getattr(self, name) is not None:
                 tracked[name] = getattr(self, name)
+        self._tracked = tracked
         self.checkpoint = tf.train.Checkpoint(**tracked)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.stage_dir / "checkpoints", max_to_keep=2)
 
     # Options that change what a checkpoint holds; resuming with other values cannot work.
-    _CHECKPOINT_SHAPING = ("scale", "blocks", "filters", "batch_norm", "patch_size", "ema_decay", "mixed_precision")
+    _CHECKPOINT_SHAPING = ("scale", "blocks", "filters", "batch_norm", "patch_size", "mixed_precision")
 
     def _restore_or_initialise(self, init_generator, from_scratch: bool) -> None:
         saved_config = self.stage_dir / "config.json"
         if self.manager.latest_checkpoint:
-            if saved_config.is_file():
-                before = json.loads(saved_config.read_text())
-                now = dataclasses.asdict(self.config)
-                changed = [f"{k}: {before[k]} -> {now[k]}" for k in self._CHECKPOINT_SHAPING
-                           if k in before and before[k] != now[k]]
-                if changed:
-                    raise SrlibError(f"{self.stage_dir} was trained with other options ({'; '.join(changed)}): "
-                                     "resume with the same options, or use a new --run-dir")
+            before = json.loads(saved_config.read_text()) if saved_config.is_file() else {}
+            now = dataclasses.asdict(self.config)
+            changed = [f"{k}: {before[k]} -> {now[k]}" for k in self._CHECKPOINT_SHAPING
+                       if k in before and before[k] != now[k]]
+            if before.get("ema_decay") and not now["ema_decay"]:  # the average would be dropped silently
+                changed.append(f"ema_decay: {before['ema_decay']} -> None")
+            if changed:
+                raise SrlibError(f"{self.stage_dir} was trained with other options ({'; '.join(changed)}): "
+                                 "resume with the same options, or use a new --run-dir")
+            adding_ema = self.ema is not None and "ema_decay" in before and not before["ema_decay"]
+            checkpoint = (tf.train.Checkpoint(**{k: v for k, v in self._tracked.items() if k != "ema"})
+                          if adding_ema else self.checkpoint)
             try:
-                self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+                checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
             except (AssertionError, ValueError) as error:
                 raise SrlibError(f"the checkpoint {self.manager.latest_checkpoint} does not fit this run's networks "
                                  f"(were other options used?): {error}") from None
             log.info("resuming %s/%s at step %d from %s", self.recipe, self.stage.name, self.current_step, self.manager.latest_checkpoint)
+            if adding_ema:
+                self.ema.set_weights(self.generator.get_weights())  # an average added to a running stage
+                log.info("the EMA of the generator starts at step %d", self.current_step)
         else:
             self._initialise(init_generator, from_scratch)
         # every step appears once: drop lines written after the checkpoint (all of them if there is none)

@@ -5,6 +5,9 @@ field (about 40 LR pixels for SRResNet-16). ``upscale`` cuts the LR image into t
 ``overlap`` pixels of real context on every side that has a neighbour, and keeps only the tile's own
 part of the result: memory is bounded by the tile size, and with an overlap near the receptive field the
 result equals the whole-image result (tests/test_upscale.py checks it to one grey level).
+
+``srlib.upscale`` is the function ``upscale`` (the package exports it); reach this module itself with
+``from srlib.upscale import ...`` or ``importlib.import_module("srlib.upscale")``.
 """
 
 from __future__ import annotations
@@ -30,16 +33,23 @@ def weights_path(weights: str | os.PathLike) -> Path:
         return Path(weights)
     path = SHIPPED[str(weights)]
     if not path.is_file():
-        raise SrlibError(f"the {weights} weights are not in this copy of srlib ({path}); "
-                         "give a trained generator with --weights PATH")
+        raise SrlibError(f"the {weights} weights are not in this copy of srlib ({path}); give a trained "
+                         "generator's .weights.h5 instead (--weights PATH, or weights=PATH in Python)")
     return path
 
 
+def _load(weights: str | os.PathLike):
+    """The generator and its upscaler, built once per file (and again if the file changes)."""
+    path = weights_path(weights).resolve()
+    version = (path.stat().st_ino, path.stat().st_mtime_ns) if path.is_file() else None  # saves replace the inode
+    return _load_file(path, version)
+
+
 @functools.lru_cache(maxsize=4)
-def _load(weights: str):
+def _load_file(path: Path, version):
     from .models import load_generator, upscale_with  # TensorFlow loads on first use, not on `import srlib`
 
-    model = load_generator(weights_path(weights))
+    model = load_generator(path)
     return model, upscale_with(model)
 
 
@@ -70,7 +80,7 @@ def upscale(image: np.ndarray, weights: str | os.PathLike = DEFAULT_MODEL, tile:
     image = image[..., :3]
     from .models import generator_config
 
-    model, run = _load(str(weights))
+    model, run = _load(weights)
     architecture = generator_config(model)
     scale = architecture["scale"]
     overlap = receptive_radius(architecture) if overlap is None else overlap

@@ -171,42 +171,65 @@ def small_generator(tmp_path):
 
 def test_several_models_give_one_table_beside_the_published_figures_and_a_crops_figure(
         tiny_sets, small_generator, tmp_path, capsys):
-    table, crops, out = tmp_path / "results.md", tmp_path / "crops.png", tmp_path / "all.json"
+    table, crops = tmp_path / "results.md", tmp_path / "crops.png"
     assert main(["benchmark", "--model", "bicubic", "--weights", str(small_generator), "--data", str(tiny_sets),
-                 "--sets", "Set5", "Set14", "--out", str(out), "--table", str(table), "--crops", str(crops),
-                 "--crop-images", "Set5/img1", "Set14/img0"]) == 0
-    reports = json.loads(out.read_text())["reports"]
-    assert list(reports) == ["bicubic", "mine.weights.h5"]
+                 "--sets", "Set5", "Set14", "--table", str(table), "--crops", str(crops),
+                 "--crop-images", "Set5/img1", "Set14/img0.png"]) == 0
+    reports = json.loads(table.with_suffix(".json").read_text())["reports"]
+    assert [r["model"] for r in reports] == ["bicubic", str(small_generator)]
     lines = table.read_text().splitlines()
     assert lines[0] == "| method | Set5 | Set14 | source |"
-    bicubic = reports["bicubic"]["results"]
+    bicubic = reports[0]["results"]
     assert lines[2] == (f"| bicubic | {bicubic['Set5']['psnr']:.2f} / {bicubic['Set5']['ssim']:.4f} | "
                         f"{bicubic['Set14']['psnr']:.2f} / {bicubic['Set14']['ssim']:.4f} | measured here |")
-    assert lines[3].startswith("| mine.weights.h5 |") and "paper/mse, 7 steps on T91+BSD200" in lines[3]
+    assert lines[3].startswith(f"| {small_generator} |") and "paper/mse, 7 steps on T91+BSD200" in lines[3]
     assert any(line.startswith("| SRCNN (Dong et al. 2014) | 30.48 / 0.8628 | 27.50 / 0.7513 |") for line in lines)
-    assert "course report" in table.read_text() and table.with_suffix(".csv").is_file()
+    assert "course report" in table.read_text()
+    assert table.with_suffix(".csv").read_text().count("\n") == 1 + 2 + 4  # header, 2 measured, 4 published
     with Image.open(crops) as figure:
-        width, height = figure.size
-    assert width > height > 100  # two rows of four panels: LR, bicubic, the generator, HR
-    assert "Set5/img1, Set14/img0" in capsys.readouterr().out
+        assert figure.format == "PNG"
+    assert "(Set5/img1, Set14/img0)" in capsys.readouterr().out
+
+
+def test_a_table_at_another_scale_says_so_and_has_no_published_rows(tiny_sets, tmp_path):
+    table = tmp_path / "x2.md"
+    assert main(["benchmark", "--data", str(tiny_sets), "--sets", "Set5", "--scale", "2", "--table", str(table)]) == 0
+    text = table.read_text()
+    assert text.startswith("x2 (the published rows are x4 figures") and "SRCNN" not in text and "| bicubic |" in text
 
 
 def test_showcase_panels_are_lr_each_model_and_hr_with_the_image_psnr(tiny_sets):
-    from srlib.benchmark import showcase
+    from srlib.benchmark import find_image, showcase
 
-    [(title, panels)] = showcase(tiny_sets / "benchmark", ["Set5/img0"], {"bicubic": bicubic_upscaler(4)}, 4)
+    path = find_image(tiny_sets, "Set5/img0")
+    assert path == find_image(tiny_sets / "benchmark", "Set5/img0.png") == tiny_sets / "benchmark" / "Set5" / "img0.png"
+    [(title, panels)] = showcase([path], {"bicubic": bicubic_upscaler(4)}, 4)
     psnr = run_benchmark(bicubic_upscaler(4), tiny_sets, ["Set5"], 4, "bicubic", progress=False)["results"]["Set5"]["images"][0]["psnr"]
     assert title == "Set5/img0"
     assert list(panels) == ["LR input", f"bicubic ({psnr:.2f} dB)", "HR"]
     assert panels["LR input"].shape == (12, 10, 3) and panels["HR"].shape == (48, 40, 3)
 
 
-def test_a_missing_crop_image_or_shipped_model_is_a_clear_error(tiny_sets, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("args, message", [
+    (["--crops", "c.png", "--crop-images", "Set5/nope"], "no image 'nope' in benchmark set Set5"),
+    (["--crops", "c.png", "--crop-images", "comic"], "give benchmark images as SET/NAME"),
+    (["--crop-images", "Set5/img0"], "give --crops PNG too"),
+    (["--model", "bicubic", "--model", "bicubic"], "a model is named twice"),
+    (["--model", "bicubic", "--weights", "w.weights.h5", "--out", "r.json"], "--out take one model"),
+    (["--model", "srresnet-x4"], "srresnet-x4 weights are not in this copy of srlib"),
+])
+def test_bad_benchmark_requests_fail_before_any_work(tiny_sets, tmp_path, capsys, monkeypatch, args, message):
     import importlib
 
-    assert main(["benchmark", "--data", str(tiny_sets), "--sets", "Set5", "--crops", str(tmp_path / "c.png"),
-                 "--crop-images", "Set5/nope"]) == 2
-    assert "no image 'nope' in benchmark set Set5" in capsys.readouterr().err
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
     monkeypatch.setitem(importlib.import_module("srlib.upscale").SHIPPED, "srresnet-x4", tmp_path / "absent.weights.h5")
-    assert main(["benchmark", "--model", "srresnet-x4", "--data", str(tiny_sets), "--sets", "Set5"]) == 2
-    assert "srresnet-x4 weights are not in this copy of srlib" in capsys.readouterr().err
+    assert main(["benchmark", "--data", str(tiny_sets), "--sets", "Set5", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert list(work.iterdir()) == []  # nothing written
+
+
+def test_the_default_crop_images_are_the_first_of_each_set(tiny_sets, tmp_path, capsys):
+    assert main(["benchmark", "--data", str(tiny_sets), "--sets", "Set5", "Set14", "--crops", str(tmp_path / "c.png")]) == 0
+    assert "(Set5/img0, Set14/img0)" in capsys.readouterr().out and (tmp_path / "c.png").is_file()

@@ -65,3 +65,19 @@ def test_sample_strips_spread_over_the_stage(tmp_path):
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert titles == [f"step_{s:07d}: bicubic | SR | HR" for s in (100, 300, 600)]
     assert busiest_box(np.zeros((1, 5, 3), np.uint8), 4) == (0, 0, 1, 1)
+
+
+def test_crops_figure_shows_the_same_region_of_every_panel_one_scene_per_row():
+    from srlib.plots import crops_figure
+
+    hr = np.zeros((64, 64, 3), np.uint8)
+    hr[30:46, 18:34] = np.indices((16, 16)).sum(0)[..., None] % 2 * 255  # detail at an offset not divisible by 4
+    lr = hr[::4, ::4]
+    figure = crops_figure([("Set5/a", {"LR input": lr, "model (30.00 dB)": hr, "HR": hr}),
+                           ("Set5/b", {"LR input": lr, "HR": hr})], crop=16)
+    rows = [figure.axes[:3], figure.axes[3:]]
+    assert [ax.get_title() for ax in rows[0]] == ["LR input", "model (30.00 dB)", "HR"]
+    assert rows[0][0].get_ylabel() == "Set5/a" and rows[1][2].get_title() == ""  # the shorter row's spare axis
+    shown_lr, shown_hr = (ax.get_images()[0].get_array() for ax in (rows[0][0], rows[0][2]))
+    assert shown_hr.shape == (16, 16, 3) and shown_lr.shape == (4, 4, 3)
+    np.testing.assert_array_equal(np.asarray(shown_hr)[::4, ::4], shown_lr)  # the LR crop is the HR crop's grid

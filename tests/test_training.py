@@ -96,8 +96,21 @@ def test_resuming_with_other_options_is_a_clear_error(train_folder, tmp_path):
     Trainer("paper", "mse", tmp_path, config).fit(_batches(train_folder, config), steps=1)
     with pytest.raises(SrlibError, match=r"other options \(filters: 8 -> 16\)"):
         Trainer("paper", "mse", tmp_path, TrainConfig(**{**TINY, "filters": 16}))
-    with pytest.raises(SrlibError, match="ema_decay: None -> 0.9"):
-        Trainer("paper", "mse", tmp_path, TrainConfig(**TINY, ema_decay=0.9))
+
+
+def test_an_ema_can_be_added_to_a_running_stage_but_not_dropped(train_folder, tmp_path):
+    config = TrainConfig(**TINY, checkpoint_every=2)
+    Trainer("paper", "mse", tmp_path, config).fit(_batches(train_folder, config), steps=2)
+    with_ema = TrainConfig(**TINY, checkpoint_every=2, ema_decay=0.5)
+    trainer = Trainer("paper", "mse", tmp_path, with_ema)
+    assert trainer.current_step == 2
+    assert all(np.array_equal(a, b) for a, b in zip(trainer.ema.get_weights(), trainer.generator.get_weights()))
+    trainer.fit(_batches(train_folder, with_ema), steps=4)
+    assert not all(np.array_equal(a, b) for a, b in zip(trainer.ema.get_weights(), trainer.generator.get_weights()))
+    resumed = Trainer("paper", "mse", tmp_path, with_ema)  # the average itself is restored now
+    assert all(np.array_equal(a, b) for a, b in zip(resumed.ema.get_weights(), trainer.ema.get_weights()))
+    with pytest.raises(SrlibError, match="ema_decay: 0.5 -> None"):
+        Trainer("paper", "mse", tmp_path, config)
 
 
 def test_learning_rate_drops_tenfold_after_half_the_steps(train_folder, tmp_path):

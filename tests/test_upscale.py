@@ -113,3 +113,12 @@ def test_the_shipped_model_missing_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setitem(module.SHIPPED, "srresnet-x4", tmp_path / "absent.weights.h5")
     with pytest.raises(SrlibError, match="srresnet-x4 weights are not in this copy"):
         upscale(_image(8, 8), "srresnet-x4")
+
+
+def test_weights_replaced_on_disk_are_loaded_again(tmp_path):
+    path = tmp_path / "g.weights.h5"
+    image = _image(12, 12)
+    save_generator(generator(scale=4, blocks=1, filters=4), path)
+    first = upscale(image, path)
+    save_generator(generator(scale=4, blocks=1, filters=4), path)  # other random weights, same file name
+    assert not np.array_equal(upscale(image, path), first)

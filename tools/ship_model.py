@@ -24,41 +24,58 @@ from srlib.upscale import SHIPPED
 SETS = ["Set5", "Set14", "BSD100", "Urban100"]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", help="a trained generator (.weights.h5 with its .json sidecar)")
     parser.add_argument("--data", required=True, help="folder holding benchmark/{Set5,Set14,BSD100,Urban100}")
     parser.add_argument("--name", default="srresnet-x4", choices=sorted(SHIPPED))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     source = Path(args.source)
-    metadata = json.loads(sidecar_path(source).read_text())
-    if metadata.get("architecture", {}).get("scale") != 4:
-        sys.exit(f"{source} is not a x4 generator: {metadata.get('architecture')}")
-    if metadata.get("vgg_weights") == "random":
-        sys.exit(f"{source} was trained against random VGG features: not shipped")
+    if not source.is_file() or not sidecar_path(source).is_file():
+        print(f"error: {source} or its sidecar {sidecar_path(source).name} does not exist", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
-        report_path = Path(tmp) / "report.json"
-        command = ["benchmark", "--weights", str(source), "--data", args.data, "--sets", *SETS, "--out", str(report_path)]
-        if srlib_main(command) != 0:
-            return 1
-        report = json.loads(report_path.read_text())
+        # a snapshot: a training run may export new weights to `source` while the benchmark runs
+        snapshot = Path(tmp) / source.name
+        shutil.copyfile(source, snapshot)
+        shutil.copyfile(sidecar_path(source), sidecar_path(snapshot))
+        code = _ship(snapshot, source, args)
+    return code
+
+
+def _ship(snapshot: Path, source: Path, args) -> int:
+    metadata = json.loads(sidecar_path(snapshot).read_text())
+    refusal = (f"{source} is not a x4 generator: {metadata.get('architecture')}"
+               if metadata.get("architecture", {}).get("scale") != 4 else
+               f"{source} was trained against random VGG features: not shipped"
+               if metadata.get("vgg_weights") == "random" else None)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
+    report_path = snapshot.with_name("report.json")
+    command = ["benchmark", "--weights", str(snapshot), "--data", args.data, "--sets", *SETS, "--out", str(report_path)]
+    if srlib_main(command) != 0:
+        return 1
+    report = json.loads(report_path.read_text())
     target = SHIPPED[args.name]
     target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target) as tmp:
-        shutil.copyfile(source, tmp)
-    write_json(sidecar_path(target), {
-        "name": args.name,
-        "architecture": metadata["architecture"],
-        "recipe": metadata.get("recipe"),
-        "stage": metadata.get("stage"),
-        "steps": metadata.get("steps"),
-        "training_data": metadata.get("training_data"),
-        "config": metadata.get("config"),
-        "benchmark": {name: {k: row[k] for k in ("psnr", "ssim", "n")} for name, row in report["results"].items()},
-        "benchmark_command": "python -m srlib " + " ".join(command[:-2]),
-        "protocol": report["protocol"],
-        "shipped": datetime.date.today().isoformat(),
-    })
+    training_data = {k: v for k, v in (metadata.get("training_data") or {}).items() if k != "folders"}  # not local paths
+    # both files are complete before either replaces the old ones (the sidecar first, then the weights)
+    with atomic_path(target) as weights_tmp, atomic_path(sidecar_path(target)) as sidecar_tmp:
+        shutil.copyfile(snapshot, weights_tmp)
+        write_json(sidecar_tmp, {
+            "name": args.name,
+            "architecture": metadata["architecture"],
+            "recipe": metadata.get("recipe"),
+            "stage": metadata.get("stage"),
+            "steps": metadata.get("steps"),
+            "training_data": training_data or None,
+            "config": metadata.get("config"),
+            "benchmark": {name: {k: row[k] for k in ("psnr", "ssim", "n")} for name, row in report["results"].items()},
+            "benchmark_command": " ".join(["python -m srlib benchmark --weights", str(source), *command[3:-2]]),
+            "protocol": report["protocol"],
+            "shipped": datetime.date.today().isoformat(),
+        })
     print(f"wrote {target} and {sidecar_path(target)}")
     return 0
 

@@ -1,0 +1,76 @@
+"""tools/ship_model.py: a trained generator becomes the shipped model, with the figures the benchmark measured."""
+
+import importlib
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srlib.models import generator, save_generator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def ship(monkeypatch, tmp_path):
+    """tools/ship_model.main, with the shipped model's path moved into tmp_path."""
+    target = tmp_path / "package" / "srresnet_x4.weights.h5"
+    monkeypatch.setitem(importlib.import_module("srlib.upscale").SHIPPED, "srresnet-x4", target)
+    spec = importlib.util.spec_from_file_location("ship_model", ROOT / "tools" / "ship_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main, target
+
+
+@pytest.fixture
+def four_sets(tmp_path):
+    rng = np.random.default_rng(1)
+    for name in ("Set5", "Set14", "BSD100", "Urban100"):
+        (tmp_path / "data" / "benchmark" / name).mkdir(parents=True)
+        base = np.add.outer(np.sin(np.arange(40) / 4), np.cos(np.arange(44) / 6)) * 70 + 120
+        image = np.clip(base[..., None] + rng.normal(0, 8, (40, 44, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(image).save(tmp_path / "data" / "benchmark" / name / "a.png")
+    return tmp_path / "data"
+
+
+def _trained(tmp_path, **metadata):
+    path = tmp_path / "run" / "generator.weights.h5"
+    path.parent.mkdir(exist_ok=True)
+    save_generator(generator(scale=4, blocks=1, filters=4), path,
+                   {"recipe": "paper", "stage": "mse", "steps": 12, "vgg_weights": None,
+                    "training_data": {"name": "BSD200+T91", "images": 290, "folders": ["/somewhere/train"]}, **metadata})
+    return path
+
+
+def test_the_shipped_sidecar_holds_the_measured_figures_and_the_model_upscales(ship, four_sets, tmp_path):
+    from srlib.benchmark import run_benchmark
+    from srlib.models import load_generator, upscale_with
+    from srlib.upscale import upscale
+
+    main, target = ship
+    source = _trained(tmp_path)
+    assert main([str(source), "--data", str(four_sets)]) == 0
+    sidecar = json.loads(target.with_name("srresnet_x4.json").read_text())
+    assert target.read_bytes() == source.read_bytes()
+    assert (sidecar["recipe"], sidecar["stage"], sidecar["steps"]) == ("paper", "mse", 12)
+    assert sidecar["training_data"] == {"name": "BSD200+T91", "images": 290}  # no machine-local folders
+    assert sidecar["architecture"] == {"scale": 4, "blocks": 1, "filters": 4, "batch_norm": True}
+    assert sidecar["benchmark_command"] == (f"python -m srlib benchmark --weights {source} --data {four_sets} "
+                                            "--sets Set5 Set14 BSD100 Urban100")
+    direct = run_benchmark(upscale_with(load_generator(source)), four_sets, ["Set5", "Urban100"], 4, "x", progress=False)
+    for name in ("Set5", "Urban100"):
+        assert sidecar["benchmark"][name] == {k: direct["results"][name][k] for k in ("psnr", "ssim", "n")}
+    assert upscale(np.zeros((9, 7, 3), np.uint8)).shape == (36, 28, 3)  # the default model is now this one
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_a_generator_trained_on_random_vgg_or_missing_is_not_shipped(ship, four_sets, tmp_path, capsys):
+    main, target = ship
+    assert main([str(_trained(tmp_path, stage="gan", vgg_weights="random")), "--data", str(four_sets)]) == 2
+    assert "random VGG features: not shipped" in capsys.readouterr().err
+    assert main([str(tmp_path / "none.weights.h5"), "--data", str(four_sets)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not target.parent.exists()
