@@ -99,6 +99,33 @@ def generator_config(model: keras.Model) -> dict:
     }
 
 
+def fold_batch_norm(model: keras.Model) -> keras.Model:
+    """The same generator without batch norm: each BN layer (inference mode) folded into the conv before it.
+
+    In inference mode BN is a per-channel affine map, ``gamma * (x - mean) / sqrt(var + eps) + beta``, so
+    the conv's kernel and bias can absorb it exactly; the result computes what ``model(x, training=False)``
+    does. Fine-tuning the folded network trains the function that inference uses (BN's train/test gap gone).
+    """
+    config = generator_config(model)
+    if not config["batch_norm"]:
+        raise SrlibError("this generator has no batch norm to fold")
+    folded = generator(config["scale"], config["blocks"], config["filters"], batch_norm=False, name=model.name)
+    bn_after = {f"block{i}_conv{j}": f"block{i}_bn{j}" for i in range(config["blocks"]) for j in (1, 2)}
+    bn_after["body_conv"] = "body_bn"
+    for layer in folded.layers:
+        if not layer.weights:
+            continue
+        weights = model.get_layer(layer.name).get_weights()
+        if layer.name in bn_after:
+            bn = model.get_layer(bn_after[layer.name])
+            gamma, beta, mean, variance = bn.get_weights()
+            factor = gamma / np.sqrt(variance + bn.epsilon)
+            kernel, bias = weights
+            weights = [kernel * factor, (bias - mean) * factor + beta]
+        layer.set_weights(weights)
+    return folded
+
+
 def discriminator(patch_size: int = 96, name: str = "discriminator") -> keras.Model:
     """The SRGAN discriminator: eight 3x3 convs (64 to 512, stride 2 every other), dense 1024, one logit."""
     image = keras.Input(shape=(patch_size, patch_size, 3), name="image")

@@ -38,8 +38,8 @@ from .errors import DataError, SrlibError
 from .files import atomic_path, read_jsonl, write_json, write_text
 from .images import write_image
 from .data import PatchSource, training_dataset, validation_images
-from .models import (discriminator, generator, load_weights, resolve_vgg_weights, save_generator, sidecar_path,
-                     upscale_with, vgg_feature_extractor)
+from .models import (discriminator, fold_batch_norm, generator, load_generator, load_weights, resolve_vgg_weights,
+                     save_generator, sidecar_path, upscale_with, vgg_feature_extractor)
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ class Trainer:
         else:
             source = None
         if source is not None and source.is_file():
-            self._load_weights(self.generator, source)
+            self._load_initial_generator(source)
             if self.ema is not None:
                 self.ema.set_weights(self.generator.get_weights())
             log.info("%s starts from the generator in %s", self.stage.name, source)
@@ -316,6 +316,20 @@ class Trainer:
             if previous_d.is_file():
                 self._load_weights(self.discriminator, previous_d)
                 log.info("%s starts from the discriminator in %s", self.stage.name, previous_d)
+
+    def _load_initial_generator(self, source: Path) -> None:
+        """Start from ``source``; a generator with batch norm starting one without has its BN folded in."""
+        sidecar = sidecar_path(source)
+        metadata = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        fold = bool(metadata.get("architecture", {}).get("batch_norm")) and not self.config.batch_norm
+        if fold:
+            self.generator.set_weights(fold_batch_norm(load_generator(source)).get_weights())
+            log.info("the batch norm of %s is folded into its convs", source)
+        else:
+            self._load_weights(self.generator, source)
+        write_json(self.stage_dir / "initialised_from.json",
+                   {"weights": str(source), "batch_norm_folded": fold,
+                    **{k: metadata[k] for k in ("recipe", "stage", "steps", "architecture") if k in metadata}})
 
     @staticmethod
     def _load_weights(model: keras.Model, path: Path) -> None:
@@ -474,6 +488,8 @@ class Trainer:
                     "config": dataclasses.asdict(self.config)}
         if self.training_data:
             metadata["training_data"] = self.training_data
+        if (self.stage_dir / "initialised_from.json").is_file():
+            metadata["initialised_from"] = json.loads((self.stage_dir / "initialised_from.json").read_text())
         for path in (self.stage_dir / "generator.weights.h5", self.run_dir / "generator.weights.h5"):
             save_generator(self.inference_generator(), path, metadata)
         if self.discriminator is not None:

@@ -1,5 +1,6 @@
 """Generator, discriminator and VGG feature extractor."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -138,3 +139,19 @@ def test_auto_vgg_weights_fall_back_to_random_loudly(monkeypatch):
         assert models.resolve_vgg_weights("auto", "vgg16") is None
     assert models.resolve_vgg_weights("imagenet", "vgg16") == "imagenet"  # other values pass through
     assert models.resolve_vgg_weights(None, "vgg16") is None
+
+
+def test_folding_batch_norm_keeps_the_inference_function():
+    from srlib.models import fold_batch_norm, generator, generator_config
+
+    model = generator(scale=4, blocks=2, filters=8)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # statistics and affine parameters far from their initial 0 / 1
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.set_weights([rng.uniform(0.5, 2, 8), rng.normal(0, 0.5, 8), rng.normal(0, 0.5, 8), rng.uniform(0.2, 3, 8)])
+    folded = fold_batch_norm(model)
+    assert generator_config(folded) == {"scale": 4, "blocks": 2, "filters": 8, "batch_norm": False}
+    x = rng.uniform(0, 1, (2, 11, 13, 3)).astype("float32")
+    np.testing.assert_allclose(folded(x, training=False), model(x, training=False), atol=1e-5)
+    with pytest.raises(SrlibError, match="no batch norm"):
+        fold_batch_norm(folded)

@@ -326,3 +326,21 @@ def test_train_stage_and_stage_generators_follow_the_recipe(train_folder, tmp_pa
     assert found[0]["metadata"]["training_data"] == {"name": train_folder.name, "images": 4,
                                                      "folders": [str(train_folder)]}
     assert stage_generators(tmp_path, "paper") == []
+
+
+def test_a_generator_without_batch_norm_can_start_from_one_with_it(train_folder, tmp_path):
+    from srlib.models import generator_config
+
+    config = TrainConfig(**TINY, checkpoint_every=100)
+    bn_run = Trainer("paper", "mse", tmp_path / "bn", config)
+    bn_run.fit(_batches(train_folder, config), steps=3)
+    source = tmp_path / "bn" / "generator.weights.h5"
+    plain = TrainConfig(**{**TINY, "batch_norm": False}, checkpoint_every=100)
+    trainer = Trainer("paper", "mse", tmp_path / "plain", plain, init_generator=source)
+    x = np.random.default_rng(0).uniform(0, 1, (1, 10, 12, 3)).astype("float32")
+    np.testing.assert_allclose(trainer.generator(x, training=False), bn_run.generator(x, training=False), atol=1e-5)
+    trainer.fit(_batches(train_folder, plain), steps=1)
+    sidecar = json.loads((tmp_path / "plain" / "generator.json").read_text())
+    assert sidecar["architecture"]["batch_norm"] is False
+    assert sidecar["initialised_from"] == {"weights": str(source), "batch_norm_folded": True, "recipe": "paper",
+                                           "stage": "mse", "steps": 3, "architecture": generator_config(bn_run.generator)}
