@@ -41,7 +41,8 @@ def _trained(tmp_path, **metadata):
     path.parent.mkdir(exist_ok=True)
     save_generator(generator(scale=4, blocks=1, filters=4), path,
                    {"recipe": "paper", "stage": "mse", "steps": 12, "vgg_weights": None,
-                    "training_data": {"name": "BSD200+T91", "images": 290, "folders": ["/somewhere/train"]}, **metadata})
+                    "training_data": {"name": "BSD200+T91", "images": 290, "folders": ["/somewhere/train"]},
+                    "initialised_from": {"steps": 4500, "batch_norm_folded": True}, **metadata})
     return path
 
 
@@ -57,6 +58,7 @@ def test_the_shipped_sidecar_holds_the_measured_figures_and_the_model_upscales(s
     assert target.read_bytes() == source.read_bytes()
     assert (sidecar["recipe"], sidecar["stage"], sidecar["steps"]) == ("paper", "mse", 12)
     assert sidecar["training_data"] == {"name": "BSD200+T91", "images": 290}  # no machine-local folders
+    assert sidecar["initialised_from"] == {"steps": 4500, "batch_norm_folded": True}
     assert sidecar["architecture"] == {"scale": 4, "blocks": 1, "filters": 4, "batch_norm": True}
     assert sidecar["benchmark_command"] == (f"python -m srlib benchmark --weights {source} --data {four_sets} "
                                             "--sets Set5 Set14 BSD100 Urban100")
