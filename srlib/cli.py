@@ -17,15 +17,12 @@ from .errors import SrlibError
 
 def _generator_upscaler(weights, scale: int):
     """(upscaler, sidecar metadata) of a saved generator, checked to be a x``scale`` one."""
-    import json
-
-    from .models import generator_config, load_generator, sidecar_path, upscale_with
+    from .models import generator_config, load_generator, read_sidecar, upscale_with
 
     model = load_generator(weights)
     if generator_config(model)["scale"] != scale:
         raise SrlibError(f"{weights} is a x{generator_config(model)['scale']} generator, not x{scale}")
-    sidecar = sidecar_path(weights)
-    return upscale_with(model), json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    return upscale_with(model), read_sidecar(weights)
 
 
 def _provenance(metadata: dict) -> str:

@@ -229,6 +229,12 @@ def sidecar_path(weights_path: str | Path) -> Path:
     return weights_path.with_name(stem + ".json")
 
 
+def read_sidecar(weights_path: str | Path) -> dict:
+    """The sidecar of ``weights_path`` (architecture and provenance), or {} when there is none."""
+    sidecar = sidecar_path(weights_path)
+    return json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+
+
 def save_generator(model: keras.Model, path: str | Path, metadata: dict | None = None) -> None:
     """Save the weights (no pickled code) and a JSON sidecar with the architecture, both atomically."""
     from .files import atomic_path, write_json
@@ -243,11 +249,10 @@ def load_generator(path: str | Path, **architecture) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise SrlibError(f"generator weights {path} do not exist")
-    sidecar = sidecar_path(path)
-    config = json.loads(sidecar.read_text()).get("architecture", {}) if sidecar.is_file() else {}
+    config = read_sidecar(path).get("architecture", {})
     config.update(architecture)
     if not config:
-        raise SrlibError(f"{sidecar} is missing: give the architecture (scale, blocks, filters) of {path}")
+        raise SrlibError(f"{sidecar_path(path)} is missing: give the architecture (scale, blocks, filters) of {path}")
     model = generator(**config)
     try:
         load_weights(model, path)

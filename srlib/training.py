@@ -38,8 +38,8 @@ from .errors import DataError, SrlibError
 from .files import atomic_path, read_jsonl, write_json, write_text
 from .images import write_image
 from .data import PatchSource, training_dataset, validation_images
-from .models import (discriminator, fold_batch_norm, generator, load_generator, load_weights, resolve_vgg_weights,
-                     save_generator, sidecar_path, upscale_with, vgg_feature_extractor)
+from .models import (discriminator, fold_batch_norm, generator, load_generator, load_weights, read_sidecar,
+                     resolve_vgg_weights, save_generator, upscale_with, vgg_feature_extractor)
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,8 @@ class Trainer:
         self.strategy = strategy or _strategy()
         self.validation = validation or []
         self.history = HistoryLog(self.run_dir / "history.jsonl")
+        started = self.stage_dir / "initialised_from.json"  # what a resumed stage first started from
+        self.initialised_from = json.loads(started.read_text()) if started.is_file() else None
         # process-wide in Keras: set it either way, so that an earlier mixed-precision run does not leak in
         keras.mixed_precision.set_dtype_policy("mixed_float16" if self.config.mixed_precision else "float32")
         self._build()
@@ -319,17 +321,16 @@ class Trainer:
 
     def _load_initial_generator(self, source: Path) -> None:
         """Start from ``source``; a generator with batch norm starting one without has its BN folded in."""
-        sidecar = sidecar_path(source)
-        metadata = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        metadata = read_sidecar(source)
         fold = bool(metadata.get("architecture", {}).get("batch_norm")) and not self.config.batch_norm
         if fold:
             self.generator.set_weights(fold_batch_norm(load_generator(source)).get_weights())
             log.info("the batch norm of %s is folded into its convs", source)
         else:
             self._load_weights(self.generator, source)
-        write_json(self.stage_dir / "initialised_from.json",
-                   {"weights": str(source), "batch_norm_folded": fold,
-                    **{k: metadata[k] for k in ("recipe", "stage", "steps", "architecture") if k in metadata}})
+        self.initialised_from = {"weights": str(source), "batch_norm_folded": fold,
+                                 **{k: metadata[k] for k in ("recipe", "stage", "steps", "architecture") if k in metadata}}
+        write_json(self.stage_dir / "initialised_from.json", self.initialised_from)
 
     @staticmethod
     def _load_weights(model: keras.Model, path: Path) -> None:
@@ -488,8 +489,8 @@ class Trainer:
                     "config": dataclasses.asdict(self.config)}
         if self.training_data:
             metadata["training_data"] = self.training_data
-        if (self.stage_dir / "initialised_from.json").is_file():
-            metadata["initialised_from"] = json.loads((self.stage_dir / "initialised_from.json").read_text())
+        if self.initialised_from:
+            metadata["initialised_from"] = self.initialised_from
         for path in (self.stage_dir / "generator.weights.h5", self.run_dir / "generator.weights.h5"):
             save_generator(self.inference_generator(), path, metadata)
         if self.discriminator is not None:
@@ -552,8 +553,7 @@ def stage_generators(run_dir: str | os.PathLike, recipe: str) -> list[dict]:
         path = Path(run_dir) / name / "generator.weights.h5"
         if not path.is_file() or not RECIPES[recipe][name].train_generator:
             continue
-        sidecar = sidecar_path(path)
-        metadata = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        metadata = read_sidecar(path)
         random_vgg = random_vgg or metadata.get("vgg_weights") == "random"
         found.append({"stage": name, "path": path, "metadata": metadata, "random_vgg": random_vgg})
     return found

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from srlib.cli import main as srlib_main
 from srlib.files import atomic_path, write_json
-from srlib.models import sidecar_path
+from srlib.models import read_sidecar, sidecar_path
 from srlib.upscale import SHIPPED
 
 SETS = ["Set5", "Set14", "BSD100", "Urban100"]
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _ship(snapshot: Path, source: Path, args) -> int:
-    metadata = json.loads(sidecar_path(snapshot).read_text())
+    metadata = read_sidecar(snapshot)
     refusal = (f"{source} is not a x4 generator: {metadata.get('architecture')}"
                if metadata.get("architecture", {}).get("scale") != 4 else
                f"{source} was trained against random VGG features: not shipped"
