@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--blocks", type=int, default=16, help="residual blocks (default: 16)")
     train.add_argument("--filters", type=int, default=64, help="filters per conv (default: 64)")
     train.add_argument("--no-batch-norm", action="store_true", help="a generator without batch norm")
-    train.add_argument("--learning-rate", type=float, help="override the stage's learning rate")
+    train.add_argument("--learning-rate", type=float, help="override the stage's learning rate (also when resuming: a lower rate to finish a run)")
     train.add_argument("--checkpoint-every", type=int, default=500, metavar="S")
     train.add_argument("--validate-every", type=int, default=500, metavar="K", help="validate and save a sample every K steps")
     train.add_argument("--val-data", help="HR images to validate on (default: <data>/../benchmark/Set5 when there)")

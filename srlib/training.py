@@ -172,6 +172,16 @@ class HistoryLog:
         kept = [r for r in self.rows() if r.get("stage") != stage or r.get("step", 0) <= step]
         write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
+    def learning_rates(self, stage: str) -> list[dict]:
+        """The rates a stage has used, as ``[{"from_step": 1, "rate": 2e-4}, ...]``: a resumed run may change it."""
+        segments = []
+        for row in self.rows():
+            if row.get("stage") == stage and "lr" in row:
+                rate = float(f"{row['lr']:.4g}")  # the float32 rate, without its float32 noise
+                if not segments or segments[-1]["rate"] != rate:
+                    segments.append({"from_step": row["step"], "rate": rate})
+        return segments
+
     def append(self, row: dict) -> None:
         if self._file is None:
             self._file = open(self.path, "a")
@@ -283,6 +293,14 @@ class Trainer:
                 raise SrlibError(f"the checkpoint {self.manager.latest_checkpoint} does not fit this run's networks "
                                  f"(were other options used?): {error}") from None
             log.info("resuming %s/%s at step %d from %s", self.recipe, self.stage.name, self.current_step, self.manager.latest_checkpoint)
+            if not self.stage.decay_at:  # the checkpoint restored the old rate; a resumed run may set another
+                rate = self.config.learning_rate or self.stage.learning_rate
+                for optimizer in (self.g_optimizer, self.d_optimizer):
+                    if optimizer is not None:
+                        optimizer.learning_rate.assign(rate)
+                earlier = before.get("learning_rate") or self.stage.learning_rate
+                if earlier != rate:
+                    log.info("the learning rate changes from %g to %g at step %d", earlier, rate, self.current_step)
             if adding_ema:
                 self.ema.set_weights(self.generator.get_weights())  # an average added to a running stage
                 log.info("the EMA of the generator starts at step %d", self.current_step)
@@ -491,6 +509,8 @@ class Trainer:
             metadata["training_data"] = self.training_data
         if self.initialised_from:
             metadata["initialised_from"] = self.initialised_from
+        if self.g_optimizer is not None:
+            metadata["learning_rates"] = self.history.learning_rates(self.stage.name)
         for path in (self.stage_dir / "generator.weights.h5", self.run_dir / "generator.weights.h5"):
             save_generator(self.inference_generator(), path, metadata)
         if self.discriminator is not None:

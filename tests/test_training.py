@@ -121,6 +121,16 @@ def test_learning_rate_drops_tenfold_after_half_the_steps(train_folder, tmp_path
     assert [r["lr"] for r in rows] == pytest.approx([1e-4, 1e-4, 1e-5, 1e-5])
 
 
+def test_the_sidecar_records_every_learning_rate_a_resumed_stage_used(train_folder, tmp_path):
+    config = TrainConfig(**TINY, checkpoint_every=2, learning_rate=2e-4)
+    Trainer("paper", "mse", tmp_path, config).fit(_batches(train_folder, config), steps=2)
+    lower = TrainConfig(**TINY, checkpoint_every=2, learning_rate=5e-5)
+    Trainer("paper", "mse", tmp_path, lower).fit(_batches(train_folder, lower), steps=4)
+    sidecar = json.loads((tmp_path / "generator.json").read_text())
+    assert sidecar["steps"] == 4
+    assert sidecar["learning_rates"] == [{"from_step": 1, "rate": 2e-4}, {"from_step": 3, "rate": 5e-5}]
+
+
 def test_unusable_streamed_data_stop_with_a_data_error(tmp_path):
     junk = tmp_path / "junk"
     junk.mkdir()

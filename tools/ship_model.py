@@ -72,6 +72,7 @@ def _ship(snapshot: Path, source: Path, args) -> int:
             "training_data": training_data or None,
             "initialised_from": metadata.get("initialised_from"),
             "config": metadata.get("config"),
+            "learning_rates": metadata.get("learning_rates"),
             "benchmark": {name: {k: row[k] for k in ("psnr", "ssim", "n")} for name, row in report["results"].items()},
             "benchmark_command": " ".join(["python -m srlib benchmark --weights", str(source), *command[3:-2]]),
             "protocol": report["protocol"],
