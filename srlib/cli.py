@@ -27,8 +27,12 @@ def _generator_upscaler(weights, scale: int):
 
 def _provenance(metadata: dict) -> str:
     """How a generator was trained, from its sidecar: "paper/mse, 60000 steps on BSD200+T91"."""
-    parts = [f"{metadata['recipe']}/{metadata['stage']}" if "recipe" in metadata and "stage" in metadata else "",
-             f"{metadata['steps']} steps" if "steps" in metadata else ""]
+    steps = f"{metadata['steps']} steps" if "steps" in metadata else ""
+    start = metadata.get("initialised_from") or {}
+    if steps and start.get("steps"):  # e.g. a run started from another run's weights, with its BN folded in
+        steps = (f"{start['steps']} steps with batch norm + {metadata['steps']} without" if start.get("batch_norm_folded")
+                 else f"{start['steps']} + {metadata['steps']} steps")
+    parts = [f"{metadata['recipe']}/{metadata['stage']}" if "recipe" in metadata and "stage" in metadata else "", steps]
     data = metadata.get("training_data")
     text = ", ".join(p for p in parts if p)
     return text + (f" on {data['name'] if isinstance(data, dict) else data}" if data else "")

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from srlib.benchmark import bicubic_upscaler, run_benchmark
-from srlib.cli import main
+from srlib.cli import _provenance, main
 from srlib.degradation import bicubic_downscale, bicubic_upscale, modcrop
 from srlib.images import read_image
 from srlib.metrics import psnr_y, ssim_y
@@ -233,3 +233,11 @@ def test_bad_benchmark_requests_fail_before_any_work(tiny_sets, tmp_path, capsys
 def test_the_default_crop_images_are_the_first_of_each_set(tiny_sets, tmp_path, capsys):
     assert main(["benchmark", "--data", str(tiny_sets), "--sets", "Set5", "Set14", "--crops", str(tmp_path / "c.png")]) == 0
     assert "(Set5/img0, Set14/img0)" in capsys.readouterr().out and (tmp_path / "c.png").is_file()
+
+
+def test_the_source_note_counts_the_steps_of_the_run_a_model_started_from():
+    sidecar = {"recipe": "paper", "stage": "mse", "steps": 2750, "training_data": {"name": "BSD200+T91"}}
+    assert _provenance(sidecar) == "paper/mse, 2750 steps on BSD200+T91"
+    folded = {**sidecar, "initialised_from": {"steps": 4500, "batch_norm_folded": True}}
+    assert _provenance(folded) == "paper/mse, 4500 steps with batch norm + 2750 without on BSD200+T91"
+    assert _provenance({**sidecar, "initialised_from": {"steps": 100}}) == "paper/mse, 100 + 2750 steps on BSD200+T91"
