@@ -30,8 +30,8 @@ def _provenance(metadata: dict) -> str:
     steps = f"{metadata['steps']} steps" if "steps" in metadata else ""
     start = metadata.get("initialised_from") or {}
     if steps and start.get("steps"):  # e.g. a run started from another run's weights, with its BN folded in
-        steps = (f"{start['steps']} steps with batch norm + {metadata['steps']} without" if start.get("batch_norm_folded")
-                 else f"{start['steps']} + {metadata['steps']} steps")
+        steps = (f"{start['steps']} steps with batch norm + {metadata['steps']} without"
+                 if start.get("batch_norm_folded") else f"{start['steps']} + {metadata['steps']} steps")
     parts = [f"{metadata['recipe']}/{metadata['stage']}" if "recipe" in metadata and "stage" in metadata else "", steps]
     data = metadata.get("training_data")
     text = ", ".join(p for p in parts if p)

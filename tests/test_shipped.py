@@ -13,7 +13,8 @@ from srlib.upscale import SHIPPED
 WEIGHTS = SHIPPED["srresnet-x4"]
 SIDECAR = sidecar_path(WEIGHTS)
 ROOT = Path(__file__).resolve().parent.parent
-BICUBIC_SET5 = 28.42  # measured by this protocol (README) and published
+# the targets: above SRCNN (30.48 / 27.50 / 26.90), far above bicubic (28.42 / 26.08 / 25.96)
+TARGETS = {"Set5": 31.0, "Set14": 27.7, "BSD100": 27.0}
 
 
 def _sidecar() -> dict:
@@ -31,7 +32,12 @@ def test_the_sidecar_says_what_the_model_is_and_how_it_was_made():
     assert sidecar["initialised_from"]["batch_norm_folded"] and sidecar["initialised_from"]["steps"] == 4500
     assert sidecar["steps"] > 0 and sidecar["benchmark_command"].startswith("python -m srlib benchmark --weights")
     assert set(sidecar["benchmark"]) == {"Set5", "Set14", "BSD100", "Urban100"}
-    assert sidecar["benchmark"]["Set5"]["n"] == 5 and sidecar["benchmark"]["Set5"]["psnr"] > BICUBIC_SET5 + 1
+    assert sidecar["benchmark"]["Set5"]["n"] == 5
+    below = {name: sidecar["benchmark"][name]["psnr"] for name, target in TARGETS.items()
+             if sidecar["benchmark"][name]["psnr"] < target}
+    assert not below, f"below the targets {TARGETS}: {below}"
+    rates = sidecar["learning_rates"]  # every rate the run used, from its first step
+    assert rates[0]["from_step"] == 1 and all(r["rate"] > 0 for r in rates)
 
 
 def test_the_weights_are_package_data():
@@ -53,7 +59,7 @@ def test_the_shipped_model_scores_its_recorded_set5_figures(data_dir):
     measured = report["results"]["Set5"]
     assert measured["psnr"] == pytest.approx(recorded["psnr"], abs=0.01)
     assert measured["ssim"] == pytest.approx(recorded["ssim"], abs=1e-4)
-    assert measured["psnr"] > BICUBIC_SET5 + 1
+    assert measured["psnr"] >= TARGETS["Set5"]
 
 
 def test_the_shipped_model_is_the_default_of_upscale_and_of_the_command(tmp_path):
