@@ -1,11 +1,13 @@
 """Getting the data: named data sets downloaded (resumable, verified, extracted safely) or copied from a mirror.
 
 ``download`` writes to ``<file>.part`` and, when that exists from an interrupted attempt, asks the server
-for the rest (an HTTP Range request); the finished file is checked against its size and sha256 before it
-is renamed into place, and a file that does not match is deleted, so a wrong or damaged download never
-looks like a good one. ``extract`` refuses any archive member that would land outside the target folder
-(``../`` tricks, absolute paths, links pointing out) and unpacks into a temporary folder that is renamed
-into place only when everything is out.
+for the rest (an HTTP Range request; a server that sends anything but the rest makes it start again). It
+reads no more than the expected size, gives up after ``time_limit``, and checks the finished file against
+its size (the published one, else the server's) and checksum before it is renamed into place; a file that
+does not match is deleted, so a wrong or damaged download never looks like a good one. ``extract``
+refuses any archive member that would land outside the target folder (``../`` tricks, absolute paths,
+links pointing out), device files and FIFOs, and archives that unpack to more than ``max_bytes``; it
+unpacks into a temporary folder that is renamed into place only when everything is out.
 """
 
 from __future__ import annotations
@@ -13,20 +15,23 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
+import lzma
 import os
+import re
 import shutil
 import tarfile
-import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
 from .errors import SrlibError
-from .files import atomic_path
+from .files import atomic_path, temp_beside
 
 log = logging.getLogger(__name__)
 
@@ -84,56 +89,40 @@ def _checksums(sha256: str | None, md5: str | None) -> dict:
     return {name: value.lower() for name, value in (("sha256", sha256), ("md5", md5)) if value}
 
 
+DOWNLOAD_TIME_LIMIT = 6 * 3600.0  # seconds for one attempt; COCO's 13.5 GB needs 2 h at 2 MB/s, and resumes
+MAX_EXTRACTED_BYTES = 64 << 30  # what an archive may unpack to; the largest here (COCO) is 13.5 GB
+_BLOCK = 1 << 20
+
+
 def download(url: str, path: str | os.PathLike, sha256: str | None = None, size: int | None = None,
-             progress: bool = True, timeout: float = 60.0, md5: str | None = None) -> Path:
+             progress: bool = True, timeout: float = 60.0, md5: str | None = None,
+             time_limit: float = DOWNLOAD_TIME_LIMIT) -> Path:
     """Download ``url`` to ``path``, resuming a ``.part`` file; verify ``size``, ``sha256`` and ``md5`` when given.
 
-    An existing ``path`` that matches is kept as it is (nothing is fetched).
+    Without a checksum the length is checked, against ``size`` or else the server's; a server that gives
+    neither is refused. No more than ``size`` bytes are read. ``timeout`` bounds each wait for data,
+    ``time_limit`` (seconds) the whole attempt, checked as data arrives; a stopped download keeps its
+    ``.part`` file to resume. An existing ``path`` that matches is kept as it is (nothing is fetched).
     """
     path = Path(path)
     expected = _checksums(sha256, md5)
-    if path.is_file() and all(sha256_of(path, algorithm=a) == v for a, v in expected.items()):
+    if (path.is_file() and (size is None or path.stat().st_size == size)
+            and all(sha256_of(path, algorithm=a) == v for a, v in expected.items())):
         log.info("%s is already there", path)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
     have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as error:
-        if error.code == 416 and have:  # the .part is already complete
-            response = None
-        else:
-            raise DownloadError(f"could not download {url}: HTTP {error.code} {error.reason}") from None
-    except (urllib.error.URLError, OSError) as error:
-        raise DownloadError(f"could not download {url}: {getattr(error, 'reason', error)}") from None
-    if response is not None:
-        with response:
-            resumed = have and response.status == 206
-            if have and not resumed:
-                log.info("%s does not resume downloads: starting %s again", url, path.name)
-                have = 0
-            length = response.headers.get("Content-Length")
-            total = have + int(length) if length else size
-            size = size if size is not None else total  # the server's length, when nothing is published
-            try:
-                with open(part, "ab" if resumed else "wb") as file, tqdm(
-                    total=total, initial=have, unit="B", unit_scale=True, desc=path.name,
-                    disable=None if progress else True,
-                ) as bar:
-                    while block := response.read(1 << 20):
-                        file.write(block)
-                        bar.update(len(block))
-            except (OSError, http.client.HTTPException) as error:  # timeouts, resets, short reads
-                raise DownloadError(f"downloading {url} stopped after {part.stat().st_size} bytes ({error}); "
-                                    "the partial file is kept: run again to resume") from None
+    if size is not None and have > size:  # longer than the published file: not a piece of it
+        part.unlink()
+        have = 0
+    total = _receive(url, part, have, size, bool(expected), timeout, (time.monotonic(), time_limit), progress)
     actual_size = part.stat().st_size
-    if size is not None and actual_size != size:
-        if actual_size > size:
+    if total is not None and actual_size != total:
+        if actual_size > total:
             part.unlink()
-        raise DownloadError(f"{url}: got {actual_size} bytes, expected {size}"
-                            + ("; the partial file is kept, run again to resume" if actual_size < size else ""))
+        raise DownloadError(f"{url}: got {actual_size} bytes, expected {total}"
+                            + ("; the partial file is kept, run again to resume" if actual_size < total else ""))
     for algorithm, value in expected.items():
         actual = sha256_of(part, algorithm=algorithm)
         if actual != value:
@@ -141,6 +130,80 @@ def download(url: str, path: str | os.PathLike, sha256: str | None = None, size:
             raise DownloadError(f"{url}: {algorithm} {actual} does not match the published {value}; the file was deleted")
     os.replace(part, path)
     return path
+
+
+def _content_range(header: str | None) -> tuple[int | None, int | None]:
+    """(first byte, whole length) from a Content-Range header such as ``bytes 100-999/1000`` or ``bytes */1000``."""
+    match = re.fullmatch(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*", header or "")
+    if not match:
+        return None, None
+    return (int(match[1]) if match[1] else None), (int(match[2]) if match[2] != "*" else None)
+
+
+def _receive(url: str, part: Path, have: int, size: int | None, checksummed: bool, timeout: float,
+             limit: tuple[float, float], progress: bool) -> int | None:
+    """Fetch ``url`` into ``part``, after its first ``have`` bytes when the server resumes, else from the start;
+    ``limit`` is (when the download started, by ``time.monotonic``; its time limit in seconds).
+
+    Returns the whole file's length (``size``, else the server's), None when only a checksum can tell.
+    """
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        if error.code != 416 or not have:
+            raise DownloadError(f"could not download {url}: HTTP {error.code} {error.reason}") from None
+        # nothing after byte `have`: the .part is whole, or longer than the file
+        total = size if size is not None else _content_range(error.headers.get("Content-Range"))[1]
+        if (total is None and not checksummed) or (total is not None and have > total):
+            log.info("%s: %s does not fit the file on the server: starting again", url, part.name)
+            return _receive(url, part, 0, size, checksummed, timeout, limit, progress)
+        return total
+    except (urllib.error.URLError, OSError) as error:
+        raise DownloadError(f"could not download {url}: {getattr(error, 'reason', error)}") from None
+    with response:
+        first, total = _content_range(response.headers.get("Content-Range")) if response.status == 206 else (0, None)
+        if first != have:
+            if first != 0:  # not what was asked for, nor the whole file
+                part.unlink()
+                sent = response.headers.get("Content-Range") or "no Content-Range"
+                raise DownloadError(f"{url}: asked for bytes {have}-, the server answered with {sent}; "
+                                    "the partial file was deleted, run again to download it whole")
+            log.info("%s does not resume downloads: starting %s again", url, part.name)
+            have = 0
+        length = response.headers.get("Content-Length")
+        if total is None and length is not None and length.isdigit():
+            total = have + int(length)
+        if size is not None and total is not None and total != size:
+            raise DownloadError(f"{url} is {total} bytes on the server, not the published {size}; not downloaded")
+        total = size if size is not None else total
+        if total is None and not checksummed and not getattr(response, "chunked", False):
+            raise DownloadError(f"{url}: the server does not say how long the file is and no size or checksum "
+                                "is given, so a download cut short could not be told from a whole one; not downloaded")
+        received = have
+        try:
+            with open(part, "ab" if have else "wb") as file, tqdm(
+                total=total, initial=have, unit="B", unit_scale=True, desc=part.name[:-len(".part")],
+                disable=None if progress else True,
+            ) as bar:
+                # read1 returns what has arrived, so the time limit is checked even while data trickles
+                while block := response.read1(_BLOCK if total is None else min(_BLOCK, total - received + 1)):
+                    received += len(block)
+                    if total is not None and received > total:
+                        break
+                    file.write(block)
+                    bar.update(len(block))
+                    if time.monotonic() - limit[0] > limit[1]:
+                        raise DownloadError(f"downloading {url} ran past its time limit of {limit[1]:g} s; stopped "
+                                            f"after {received} bytes, the partial file is kept: run again to resume")
+        except (OSError, http.client.HTTPException) as error:  # timeouts, resets, short reads
+            raise DownloadError(f"downloading {url} stopped after {part.stat().st_size} bytes ({error}); "
+                                "the partial file is kept: run again to resume") from None
+        if total is not None and received > total:
+            part.unlink()
+            raise DownloadError(f"{url}: the server sent more than the expected {total} bytes; stopped, "
+                                "the file was deleted")
+    return total
 
 
 def _inside(root: Path, name: str) -> bool:
@@ -153,34 +216,25 @@ def _inside(root: Path, name: str) -> bool:
     return resolved == root or root in resolved.parents
 
 
-def extract(archive: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """Unpack a .zip or .tar(.gz/.bz2/.xz) into ``target`` (which must not exist yet), safely.
+def extract(archive: str | os.PathLike, target: str | os.PathLike, max_bytes: int = MAX_EXTRACTED_BYTES) -> Path:
+    """Unpack a .zip or .tar(.gz/.bz2/.xz) into ``target`` (which must not exist yet), safely; returns ``target``.
 
-    Raises ``DownloadError`` naming the first member that would land outside ``target``.
+    Raises ``DownloadError`` naming the archive and the first member that would land outside ``target``
+    (``../``, absolute paths, links leading out), that is a device file or FIFO (refused, not skipped), or
+    that is damaged; and when the archive would unpack to more than ``max_bytes``: refused from the
+    members' listed sizes before anything is written, and counted again as they are written, since a
+    zip's listed sizes can lie. Nothing is left behind on an error.
     """
     archive, target = Path(archive), Path(target)
     if target.exists():
         raise DownloadError(f"{target} already exists: remove it to extract {archive.name} again")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    staging = temp_beside(target, folder=True)
     try:
         if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zipped:
-                for name in zipped.namelist():
-                    if not _inside(staging, name):
-                        raise DownloadError(f"{archive.name}: member {name!r} would land outside {target}; refused")
-                zipped.extractall(staging)
+            _extract_zip(archive, staging, target, max_bytes)
         elif tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as tarred:
-                for member in tarred.getmembers():
-                    link = None
-                    if member.issym():  # relative to the link's own folder
-                        link = str(PurePosixPath(member.name).parent / member.linkname)
-                    elif member.islnk():  # relative to the archive's root
-                        link = member.linkname
-                    if not _inside(staging, member.name) or (link is not None and not _inside(staging, link)):
-                        raise DownloadError(f"{archive.name}: member {member.name!r} would land outside {target}; refused")
-                tarred.extractall(staging, filter="data")  # the standard library's own safety net as well
+            _extract_tar(archive, staging, target, max_bytes)
         else:
             raise DownloadError(f"{archive} is neither a zip nor a tar archive")
         os.replace(staging, target)
@@ -188,6 +242,75 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _check_expansion(archive: Path, listed: int, max_bytes: int) -> None:
+    if listed > max_bytes:
+        raise DownloadError(f"{archive.name} would unpack to {listed} bytes, more than the limit of {max_bytes}; refused")
+
+
+def _extract_zip(archive: Path, staging: Path, target: Path, max_bytes: int) -> None:
+    try:
+        zipped = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise DownloadError(f"{archive.name} is not a readable zip archive: {error}") from None
+    with zipped:
+        members = zipped.infolist()
+        for info in members:
+            if not _inside(staging, info.filename):
+                raise DownloadError(f"{archive.name}: member {info.filename!r} would land outside {target}; refused")
+        _check_expansion(archive, sum(info.file_size for info in members), max_bytes)
+        written = 0
+        for info in members:
+            destination = staging / info.filename
+            try:
+                if info.is_dir():
+                    destination.mkdir(parents=True, exist_ok=True)
+                    continue
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with zipped.open(info) as source, open(destination, "wb") as file:
+                    while block := source.read(_BLOCK):
+                        written += len(block)
+                        if written > max_bytes:
+                            raise DownloadError(f"{archive.name} unpacks to more than the limit of {max_bytes} "
+                                                f"bytes (more than its listed sizes), at member {info.filename!r}; refused")
+                        file.write(block)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as error:
+                raise DownloadError(f"{archive.name}: member {info.filename!r} could not be unpacked: {error}") from None
+
+
+def _extract_tar(archive: Path, staging: Path, target: Path, max_bytes: int) -> None:
+    written = 0
+
+    def checked(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+        nonlocal written
+        member = tarfile.data_filter(member, path)  # the standard library's own safety net as well
+        written += member.size if member.isreg() else 0  # what tarfile writes for it, exactly
+        if written > max_bytes:
+            raise DownloadError(f"{archive.name} unpacks to more than the limit of {max_bytes} bytes, "
+                                f"at member {member.name!r}; refused")
+        return member
+
+    try:
+        with tarfile.open(archive) as tarred:
+            members = tarred.getmembers()
+            for member in members:
+                link = None
+                if member.issym():  # relative to the link's own folder
+                    link = str(PurePosixPath(member.name).parent / member.linkname)
+                elif member.islnk():  # relative to the archive's root
+                    link = member.linkname
+                if not _inside(staging, member.name) or (link is not None and not _inside(staging, link)):
+                    raise DownloadError(f"{archive.name}: member {member.name!r} would land outside {target}; refused")
+                if member.isdev() or member.isfifo():
+                    kind = "a FIFO" if member.isfifo() else "a device file"
+                    raise DownloadError(f"{archive.name}: member {member.name!r} is {kind}; refused")
+            _check_expansion(archive, sum(member.size for member in members if member.isreg()), max_bytes)
+            tarred.extractall(staging, members, filter=checked)
+    except tarfile.FilterError as error:  # e.g. a link that leads out through another link
+        raise DownloadError(f"{archive.name}: member {error.tarinfo.name!r} refused: {error}") from None
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as error:
+        raise DownloadError(f"{archive.name} could not be unpacked: {error}") from None
 
 
 def fetch(name: str, data_dir: str | os.PathLike, progress: bool = True) -> dict[str, Path]:

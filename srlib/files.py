@@ -1,29 +1,124 @@
-"""Atomic file writes (an interrupted run never leaves a half-written output behind) and JSON lines."""
+"""Atomic file writes (an interrupted run never leaves a half-written output behind) and JSON lines.
+
+A write goes to a temporary file beside the target, named ``.<name>.tmp-<12 hex digits><suffix>``
+(``TEMP_NAME``), which is renamed over the target once complete; ``remove_stale_temp_files`` deletes the
+ones a killed run left behind.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
-import tempfile
+import re
+import secrets
+import shutil
+import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+TEMP_NAME = re.compile(r"\.(?P<name>.+)\.tmp-[0-9a-f]{12}(?P<suffix>.*)")
+_STARTED = time.time()  # every temporary file this process makes is newer than this
+_in_progress: set[str] = set()  # the temporary files this process is writing now
+
+
+def _suffix(path: Path) -> str:
+    return "".join(path.suffixes[-2:])  # keep ".weights.h5", which Keras insists on
+
+
+def temp_beside(path: str | os.PathLike, folder: bool = False) -> Path:
+    """Create an empty temporary file (or, with ``folder``, folder) beside ``path``, named by ``TEMP_NAME``.
+
+    Unlike ``tempfile.mkstemp`` (always 0600), it gets the mode any new file gets (0644 under umask 022).
+    Errors name ``path``, not the temporary name.
+    """
+    path = Path(path)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(6)}{'' if folder else _suffix(path)}")
+        try:
+            if folder:
+                os.mkdir(tmp)
+            else:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise _naming(error, tmp, path) from None
+    raise FileExistsError(f"could not make a temporary name beside {path}")
+
+
+def _naming(error: OSError, tmp: Path, path: Path) -> OSError:
+    """``error`` as it would read for ``path`` when it names the temporary ``tmp`` instead."""
+    if error.errno is not None and str(tmp) in (str(error.filename), str(error.filename2)):
+        return OSError(error.errno, error.strerror, str(path))  # OSError() picks the subclass from errno
+    if str(tmp) in str(error):  # e.g. h5py's messages, which carry the name in the text
+        return OSError(str(error).replace(str(tmp), str(path)))
+    return error
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step.
+
+    An ``OSError`` that names the temporary file (an unwritable folder, a full disk) is raised naming ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes[-2:])  # keep ".weights.h5", which Keras insists on
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
+    tmp = temp_beside(path)
+    _in_progress.add(os.path.abspath(tmp))
     try:
-        yield Path(tmp_name)
-        os.replace(tmp_name, path)
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raised = _naming(error, tmp, path)
+        if raised is error:
+            raise
+        raise raised from error
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    finally:
+        _in_progress.discard(os.path.abspath(tmp))
+
+
+def is_temp_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named like the temporary files (and folders) of ``temp_beside``."""
+    match = TEMP_NAME.fullmatch(Path(path).name)
+    return bool(match) and match["suffix"] in ("", _suffix(Path(match["name"])))
+
+
+def remove_stale_temp_files(folder: str | os.PathLike, before: float | None = None) -> list[Path]:
+    """Delete the temporary files and folders of killed atomic writes in ``folder`` and below; returns them.
+
+    Only those last changed before ``before`` (default: when this process loaded srlib.files, so never one
+    it is writing) and not being written by this process are deleted.
+    """
+    before = _STARTED if before is None else before
+    removed = []
+    for parent, folders, files in os.walk(folder):
+        for name in files + folders:
+            path = Path(parent) / name
+            if not is_temp_file(path) or os.path.abspath(path) in _in_progress:
+                continue
+            try:
+                if path.lstat().st_mtime >= before:
+                    continue
+                if name in folders and not path.is_symlink():
+                    shutil.rmtree(path)
+                    folders.remove(name)  # os.walk need not look inside
+                else:
+                    path.unlink()
+            except FileNotFoundError:  # removed meanwhile
+                continue
+            removed.append(path)
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted run in %s", len(removed), folder)
+    return removed
 
 
 def write_json(path: str | os.PathLike, data) -> None:
