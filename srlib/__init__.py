@@ -7,6 +7,10 @@ One module per concern: ``images`` (reading and writing), ``degradation`` (modcr
 the function), ``pipeline`` (the notebooks under papermill), ``cli`` (``python -m srlib``).
 """
 
+from . import _quiet
+
+_quiet.install()  # before anything imports TensorFlow
+
 from .degradation import bicubic_downscale, bicubic_upscale, imresize, modcrop
 from .errors import DataError, ImageReadError, SrlibError
 from .images import read_image, read_image_folder, write_image

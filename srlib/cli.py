@@ -102,17 +102,11 @@ def _benchmark(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from .training import TrainConfig, get_stage, train_stage
+    from .recipes import get_stage, train_config
+    from .training import train_stage
 
-    stage = get_stage(args.recipe, args.stage)
-    config = TrainConfig(
-        scale=args.scale, blocks=args.blocks, filters=args.filters, batch_norm=not args.no_batch_norm,
-        batch_size=args.batch_size, patch_size=args.patch_size,
-        vgg_weights=None if args.vgg_weights == "none" else args.vgg_weights,
-        learning_rate=args.learning_rate, checkpoint_every=args.checkpoint_every,
-        validate_every=args.validate_every, sample_every=args.validate_every, ema_decay=args.ema,
-        mixed_precision=args.mixed_precision, jit_compile=args.xla, seed=args.seed,
-    )
+    config = train_config({**vars(args), "batch_norm": not args.no_batch_norm})
+    stage = config.stage(get_stage(args.recipe, args.stage))
     val_dir = args.val_data
     if val_dir is None:  # a data mirror laid out as <root>/train and <root>/benchmark/Set5
         guess = Path(args.data[0]).resolve().parent / "benchmark" / "Set5"
@@ -120,8 +114,7 @@ def _train(args: argparse.Namespace) -> None:
     print(f"{args.recipe}/{stage.name}: {stage.summary}")
     print(f"validation: {val_dir or 'none (give --val-data DIR)'}")
     trainer = train_stage(args.recipe, args.stage, args.data, args.run_dir, args.steps, config, val_data=val_dir,
-                          val_images=args.val_images, init_generator=args.init_generator,
-                          from_scratch=args.from_scratch)
+                          init_generator=args.init_generator, from_scratch=args.from_scratch, restart=args.restart)
     print(f"{args.recipe}/{stage.name}: {trainer.current_step} steps; generator at {Path(args.run_dir) / 'generator.weights.h5'}")
 
 
@@ -149,6 +142,9 @@ def _upscale(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .pipeline import PROFILES
+    from .recipes import CONTENT_LOSSES, RECIPES, TrainConfig
+
     parser = argparse.ArgumentParser(prog="python -m srlib", description="SRGAN course project tools")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -170,36 +166,47 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(run=_benchmark)
 
     train = commands.add_parser("train", help="train one stage of a recipe (rerun to resume)")
-    train.add_argument("--recipe", required=True, choices=["report", "paper"])
-    train.add_argument("--stage", required=True, help="report: sr_vgg, discriminator, full; paper: mse, gan")
+    train.add_argument("--recipe", required=True, choices=list(RECIPES))
+    train.add_argument("--stage", required=True, help="; ".join(f"{r}: {', '.join(s)}" for r, s in RECIPES.items()))
     train.add_argument("--data", required=True, nargs="+", help="folders of training images (searched recursively)")
     train.add_argument("--steps", required=True, type=int, help="train this stage until it has done this many steps")
-    train.add_argument("--run-dir", required=True, help="folder for checkpoints, history.jsonl and weights")
-    train.add_argument("--vgg-weights", default="imagenet", help="imagenet (Keras download), a local .h5 file, none (random), or auto (imagenet when it can be loaded, else random)")
-    train.add_argument("--scale", type=int, default=4, choices=[2, 4, 8])
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--patch-size", type=int, default=96, help="HR patch size (default: 96)")
-    train.add_argument("--blocks", type=int, default=16, help="residual blocks (default: 16)")
-    train.add_argument("--filters", type=int, default=64, help="filters per conv (default: 64)")
+    train.add_argument("--run-dir", required=True, help="folder for checkpoints, history.jsonl, TensorBoard logs and weights")
+    defaults = TrainConfig()
+    train.add_argument("--content-loss", choices=list(CONTENT_LOSSES),
+                       help="the generator's content loss: mse (pixels), vgg22 / vgg54 (VGG19, the paper's), vgg16_22 / "
+                            "vgg16_53 (VGG16, the report's); default: the stage's own")
+    train.add_argument("--adversarial-weight", type=float, metavar="W", help="weight of the adversarial term (paper: 1e-3)")
+    train.add_argument("--tv-weight", type=float, metavar="W", help="weight of the total-variation term (report: 1e-3)")
+    train.add_argument("--label-smoothing", type=float, metavar="S", help="real images are labelled 1 - S for the discriminator")
+    train.add_argument("--label-flip", type=float, metavar="P", help="each discriminator label is swapped with probability P")
+    train.add_argument("--vgg-weights", default=defaults.vgg_weights, help="imagenet (Keras download), a local .h5 file, none (random), or auto (imagenet when it can be loaded, else random)")
+    train.add_argument("--scale", type=int, default=defaults.scale, choices=[2, 4, 8])
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    train.add_argument("--patch-size", type=int, default=defaults.patch_size, help="HR patch size (default: %(default)s)")
+    train.add_argument("--blocks", type=int, default=defaults.blocks, help="residual blocks (default: %(default)s)")
+    train.add_argument("--filters", type=int, default=defaults.filters, help="filters per conv (default: %(default)s)")
     train.add_argument("--no-batch-norm", action="store_true", help="a generator without batch norm")
     train.add_argument("--learning-rate", type=float, help="override the stage's learning rate (also when resuming: a lower rate to finish a run)")
-    train.add_argument("--checkpoint-every", type=int, default=500, metavar="S")
-    train.add_argument("--validate-every", type=int, default=500, metavar="K", help="validate and save a sample every K steps")
+    train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="S")
+    train.add_argument("--validate-every", type=int, default=defaults.validate_every, metavar="K", help="validate and save a sample every K steps")
     train.add_argument("--val-data", help="HR images to validate on (default: <data>/../benchmark/Set5 when there)")
-    train.add_argument("--val-images", type=int, default=5, help="validate on at most this many images")
-    train.add_argument("--init-generator", help="start a new stage from these generator weights")
+    train.add_argument("--val-images", type=int, default=defaults.val_images, help="validate on at most this many images")
+    train.add_argument("--init-generator", help="start a new stage from these generator weights (with their .json card)")
     train.add_argument("--from-scratch", action="store_true",
                        help="let a later stage start from random weights when the previous stage's are missing")
-    train.add_argument("--ema", type=float, metavar="DECAY", help="keep an exponential moving average of the generator (evaluated and exported), e.g. 0.999; can be added when resuming")
+    train.add_argument("--restart", action="store_true",
+                       help="move this stage's existing files aside (<stage>.replaced-<time>) and train it again from step 0")
+    train.add_argument("--ema", type=float, metavar="DECAY", help="validate and export an exponential moving average of the generator, e.g. 0.999; can be added when resuming")
     train.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs)")
-    train.add_argument("--xla", action="store_true", help="compile the training step with XLA")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--xla", action=argparse.BooleanOptionalAction, default=defaults.xla,
+                       help="compile the training step with XLA (faster on GPUs, slower on CPUs; default: %(default)s)")
+    train.add_argument("--seed", type=int, default=defaults.seed)
     train.set_defaults(run=_train)
 
     pipe = commands.add_parser("pipeline", help="run the notebooks 01-06 in order with papermill")
-    pipe.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"],
+    pipe.add_argument("--profile", default="cpu", choices=list(PROFILES),
                       help="smoke (CI, minutes), cpu (the demo, ~20 min on 2 cores), gpu (the report's scale)")
-    pipe.add_argument("--recipe", default="report", choices=["report", "paper"])
+    pipe.add_argument("--recipe", default="report", choices=list(RECIPES))
     pipe.add_argument("--source", metavar="DIR", help="copy the data from this mirror (benchmark/<set>, train/<set>) "
                                                       "instead of downloading")
     pipe.add_argument("--data-dir", default="data", help="where the data go (default: data)")

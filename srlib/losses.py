@@ -1,5 +1,4 @@
-"""Loss terms. Each returns one value per example (shape (batch,)), so that the trainer can average
-over the global batch when it runs on several devices.
+"""Loss terms. Each returns one value per example (shape (batch,)); the training step averages them.
 
 Images are float RGB in [0, 1]; discriminator outputs are logits.
 """
@@ -15,8 +14,9 @@ def _per_example_mean(x):
 
 
 def pixel_mse(hr, sr):
-    """Mean squared error of the pixels (the SRResNet loss)."""
-    return _per_example_mean(tf.square(tf.cast(hr, tf.float32) - tf.cast(sr, tf.float32)))
+    """Mean squared error of the pixels (the SRResNet loss), on the [-1, 1] range as in Ledig et al. (so 4x the
+    MSE of [0, 1] images); the range matters once the MSE is weighed against the adversarial term."""
+    return _per_example_mean(tf.square(2.0 * (tf.cast(hr, tf.float32) - tf.cast(sr, tf.float32))))
 
 
 def content_loss(feature_extractor: keras.Model, hr, sr, feature_scale: float = 1.0):
@@ -48,22 +48,23 @@ def generator_adversarial_loss(fake_logits):
     return tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits), logits=fake_logits)
 
 
-def discriminator_loss(real_logits, fake_logits, label_smoothing: float = 0.0, label_flip: float = 0.0):
+def discriminator_loss(real_logits, fake_logits, label_smoothing: float = 0.0, label_flip: float = 0.0,
+                       noise_seed=(0, 0)):
     """Binary cross-entropy of the discriminator on real (HR) and fake (SR) images, per example.
 
     ``label_smoothing``: real images are labelled ``1 - label_smoothing`` (one-sided smoothing).
     ``label_flip``: each label is swapped with this probability (noisy labels); the course report used
-    both tricks to keep the discriminator from winning too early.
+    both tricks to keep the discriminator from winning too early. ``noise_seed`` (two integers) decides
+    which labels flip: stateless random numbers, so that the same seed flips the same labels.
     """
     real_logits = tf.reshape(tf.cast(real_logits, tf.float32), (-1,))
     fake_logits = tf.reshape(tf.cast(fake_logits, tf.float32), (-1,))
     real_labels = tf.fill(tf.shape(real_logits), 1.0 - label_smoothing)
     fake_labels = tf.zeros_like(fake_logits)
     if label_flip > 0:
-        flip_real = tf.random.uniform(tf.shape(real_logits)) < label_flip
-        flip_fake = tf.random.uniform(tf.shape(fake_logits)) < label_flip
-        real_labels = tf.where(flip_real, 0.0, real_labels)
-        fake_labels = tf.where(flip_fake, 1.0 - label_smoothing, fake_labels)
+        noise = tf.random.stateless_uniform((2, tf.shape(real_logits)[0]), seed=noise_seed)
+        real_labels = tf.where(noise[0] < label_flip, 0.0, real_labels)
+        fake_labels = tf.where(noise[1] < label_flip, 1.0 - label_smoothing, fake_labels)
     real = tf.nn.sigmoid_cross_entropy_with_logits(labels=real_labels, logits=real_logits)
     fake = tf.nn.sigmoid_cross_entropy_with_logits(labels=fake_labels, logits=fake_logits)
     return real + fake

@@ -8,23 +8,23 @@ pixel in different images; that is not repeated here.)
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import math
 import warnings
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
 
 from .errors import SrlibError
+from .files import atomic_path
+from .model_card import SCALES, ModelCard, card_path, check_architecture
 
 log = logging.getLogger(__name__)
-
-SCALES = (2, 4, 8)
-
 
 @keras.saving.register_keras_serializable(package="srlib")
 class SubpixelUpsampling(layers.Layer):
@@ -85,18 +85,14 @@ def generator(scale: int = 4, blocks: int = 16, filters: int = 64, batch_norm: b
         x = layers.PReLU(shared_axes=[1, 2], name=f"up{i}_prelu")(x)
     x = layers.Conv2D(3, 9, padding="same", dtype="float32", name="tail_conv")(x)
     sr = layers.Rescaling(0.5, offset=0.5, dtype="float32", name="from_pm1")(x)  # an untrained net starts at grey
-    return keras.Model(lr, sr, name=name)
+    model = keras.Model(lr, sr, name=name)
+    model.architecture = {"scale": scale, "blocks": blocks, "filters": filters, "batch_norm": batch_norm}
+    return model
 
 
 def generator_config(model: keras.Model) -> dict:
-    """The architecture arguments that rebuild ``model`` with ``generator(**config)``."""
-    blocks = sum(1 for layer in model.layers if layer.name.endswith("_conv1"))
-    return {
-        "scale": 2 ** sum(1 for layer in model.layers if isinstance(layer, SubpixelUpsampling)),
-        "blocks": blocks,
-        "filters": model.get_layer("head_conv").filters,
-        "batch_norm": any(isinstance(layer, layers.BatchNormalization) for layer in model.layers),
-    }
+    """The architecture arguments ``model`` was built with: ``generator(**config)`` rebuilds it."""
+    return dict(model.architecture)
 
 
 def fold_batch_norm(model: keras.Model) -> keras.Model:
@@ -142,6 +138,16 @@ def discriminator(patch_size: int = 96, name: str = "discriminator") -> keras.Mo
     return keras.Model(image, logit, name=name)
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Log a warning the first time this process meets it (a run builds VGG more than once)."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
+
+
 _VGG = {
     "vgg16": (keras.applications.VGG16, keras.applications.vgg16.preprocess_input),
     "vgg19": (keras.applications.VGG19, keras.applications.vgg19.preprocess_input),
@@ -159,12 +165,8 @@ def vgg_feature_extractor(network: str = "vgg16", layer: str = "block5_conv3", w
         raise SrlibError(f"unknown VGG network {network!r}; use one of {sorted(_VGG)}")
     build, preprocess = _VGG[network]
     if weights in (None, "none"):
-        message = (
-            f"{network} has RANDOM weights: the VGG content loss will not measure perceptual similarity. "
-            "Use --vgg-weights imagenet (or a local .h5 file) for real training."
-        )
-        log.warning(message)
-        warnings.warn(message, stacklevel=2)
+        _warn_once(f"{network} has RANDOM weights: the VGG content loss will not measure perceptual similarity. "
+                   "Use --vgg-weights imagenet (or a local .h5 file) for real training.")
         weights = None
     elif weights != "imagenet":
         path = Path(weights)
@@ -213,60 +215,55 @@ def resolve_vgg_weights(weights: str | None, network: str = "vgg16") -> str | No
         _VGG[network][0](include_top=False, weights="imagenet", input_shape=(None, None, 3))
         return "imagenet"
     except Exception as error:  # Keras raises a bare Exception when the download fails
-        message = (f"ImageNet weights for {network} could not be loaded ({str(error).splitlines()[0][:200]}); "
+        _warn_once(f"ImageNet weights for {network} could not be loaded ({str(error).splitlines()[0][:200]}); "
                    f"continuing with RANDOM {network} weights: VGG content losses and everything trained with "
                    "them mean little. On a machine with internet, or with the weights file, they will be used.")
-        log.warning(message)
-        warnings.warn(message, stacklevel=2)
         return None
 
 
-def sidecar_path(weights_path: str | Path) -> Path:
-    """``generator.weights.h5`` -> ``generator.json``: the architecture and provenance of the weights."""
-    weights_path = Path(weights_path)
-    name = weights_path.name
-    stem = name[: -len(".weights.h5")] if name.endswith(".weights.h5") else weights_path.stem
-    return weights_path.with_name(stem + ".json")
-
-
-def read_sidecar(weights_path: str | Path) -> dict:
-    """The sidecar of ``weights_path`` (architecture and provenance), or {} when there is none."""
-    sidecar = sidecar_path(weights_path)
-    return json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-
-
-def save_generator(model: keras.Model, path: str | Path, metadata: dict | None = None) -> None:
-    """Save the weights (no pickled code) and a JSON sidecar with the architecture, both atomically."""
-    from .files import atomic_path, write_json
-
+def save_generator(model: keras.Model, path: str | Path, card: ModelCard | None = None) -> None:
+    """Save the weights (no pickled code) and their model card, both atomically; the card's architecture
+    is the one ``model`` was built with."""
+    card = dataclasses.replace(card or ModelCard(architecture={}), architecture=dict(model.architecture))
     with atomic_path(path) as tmp:
         model.save_weights(tmp)
-    write_json(sidecar_path(path), {"architecture": generator_config(model), **(metadata or {})})
+    card.write(path)
 
 
 def load_generator(path: str | Path, **architecture) -> keras.Model:
-    """Rebuild a generator from ``path`` and its sidecar; ``architecture`` overrides the sidecar."""
+    """Rebuild a generator from ``path`` and its model card; ``architecture`` overrides the card."""
     path = Path(path)
     if not path.is_file():
         raise SrlibError(f"generator weights {path} do not exist")
-    config = read_sidecar(path).get("architecture", {})
-    config.update(architecture)
-    if not config:
-        raise SrlibError(f"{sidecar_path(path)} is missing: give the architecture (scale, blocks, filters) of {path}")
+    card = ModelCard.read(path)
+    if card is None and not architecture:
+        raise SrlibError(f"{card_path(path)} is missing: give the architecture (scale, blocks, filters) of {path}")
+    config = check_architecture({**(card.architecture if card else {}), **architecture}, str(card_path(path)))
     model = generator(**config)
-    try:
-        load_weights(model, path)
-    except Exception as error:
-        raise SrlibError(f"{path} does not hold weights for a generator with {config}: {error}") from None
+    load_weights(model, path)
     return model
 
 
 def load_weights(model: keras.Model, path: str | Path) -> None:
-    """``model.load_weights`` without Keras 3's spurious "Skipping nested container" warnings for
-    functional models (every weight is restored; tests/test_models.py checks it)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Skipping nested container")
-        model.load_weights(path)
+    """``model.load_weights``, checked: every array in the file must go to a weight of ``model`` and every
+    weight must get one (Keras alone skips a batch-norm file's extra arrays without a word)."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as file:
+            stored = []
+            file.visititems(lambda name, item: stored.append(name) if isinstance(item, h5py.Dataset) else None)
+    except OSError as error:
+        raise SrlibError(f"{path} is not a Keras weights file: {error}") from None
+    if len(stored) != len(model.weights):
+        described = f" ({model.architecture})" if hasattr(model, "architecture") else ""
+        raise SrlibError(f"{path} holds {len(stored)} weight arrays but this {model.name}{described} has "
+                         f"{len(model.weights)}: they are weights of another network (batch norm or size differ)")
+    try:
+        with warnings.catch_warnings():  # Keras 3's spurious "Skipping nested container" for functional models
+            warnings.filterwarnings("ignore", message="Skipping nested container")
+            model.load_weights(path)
+    except Exception as error:  # a shape mismatch, deep inside Keras
+        raise SrlibError(f"{path} does not fit this {model.name}: {str(error).splitlines()[0][:300]}") from None
 
 
 def upscale_with(model: keras.Model):

@@ -13,7 +13,7 @@ def test_pixel_mse_is_per_example():
     hr = np.zeros((2, 4, 4, 3), np.float32)
     sr = hr.copy()
     sr[1] += 0.5
-    np.testing.assert_allclose(losses.pixel_mse(hr, sr).numpy(), [0.0, 0.25])
+    np.testing.assert_allclose(losses.pixel_mse(hr, sr).numpy(), [0.0, 1.0])  # 0.5 on [0, 1] is 1 on [-1, 1]
 
 
 def test_total_variation_of_a_vertical_edge():

@@ -94,22 +94,29 @@ def test_missing_starting_weights_are_clear_errors(tmp_path):
 def test_resuming_with_other_options_is_a_clear_error(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=1)
     Trainer("paper", "mse", tmp_path, config).fit(_batches(train_folder, config), steps=1)
-    with pytest.raises(SrlibError, match=r"other options \(filters: 8 -> 16\)"):
+    with pytest.raises(SrlibError, match=r"other settings \(filters: 8 -> 16\)"):
         Trainer("paper", "mse", tmp_path, TrainConfig(**{**TINY, "filters": 16}))
+
+
+def _averages(trainer):
+    return [a.numpy().copy() for a in trainer._ema()]
 
 
 def test_an_ema_can_be_added_to_a_running_stage_but_not_dropped(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=2)
     Trainer("paper", "mse", tmp_path, config).fit(_batches(train_folder, config), steps=2)
-    with_ema = TrainConfig(**TINY, checkpoint_every=2, ema_decay=0.5)
+    with_ema = TrainConfig(**TINY, checkpoint_every=2, ema=0.5)
     trainer = Trainer("paper", "mse", tmp_path, with_ema)
     assert trainer.current_step == 2
-    assert all(np.array_equal(a, b) for a, b in zip(trainer.ema.get_weights(), trainer.generator.get_weights()))
+    trained = [v.numpy() for v in trainer.generator.trainable_variables]
+    assert all(np.array_equal(a, b) for a, b in zip(_averages(trainer), trained))  # starts at the restored weights
     trainer.fit(_batches(train_folder, with_ema), steps=4)
-    assert not all(np.array_equal(a, b) for a, b in zip(trainer.ema.get_weights(), trainer.generator.get_weights()))
+    averages = _averages(trainer)
+    assert not all(np.array_equal(a, v.numpy()) for a, v in zip(averages, trainer.generator.trainable_variables))
     resumed = Trainer("paper", "mse", tmp_path, with_ema)  # the average itself is restored now
-    assert all(np.array_equal(a, b) for a, b in zip(resumed.ema.get_weights(), trainer.ema.get_weights()))
-    with pytest.raises(SrlibError, match="ema_decay: 0.5 -> None"):
+    assert all(np.array_equal(a, b) for a, b in zip(_averages(resumed), averages))
+    resumed.close()
+    with pytest.raises(SrlibError, match="ema: 0.5 -> None"):
         Trainer("paper", "mse", tmp_path, config)
 
 
@@ -176,7 +183,9 @@ def test_interrupted_run_resumes_with_each_step_once(train_folder, tmp_path):
     assert resumed.current_step == 2
     resumed.fit(batches, steps=6)
     assert _steps(tmp_path / "history.jsonl", "mse") == [1, 2, 3, 4, 5, 6]
-    assert Trainer("paper", "mse", tmp_path, config).current_step == 6
+    finished = Trainer("paper", "mse", tmp_path, config)
+    assert finished.current_step == 6
+    finished.close()
 
 
 def test_interrupted_before_the_first_checkpoint_restarts_cleanly(train_folder, tmp_path):
@@ -198,25 +207,31 @@ def test_nan_loss_stops_with_a_clear_error_and_a_good_checkpoint(train_folder, t
     restored = Trainer("paper", "mse", tmp_path, config)
     assert restored.current_step == 2
     assert all(np.all(np.isfinite(w.numpy())) for w in restored.generator.weights)
+    restored.close()
     assert _steps(tmp_path / "history.jsonl", "mse") == [1, 2]
 
 
 def test_ema_generator_is_averaged_and_exported(train_folder, tmp_path):
-    config = TrainConfig(**TINY, checkpoint_every=100, ema_decay=0.5)
-    trainer = Trainer("paper", "mse", tmp_path, config)
-    initial = trainer.generator.get_weights()
-    trainer.fit(_batches(train_folder, config), steps=1)
-    live = trainer.generator.get_weights()
-    for variable, start, now, averaged in zip(trainer.generator.weights, initial, live, trainer.ema.get_weights()):
-        expected = 0.5 * start + 0.5 * now if variable.trainable else now  # BN statistics are copied
-        np.testing.assert_allclose(averaged, expected, rtol=1e-6, atol=1e-7)
-    trainer = Trainer("paper", "mse", tmp_path, config)
-    trainer.fit(_batches(train_folder, config), steps=3)
-    ema = trainer.ema.get_weights()
     from srlib.models import load_generator
 
-    exported = load_generator(tmp_path / "generator.weights.h5").get_weights()
-    assert all(np.array_equal(a, b) for a, b in zip(exported, ema))
+    config = TrainConfig(**TINY, checkpoint_every=100, ema=0.5)
+    trainer = Trainer("paper", "mse", tmp_path, config)
+    trainer.fit(_batches(train_folder, config), steps=1)
+    first = _averages(trainer)  # Keras starts the average at the weights of the first step
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(first, trainer.generator.trainable_variables))
+    trainer = Trainer("paper", "mse", tmp_path, config)
+    trainer.fit(_batches(train_folder, config), steps=2)
+    for variable, before, averaged in zip(trainer.generator.trainable_variables, first, _averages(trainer)):
+        np.testing.assert_allclose(averaged, 0.5 * before + 0.5 * variable.numpy(), rtol=1e-6, atol=1e-7)
+    trainer = Trainer("paper", "mse", tmp_path, config)
+    trainer.fit(_batches(train_folder, config), steps=4)
+    exported = load_generator(tmp_path / "generator.weights.h5")
+    # the export holds the average for trainable weights and the live values of the others (BN statistics)
+    for variable, average in zip(exported.trainable_variables, _averages(trainer)):
+        np.testing.assert_array_equal(variable.numpy(), average)
+    for variable, live in zip(exported.non_trainable_variables, trainer.generator.non_trainable_variables):
+        np.testing.assert_array_equal(variable.numpy(), live.numpy())
+    assert not all(np.array_equal(a, v.numpy()) for a, v in zip(_averages(trainer), trainer.generator.trainable_variables))
 
 
 def test_kill_9_then_rerun_continues_the_run(train_folder, tmp_path):
@@ -267,7 +282,7 @@ for name, strategy in [("plain", tf.distribute.get_strategy()),
     trainer = Trainer("paper", "mse", sys.argv[1] + "/" + name, config, strategy=strategy)
     data = lambda start: tf.data.Dataset.from_tensors((lr, hr)).repeat()
     last = trainer.fit(data, steps=2)
-    out[name] = {"replicas": strategy.num_replicas_in_sync, "loss": last["pixel"],
+    out[name] = {"replicas": strategy.num_replicas_in_sync, "loss": last["content"],
                  "kernel": float(np.abs(trainer.generator.get_layer("head_conv").kernel.numpy()).sum())}
 print(json.dumps(out))
 """
@@ -288,7 +303,7 @@ import json, sys
 import numpy as np, tensorflow as tf
 from srlib.training import Trainer, TrainConfig
 config = TrainConfig(scale=2, blocks=1, filters=8, batch_size=2, patch_size=32, vgg_weights=None, progress=False,
-                     mixed_precision=True, jit_compile=True)
+                     mixed_precision=True, xla=True)
 rng = np.random.default_rng(0)
 lr = rng.uniform(size=(2, 16, 16, 3)).astype(np.float32)
 hr = rng.uniform(size=(2, 32, 32, 3)).astype(np.float32)
@@ -331,9 +346,9 @@ def test_train_stage_and_stage_generators_follow_the_recipe(train_folder, tmp_pa
         assert trainer.config.vgg_weights == (None if stage == "sr_vgg" else "auto")  # resolved where VGG is used
     found = stage_generators(tmp_path, "report")
     assert [g["stage"] for g in found] == ["sr_vgg"]  # the discriminator stage keeps the generator frozen
-    assert found[0]["metadata"]["vgg_weights"] == "random" and found[0]["random_vgg"]
-    assert found[0]["metadata"]["steps"] == 2
-    assert found[0]["metadata"]["training_data"] == {"name": train_folder.name, "images": 4,
+    assert found[0]["card"].vgg_weights == "random" and found[0]["random_vgg"]
+    assert found[0]["card"].steps == 2
+    assert found[0]["card"].training_data == {"name": train_folder.name, "images": 4,
                                                      "folders": [str(train_folder)]}
     assert stage_generators(tmp_path, "paper") == []
 
@@ -347,10 +362,12 @@ def test_a_generator_without_batch_norm_can_start_from_one_with_it(train_folder,
     source = tmp_path / "bn" / "generator.weights.h5"
     plain = TrainConfig(**{**TINY, "batch_norm": False}, checkpoint_every=100)
     trainer = Trainer("paper", "mse", tmp_path / "plain", plain, init_generator=source)
+    assert trainer.generator.architecture["batch_norm"] is False
     x = np.random.default_rng(0).uniform(0, 1, (1, 10, 12, 3)).astype("float32")
     np.testing.assert_allclose(trainer.generator(x, training=False), bn_run.generator(x, training=False), atol=1e-5)
     trainer.fit(_batches(train_folder, plain), steps=1)
     sidecar = json.loads((tmp_path / "plain" / "generator.json").read_text())
     assert sidecar["architecture"]["batch_norm"] is False
-    assert sidecar["initialised_from"] == {"weights": str(source), "batch_norm_folded": True, "recipe": "paper",
-                                           "stage": "mse", "steps": 3, "architecture": generator_config(bn_run.generator)}
+    assert sidecar["initialised_from"] == {"weights": str(source), "batch_norm_folded": True, "random_vgg": False,
+                                           "recipe": "paper", "stage": "mse", "steps": 3,
+                                           "architecture": generator_config(bn_run.generator)}

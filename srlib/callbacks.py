@@ -1,0 +1,137 @@
+"""What happens around each training step, as Keras callbacks of ``SRGAN.fit``.
+
+In the order ``Trainer.fit`` runs them after a step:
+
+* ``HistoryLogger``: one ``history.jsonl`` row per step, and the NaN stop;
+* ``Validation``: PSNR / SSIM on the validation images and a sample image, every ``validate_every`` steps;
+* ``Checkpoints``: a checkpoint and the exported weights every ``checkpoint_every`` steps;
+* ``TensorBoardLogger``: every row of the history, and the samples, as TensorBoard summaries;
+* ``ProgressBar``: step, losses and time left.
+
+The step number is the stage's own (``SRGAN.step``), not ``fit``'s batch index, which restarts at 0 when a
+run resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from .errors import SrlibError
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(SrlibError):
+    """Training cannot go on (e.g. a loss became NaN); the last good checkpoint is intact."""
+
+
+class HistoryLogger(keras.callbacks.Callback):
+    """Appends each step's losses, learning rate and timing to the history; stops on a non-finite value.
+
+    Keras's ``TerminateOnNaN`` only watches a ``loss`` key and ends ``fit`` quietly; here any loss term or
+    gradient norm that is NaN or infinite raises ``TrainingError`` before the step can be checkpointed.
+    """
+
+    def __init__(self, trainer):
+        super().__init__()
+        self.trainer = trainer
+        self.last: dict = {}
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._tick = time.perf_counter()
+        self._rate = self.trainer.learning_rate()  # the rate this step uses
+
+    def on_train_batch_end(self, batch, logs=None):
+        values = {k: float(v) for k, v in logs.items() if k != "step"}
+        step = int(logs["step"])
+        # under mixed precision an overflowing step is skipped by design, and its gradient norm is inf
+        checked = {k: v for k, v in values.items()
+                   if not (self.trainer.config.mixed_precision and k.endswith("grad_norm"))}
+        if not all(math.isfinite(v) for v in checked.values()):
+            latest = self.trainer.folder.checkpoints()
+            raise TrainingError(
+                f"non-finite loss at step {step} of stage {self.trainer.recipe}/{self.trainer.stage.name}: {values}. "
+                f"Nothing from this step was saved; the last good checkpoint is "
+                f"{latest[0] if latest else '(none yet)'}. Lower the learning rate or check the data.")
+        self.last = {"stage": self.trainer.stage.name, "step": step, **values, "lr": self._rate,
+                     "sec_per_step": round(time.perf_counter() - self._tick, 4), "time": round(time.time(), 3)}
+        self.trainer.folder.history.append(self.last)
+        self.trainer.on_row(self.last)
+
+
+class Validation(keras.callbacks.Callback):
+    """Every ``every`` steps and at the last: validation PSNR / SSIM (the benchmark protocol) as a history row,
+    and bicubic | SR | HR of the first validation image as ``samples/step_N.png``."""
+
+    def __init__(self, trainer, every: int, last_step: int):
+        super().__init__()
+        self.trainer, self.every, self.last_step = trainer, every, last_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(logs["step"])
+        if self.trainer.validation and (step % self.every == 0 or step == self.last_step):
+            row, sample = self.trainer.validate(step)
+            self.trainer.on_row(row, sample)
+
+
+class Checkpoints(keras.callbacks.Callback):
+    """Every ``every`` steps and at the last: a checkpoint, then the exported weights and model card."""
+
+    def __init__(self, trainer, every: int, last_step: int):
+        super().__init__()
+        self.trainer, self.every, self.last_step = trainer, every, last_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(logs["step"])
+        if step % self.every == 0 or step == self.last_step:
+            self.trainer.save()
+
+
+class TensorBoardLogger:
+    """History rows and sample images as TensorBoard summaries in ``folder``, at the stage's own steps.
+
+    Not ``keras.callbacks.TensorBoard``: that one counts steps from 0 again in every ``fit`` (so a resumed
+    run would draw over its start) and has no images; ``Trainer.on_row`` feeds this one.
+    """
+
+    SKIP = ("stage", "step", "time")
+
+    def __init__(self, folder):
+        self.writer = tf.summary.create_file_writer(str(folder))
+
+    def write(self, row: dict, sample: np.ndarray | None = None) -> None:
+        with self.writer.as_default(step=row["step"]):
+            for key, value in row.items():
+                if key not in self.SKIP and isinstance(value, (int, float)):
+                    tf.summary.scalar(key, value)
+            if sample is not None:
+                tf.summary.image("sample: bicubic | SR | HR", sample[None], max_outputs=1)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class ProgressBar(keras.callbacks.Callback):
+    """A tqdm bar over the stage's steps with the main losses; it starts at the step the run resumed from."""
+
+    SHOWN = ("g_loss", "d_loss", "content", "adversarial", "d_acc_real", "d_acc_fake")
+
+    def __init__(self, description: str, start: int, steps: int, enabled: bool = True):
+        super().__init__()
+        self.bar = tqdm(total=steps, initial=start, desc=description, unit="step", dynamic_ncols=True,
+                        disable=None if enabled else True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+        self.bar.set_postfix({k: f"{float(logs[k]):.4g}" for k in self.SHOWN if k in logs})
+
+    def on_train_end(self, logs=None):
+        self.bar.close()

@@ -1,0 +1,125 @@
+"""The model card: the JSON sidecar beside every generator's ``.weights.h5``.
+
+``generator.weights.h5`` has ``generator.json`` beside it, which says what network the weights are for
+(so that they can be loaded without knowing it) and how they were made: recipe and stage, steps,
+training data, what the run started from, the learning rates it used, which VGG weights its content
+loss used, and, for a shipped model, the figures measured when it was shipped. ``ModelCard`` writes and
+reads it, and checks what it reads: a malformed card is a clear error naming the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SrlibError
+from .files import write_json
+
+SCALES = (2, 4, 8)
+MAX_BLOCKS, MAX_FILTERS = 128, 1024  # far beyond any SRResNet; larger is a corrupt card, not a network
+
+
+def card_path(weights_path: str | Path) -> Path:
+    """``generator.weights.h5`` -> ``generator.json``."""
+    weights_path = Path(weights_path)
+    name = weights_path.name
+    stem = name[: -len(".weights.h5")] if name.endswith(".weights.h5") else weights_path.stem
+    return weights_path.with_name(stem + ".json")
+
+
+@dataclass
+class ModelCard:
+    """What a generator's weights are and how they were made."""
+
+    architecture: dict  # the arguments of srlib.models.generator: scale, blocks, filters, batch_norm
+    name: str | None = None  # a shipped model's name, e.g. "srresnet-x4"
+    recipe: str | None = None
+    stage: str | None = None
+    steps: int | None = None
+    training_data: dict | None = None  # {"name": "T91+BSD200", "images": 290, ...}
+    initialised_from: dict | None = None  # the weights the run started from, and their card's summary
+    vgg_weights: str | None = None  # "imagenet", a file, "random", or None when no VGG loss was used
+    config: dict | None = None  # the TrainConfig of the run
+    learning_rates: list | None = None  # [{"from_step": 1, "rate": 2e-4}, ...]
+    benchmark: dict | None = None  # {set: {"psnr", "ssim", "n", ...}} measured when shipped
+    extra: dict = field(default_factory=dict)  # anything else the card holds (kept, not interpreted)
+
+    @property
+    def random_vgg(self) -> bool:
+        """True when this network, or one it started from, was trained against random VGG features."""
+        return self.vgg_weights == "random" or bool((self.initialised_from or {}).get("random_vgg"))
+
+    def provenance(self) -> str:
+        """How the network was trained, in words: "paper/mse, 4500 steps with batch norm + 7500 without on BSD200+T91"."""
+        steps = f"{self.steps} steps" if self.steps is not None else ""
+        start = self.initialised_from or {}
+        if steps and start.get("steps"):
+            steps = (f"{start['steps']} steps with batch norm + {self.steps} without"
+                     if start.get("batch_norm_folded") else f"{start['steps']} + {self.steps} steps")
+        parts = [f"{self.recipe}/{self.stage}" if self.recipe and self.stage else "", steps]
+        text = ", ".join(p for p in parts if p)
+        if self.training_data:
+            text += f" on {self.training_data.get('name')}"
+        if self.random_vgg:
+            text += "; trained against RANDOM VGG features (no ImageNet weights)"
+        return text
+
+    def to_dict(self) -> dict:
+        data = {k: v for k, v in dataclasses.asdict(self).items() if k != "extra" and v is not None}
+        return {**data, **self.extra}
+
+    def write(self, weights_path: str | Path) -> Path:
+        """Write the card beside ``weights_path`` (atomically); returns its path."""
+        path = card_path(weights_path)
+        write_json(path, self.to_dict())
+        return path
+
+    @classmethod
+    def from_dict(cls, data, source: str = "model card") -> "ModelCard":
+        """A card from parsed JSON, checked; ``source`` names the file in errors."""
+        if not isinstance(data, dict):
+            raise SrlibError(f"{source} is not a model card: it holds a {type(data).__name__}, not a JSON object")
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {k: v for k, v in data.items() if k in names}
+        if "architecture" not in known:
+            raise SrlibError(f"{source} has no architecture (scale, blocks, filters, batch_norm)")
+        known["architecture"] = check_architecture(known["architecture"], source)
+        for key, kind in (("steps", int), ("recipe", str), ("stage", str), ("name", str), ("vgg_weights", str),
+                          ("training_data", dict), ("initialised_from", dict), ("config", dict),
+                          ("learning_rates", list), ("benchmark", dict)):
+            value = known.get(key)
+            if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+                raise SrlibError(f"{source}: {key} should be a {kind.__name__}, not {value!r}")
+        return cls(**known, extra={k: v for k, v in data.items() if k not in names})
+
+    @classmethod
+    def read(cls, weights_path: str | Path) -> "ModelCard | None":
+        """The card beside ``weights_path``, or None when there is none; a malformed card is an error."""
+        path = card_path(weights_path)
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise SrlibError(f"{path} is not valid JSON: {error}") from None
+        return cls.from_dict(data, str(path))
+
+
+def check_architecture(architecture, source: str = "model card") -> dict:
+    """``architecture`` checked: scale 2/4/8, blocks 1..128, filters 1..1024, batch_norm true/false."""
+    if not isinstance(architecture, dict):
+        raise SrlibError(f"{source}: architecture should be an object, not {architecture!r}")
+    checked = {}
+    for key, allowed in (("scale", SCALES), ("blocks", range(1, MAX_BLOCKS + 1)), ("filters", range(1, MAX_FILTERS + 1))):
+        value = architecture.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
+            raise SrlibError(f"{source}: architecture {key} should be an integer in "
+                             f"{list(allowed) if key == 'scale' else f'{allowed.start}..{allowed.stop - 1}'}, not {value!r}")
+        checked[key] = value
+    batch_norm = architecture.get("batch_norm", False)
+    if not isinstance(batch_norm, bool):
+        raise SrlibError(f"{source}: architecture batch_norm should be true or false, not {batch_norm!r}")
+    checked["batch_norm"] = batch_norm
+    return checked

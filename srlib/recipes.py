@@ -1,0 +1,160 @@
+"""What a training run does: the recipes and their stages, and the settings of a run.
+
+A setting has one name everywhere: the ``TrainConfig`` field, the CLI flag (``learning_rate`` is
+``--learning-rate``), the notebook parameter and the profile key. ``train_config(params)`` turns a
+notebook's or a profile's parameters into a ``TrainConfig``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .errors import SrlibError
+
+# The content losses of Ledig et al. 2017 (Table 1) and of the course report: None is pixel MSE
+# ("SRGAN-MSE"), otherwise (VGG network, layer) whose feature maps are compared. "vgg22" and "vgg54" are
+# the paper's VGG19 layers (the feature map of the 2nd conv before the 2nd / 4th conv before the 5th
+# max-pooling); the report used VGG16's block2_conv2 and block5_conv3.
+CONTENT_LOSSES: dict[str, tuple[str, str] | None] = {
+    "mse": None,
+    "vgg22": ("vgg19", "block2_conv2"),
+    "vgg54": ("vgg19", "block5_conv4"),
+    "vgg16_22": ("vgg16", "block2_conv2"),
+    "vgg16_53": ("vgg16", "block5_conv3"),
+}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a recipe: which networks learn and the loss of each."""
+
+    name: str
+    summary: str
+    train_generator: bool = True
+    train_discriminator: bool = False
+    previous: str | None = None  # the stage whose networks this one starts from
+    content_loss: str | None = None  # a key of CONTENT_LOSSES; None: no content term (discriminator warm-up)
+    feature_scale: float = 1 / 12.75  # VGG features are multiplied by this (the paper's rescaling)
+    tv_weight: float = 0.0
+    adversarial_weight: float = 0.0
+    label_smoothing: float = 0.0
+    label_flip: float = 0.0
+    learning_rate: float = 1e-4
+    decay_at: float | None = None  # fraction of the stage's steps after which the rate drops 10x
+
+    @property
+    def uses_discriminator(self) -> bool:
+        return self.train_discriminator or self.adversarial_weight > 0
+
+    @property
+    def vgg(self) -> tuple[str, str] | None:
+        """(network, layer) of the VGG content loss, or None when the stage needs no VGG."""
+        return CONTENT_LOSSES[self.content_loss] if self.content_loss else None
+
+
+RECIPES: dict[str, dict[str, Stage]] = {
+    # The course report: perceptual pretraining, then a discriminator warm-up, then the GAN.
+    "report": {
+        "sr_vgg": Stage(
+            "sr_vgg",
+            "SRResNet + frozen VGG16: content loss at block2_conv2 + total variation; no MSE, no discriminator",
+            content_loss="vgg16_22", tv_weight=1e-3,
+        ),
+        "discriminator": Stage(
+            "discriminator",
+            "generator frozen; discriminator learns real HR from SR with binary cross-entropy only",
+            train_generator=False, train_discriminator=True, previous="sr_vgg",
+            label_smoothing=0.1, label_flip=0.05,
+        ),
+        "full": Stage(
+            "full",
+            "generator + discriminator: VGG16 block5_conv3 content + total variation + 1e-3 adversarial",
+            train_discriminator=True, previous="discriminator",
+            content_loss="vgg16_53", tv_weight=1e-3, adversarial_weight=1e-3, label_smoothing=0.1, label_flip=0.05,
+        ),
+    },
+    # Ledig et al. 2017: SRResNet with pixel MSE, then SRGAN with VGG54 content + 1e-3 adversarial.
+    "paper": {
+        "mse": Stage("mse", "SRResNet with pixel MSE (the PSNR-oriented network)", content_loss="mse"),
+        "gan": Stage(
+            "gan",
+            "SRGAN: content loss (VGG54 by default; mse and vgg22 are the paper's other variants) "
+            "+ 1e-3 adversarial, from the MSE network",
+            train_discriminator=True, previous="mse", content_loss="vgg54", adversarial_weight=1e-3, decay_at=0.5,
+        ),
+    },
+}
+
+# The settings of a stage that a run may change (None in a TrainConfig keeps the stage's own value).
+STAGE_SETTINGS = ("content_loss", "tv_weight", "adversarial_weight", "label_smoothing", "label_flip", "learning_rate")
+
+
+def get_stage(recipe: str, stage: str) -> Stage:
+    """The ``Stage`` named ``stage`` of ``recipe``; a clear error for unknown names."""
+    if recipe not in RECIPES:
+        raise SrlibError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    if stage not in RECIPES[recipe]:
+        raise SrlibError(f"recipe {recipe!r} has no stage {stage!r}; its stages: {', '.join(RECIPES[recipe])}")
+    return RECIPES[recipe][stage]
+
+
+def stage_names(recipe: str) -> list[str]:
+    """A recipe's stages in the order they run."""
+    if recipe not in RECIPES:
+        raise SrlibError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    return list(RECIPES[recipe])
+
+
+@dataclass
+class TrainConfig:
+    """Everything about a run that is not fixed by its stage; None keeps the stage's own value."""
+
+    # the generator (its architecture) and the data
+    scale: int = 4
+    blocks: int = 16
+    filters: int = 64
+    batch_norm: bool = True
+    batch_size: int = 16
+    patch_size: int = 96
+    seed: int = 0
+    # the losses and the optimizer
+    content_loss: str | None = None  # mse, vgg22, vgg54 (the paper's), vgg16_22, vgg16_53 (the report's)
+    vgg_weights: str | None = "imagenet"  # "imagenet", a local .h5 file, None (random: tests only), "auto"
+    tv_weight: float | None = None
+    adversarial_weight: float | None = None
+    label_smoothing: float | None = None
+    label_flip: float | None = None
+    learning_rate: float | None = None
+    ema: float | None = None  # e.g. 0.999: validate and export an exponential moving average of the generator
+    # how the run goes
+    mixed_precision: bool = False
+    xla: bool = False
+    checkpoint_every: int = 500
+    validate_every: int = 500  # validation PSNR/SSIM and a sample image
+    val_images: int = 5
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.content_loss is not None and self.content_loss not in CONTENT_LOSSES:
+            raise SrlibError(f"unknown content_loss {self.content_loss!r}; choose one of {', '.join(CONTENT_LOSSES)}")
+        if self.vgg_weights == "none":
+            self.vgg_weights = None
+        for name in ("batch_size", "patch_size", "checkpoint_every", "validate_every"):
+            if getattr(self, name) < 1:
+                raise SrlibError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise SrlibError(f"ema must be between 0 and 1 (e.g. 0.999), got {self.ema}")
+
+    def stage(self, stage: Stage) -> Stage:
+        """``stage`` with this config's settings in place of its own."""
+        changes = {k: getattr(self, k) for k in STAGE_SETTINGS if getattr(self, k) is not None}
+        if stage.content_loss is None:  # a stage without a content term (the discriminator warm-up) keeps none
+            changes.pop("content_loss", None)
+        return dataclasses.replace(stage, **changes)
+
+
+def train_config(params: dict) -> TrainConfig:
+    """A ``TrainConfig`` from notebook or profile parameters: the keys named like its fields; others are ignored."""
+    names = {field.name for field in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in params.items() if k in names})
