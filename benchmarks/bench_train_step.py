@@ -1,16 +1,22 @@
-"""Seconds per training step: the whole trainer against the bare network step.
+"""Seconds per training step: the whole trainer against the bare network step, and XLA on against off.
 
     python benchmarks/bench_train_step.py [--data ../shared/data/train] [--steps 12] [--xla]
+    python benchmarks/bench_train_step.py --compare-xla [--steps 6] [--rounds 2]
 
-Both use SRResNet-16 (64 filters), batch 16, HR 96, x4, pixel MSE and Adam. The trainer's figure is
-wall-clock time per step inside ``Trainer.fit`` (data pipeline, step, history line, progress bar), from
-the history's timestamps; the bare figure is a tf.function of forward, backward and Adam update on
-synthetic tensors. The trainer should cost at most 15% more. The last line reads
+The first form uses SRResNet-16 (64 filters), batch 16, HR 96, x4, pixel MSE and Adam. The trainer's
+figure is wall-clock time per step inside ``Trainer.fit`` (data pipeline, step, callbacks, history line,
+progress bar), from the history's timestamps; the bare figure is a tf.function of forward, backward and
+Adam update on synthetic tensors. The trainer should cost at most 5% more. The last line reads
 ``trainer_s=... bare_s=... ratio=...``.
+
+``--compare-xla`` times the bare step of each profile's network, for the pretraining step (generator and
+MSE) and the GAN step (generator, discriminator, adversarial term), with XLA off and on, alternating
+in rounds so that both see the same machine load; it prints the median of each and the ratio on / off.
 """
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -19,35 +25,52 @@ import keras
 import tensorflow as tf
 
 from srlib.data import PatchSource, training_dataset
-from srlib.models import generator
-from srlib.training import Trainer, TrainConfig
+from srlib.models import discriminator, generator
+from srlib.pipeline import PROFILES
+from srlib.recipes import TrainConfig
+from srlib.training import Trainer
 
 
-def bare_step_seconds(steps: int, jit: bool) -> float:
-    model = generator(scale=4, blocks=16, filters=64)
-    optimizer = keras.optimizers.Adam(1e-4)
-    optimizer.build(model.trainable_variables)
-    lr = tf.random.uniform((16, 24, 24, 3))
-    hr = tf.random.uniform((16, 96, 96, 3))
+def bare_step(blocks: int, filters: int, batch: int, patch: int, gan: bool, jit: bool):
+    """A step function (no arguments) of the network on synthetic tensors: forward, backward, Adam."""
+    g = generator(scale=4, blocks=blocks, filters=filters)
+    d = discriminator(patch) if gan else None
+    g_opt, d_opt = keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4)
+    g_opt.build(g.trainable_variables)
+    if gan:
+        d_opt.build(d.trainable_variables)
+    lr = tf.random.uniform((batch, patch // 4, patch // 4, 3))
+    hr = tf.random.uniform((batch, patch, patch, 3))
 
     @tf.function(jit_compile=jit)
     def step(lr, hr):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(model(lr, training=True) - hr))
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        with tf.GradientTape(persistent=True) as tape:
+            sr = g(lr, training=True)
+            loss = tf.reduce_mean(tf.square(sr - hr))
+            if gan:
+                real, fake = d(hr, training=True), d(sr, training=True)
+                loss += 1e-3 * tf.reduce_mean(tf.nn.softplus(-fake))
+                d_loss = tf.reduce_mean(tf.nn.softplus(-real) + tf.nn.softplus(fake))
+        g_opt.apply_gradients(zip(tape.gradient(loss, g.trainable_variables), g.trainable_variables))
+        if gan:
+            d_opt.apply_gradients(zip(tape.gradient(d_loss, d.trainable_variables), d.trainable_variables))
         return loss
 
-    for _ in range(3):
-        float(step(lr, hr))
+    return lambda: float(step(lr, hr))  # the trainer also waits for each step's losses
+
+
+def seconds_per_step(step, steps: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        step()
     start = time.perf_counter()
     for _ in range(steps):
-        float(step(lr, hr))  # the trainer also waits for each step's losses
+        step()
     return (time.perf_counter() - start) / steps
 
 
 def trainer_step_seconds(data: str, steps: int, jit: bool) -> float:
     with tempfile.TemporaryDirectory() as run_dir:
-        config = TrainConfig(checkpoint_every=10**9, validate_every=10**9, jit_compile=jit, progress=True)
+        config = TrainConfig(checkpoint_every=10**9, validate_every=10**9, xla=jit, progress=True)
         trainer = Trainer("paper", "mse", run_dir, config)
         source = PatchSource([data], patch_size=96)
         trainer.fit(lambda start: training_dataset(source, 4, 16, start), steps=3 + steps)
@@ -56,13 +79,33 @@ def trainer_step_seconds(data: str, steps: int, jit: bool) -> float:
         return (times[-1] - times[0]) / (len(times) - 1)
 
 
+def compare_xla(steps: int, rounds: int) -> None:
+    networks = {name: (p["blocks"], p["filters"], p["batch_size"], p["patch_size"]) for name, p in PROFILES.items()}
+    print(f"{'profile network':<36} {'step':<8} {'XLA off (s)':>11} {'XLA on (s)':>11} {'on/off':>7}")
+    for name, (blocks, filters, batch, patch) in networks.items():
+        for gan in (False, True):
+            steps_of = {jit: bare_step(blocks, filters, batch, patch, gan, jit) for jit in (False, True)}
+            times = {False: [], True: []}
+            for _ in range(rounds):
+                for jit in (False, True):
+                    times[jit].append(seconds_per_step(steps_of[jit], steps))
+            off, on = statistics.median(times[False]), statistics.median(times[True])
+            label = f"{name}: {blocks} blocks x {filters}, batch {batch}, HR {patch}"
+            print(f"{label:<36} {'GAN' if gan else 'pretrain':<8} {off:>11.3f} {on:>11.3f} {on / off:>7.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/train")
     parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--xla", action="store_true", help="compile both steps with XLA")
+    parser.add_argument("--compare-xla", action="store_true", help="XLA on and off for each profile's network")
     args = parser.parse_args()
-    bare = bare_step_seconds(args.steps, args.xla)
+    if args.compare_xla:
+        compare_xla(args.steps, args.rounds)
+        return
+    bare = seconds_per_step(bare_step(16, 64, 16, 96, False, args.xla), args.steps)
     print(f"bare network step: {bare:.3f} s")
     trainer = trainer_step_seconds(args.data, args.steps, args.xla)
     print(f"trainer step:      {trainer:.3f} s")

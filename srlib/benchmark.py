@@ -1,4 +1,5 @@
-"""Benchmark a super-resolution model on the standard test sets (Set5, Set14, BSD100, Urban100).
+"""Benchmark super-resolution models on the standard test sets (Set5, Set14, BSD100, Urban100): measuring only;
+tables and published figures are in ``srlib.reporting``.
 
 A set is the image files directly in its folder (sub-folders such as ``LR_bicubic/`` are ignored).
 
@@ -9,8 +10,6 @@ channel with a border of ``scale`` shaved (``srlib.metrics``). A set's figure is
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from pathlib import Path
 from typing import Callable
@@ -19,19 +18,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .degradation import bicubic_downscale, bicubic_upscale, modcrop
-from .errors import DataError
+from .errors import DataError, SrlibError
 from .images import list_image_files, read_image, write_image
 from .metrics import psnr_y, ssim_y
 
 KNOWN_SETS = ("Set5", "Set14", "BSD100", "Urban100")
-
-# Published x4 bicubic figures (PSNR dB, SSIM; Y channel, shave 4), as in the VDSR and LapSRN tables.
-PUBLISHED_BICUBIC_X4 = {
-    "Set5": (28.42, 0.8104),
-    "Set14": (26.00, 0.7027),
-    "BSD100": (25.96, 0.6675),
-    "Urban100": (23.14, 0.6577),
-}
 
 MIN_SIDE = 11  # SSIM's gaussian window
 
@@ -61,10 +52,12 @@ def find_set_dir(data_dir: str | os.PathLike, name: str) -> Path:
     raise DataError(f"benchmark set {name!r} not found in {data_dir}{hint} (the usual sets: {', '.join(KNOWN_SETS)})")
 
 
-def evaluate_image(hr: np.ndarray, upscale: Upscaler, scale: int) -> tuple[float, float, np.ndarray]:
-    """PSNR and SSIM (Y, shave = scale) of one HR image, and the SR image as uint8."""
+def evaluate_image(hr: np.ndarray, upscale: Upscaler, scale: int, lr: np.ndarray | None = None
+                   ) -> tuple[float, float, np.ndarray]:
+    """PSNR and SSIM (Y, shave = scale) of one HR image, and the SR image as uint8; ``lr``, when given, is
+    the image's LR input already made (``bicubic_downscale(modcrop(hr, scale), scale)``)."""
     hr = modcrop(hr, scale)
-    lr = bicubic_downscale(hr, scale)
+    lr = bicubic_downscale(hr, scale) if lr is None else lr
     sr = np.asarray(upscale(lr))
     if sr.dtype != np.uint8:
         sr = np.clip(np.round(sr), 0, 255).astype(np.uint8)
@@ -83,29 +76,46 @@ def run_benchmark(
     progress: bool = True,
 ) -> dict:
     """Score ``upscale`` on each named set; returns the benchmark JSON document as a dict."""
+    return run_benchmarks({model_name: upscale}, data_dir, sets, scale, save_images, progress)[model_name]
+
+
+def run_benchmarks(
+    upscalers: dict[str, Upscaler],
+    data_dir: str | os.PathLike,
+    sets: list[str],
+    scale: int,
+    save_images: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> dict[str, dict]:
+    """Score each of ``upscalers`` ({name: upscaler}) on each named set, making each image's LR input once;
+    returns {name: benchmark JSON document}. ``save_images`` writes each SR image as
+    ``DIR/<name>/<set>/<image>.png`` (``DIR/<set>/<image>.png`` with one upscaler)."""
     set_dirs = {name: find_set_dir(data_dir, name) for name in sets}  # fail before any work
-    results = {}
+    per_image = {model: {name: [] for name in sets} for model in upscalers}
     for name, set_dir in set_dirs.items():
-        per_image = []
-        for path in tqdm(list_image_files(set_dir, recursive=False), desc=f"{name} x{scale}", unit="img", disable=None if progress else True, leave=False):
+        files = list_image_files(set_dir, recursive=False)
+        for path in tqdm(files, desc=f"{name} x{scale}", unit="img", disable=None if progress else True, leave=False):
             hr = read_image(path)
             if min(hr.shape[:2]) < MIN_SIDE + 3 * scale:  # after modcrop and shave, SSIM needs 11 pixels
                 raise DataError(f"{path} is {hr.shape[1]}x{hr.shape[0]}: too small to benchmark at x{scale} "
                                 f"(each side needs at least {MIN_SIDE + 3 * scale} pixels)")
-            psnr, ssim, sr = evaluate_image(hr, upscale, scale)
-            per_image.append({"image": path.stem, "psnr": round(psnr, 4), "ssim": round(ssim, 5)})
-            if save_images is not None:
-                write_image(Path(save_images) / name / f"{path.stem}.png", sr)
-        results[name] = {
-            "psnr": round(float(np.mean([r["psnr"] for r in per_image])), 4),
-            "ssim": round(float(np.mean([r["ssim"] for r in per_image])), 5),
-            "n": len(per_image),
-            "images": per_image,
-        }
+            lr = bicubic_downscale(modcrop(hr, scale), scale)
+            for model, upscale in upscalers.items():
+                psnr, ssim, sr = evaluate_image(hr, upscale, scale, lr)
+                per_image[model][name].append({"image": path.stem, "psnr": round(psnr, 4), "ssim": round(ssim, 5)})
+                if save_images is not None:
+                    folder = Path(save_images) / (model if len(upscalers) > 1 else "") / name
+                    write_image(folder / f"{path.stem}.png", sr)
+    return {model: _report(model, scale, results) for model, results in per_image.items()}
+
+
+def _report(model: str, scale: int, per_set: dict[str, list[dict]]) -> dict:
     return {
-        "model": model_name,
+        "model": model,
         "scale": scale,
-        "results": results,
+        "results": {name: {"psnr": round(float(np.mean([r["psnr"] for r in rows])), 4),
+                           "ssim": round(float(np.mean([r["ssim"] for r in rows])), 5),
+                           "n": len(rows), "images": rows} for name, rows in per_set.items()},
         "protocol": {
             "lr": "MATLAB bicubic imresize(hr, 1/scale) of the modcropped HR",
             "channel": "Y of BT.601 YCbCr (MATLAB rgb2ycbcr, uint8)",
@@ -113,6 +123,22 @@ def run_benchmark(
             "ssim": "Wang et al. 2004: gaussian 11x11, sigma 1.5, K1 0.01, K2 0.03",
         },
     }
+
+
+def model_upscaler(model: str | os.PathLike, scale: int) -> tuple[Upscaler, "ModelCard | None"]:
+    """``"bicubic"``, a shipped model's name (``"srresnet-x4"``) or a generator's ``.weights.h5`` (with its model
+    card) -> (its upscaler, its model card or None); a generator of another scale is a clear error."""
+    if str(model) == "bicubic":
+        return bicubic_upscaler(scale), None
+    from .model_card import ModelCard
+    from .models import load_generator, upscale_with
+    from .upscale import weights_path
+
+    path = weights_path(model)
+    network = load_generator(path)
+    if network.architecture["scale"] != scale:
+        raise SrlibError(f"{model} is a x{network.architecture['scale']} generator, not x{scale}")
+    return upscale_with(network), ModelCard.read(path)
 
 
 def find_image(data_dir: str | os.PathLike, image: str) -> Path:
@@ -140,86 +166,3 @@ def showcase(images: list[Path], upscalers: dict[str, Upscaler], scale: int) -> 
         panels["HR"] = hr
         scenes.append((f"{Path(path).parent.name}/{Path(path).stem}", panels))
     return scenes
-
-
-def markdown_table(report: dict) -> str:
-    """A Markdown table of a benchmark report (with the published figures when the model is bicubic)."""
-    published = report["model"] == "bicubic" and report["scale"] == 4
-    header = "| set | images | PSNR (dB) | SSIM |" + (" published |" if published else "")
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
-    for name, row in report["results"].items():
-        line = f"| {name} | {row['n']} | {row['psnr']:.2f} | {row['ssim']:.4f} |"
-        if published:
-            figures = PUBLISHED_BICUBIC_X4.get(name)
-            line += f" {figures[0]:.2f} / {figures[1]:.4f} |" if figures else " |"
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def format_table(report: dict) -> str:
-    """A plain-text table of a benchmark report."""
-    lines = [
-        f"model: {report['model']}   scale: x{report['scale']}   (Y channel, shave {report['scale']})",
-        f"{'set':<10} {'n':>4} {'PSNR (dB)':>10} {'SSIM':>8}",
-    ]
-    for name, row in report["results"].items():
-        lines.append(f"{name:<10} {row['n']:>4} {row['psnr']:>10.2f} {row['ssim']:>8.4f}")
-    return "\n".join(lines)
-
-
-
-# Published x4 figures (PSNR dB, SSIM; Y channel, shave 4) to put beside measured ones. The course
-# report's figures are PSNR only and were measured with a broken evaluation (see the README).
-PUBLISHED_X4 = {
-    "course report (SRGAN, as reported)": {"Set5": (19.93, None), "Set14": (20.64, None), "BSD100": (20.21, None)},
-    "SRCNN (Dong et al. 2014)": {"Set5": (30.48, 0.8628), "Set14": (27.50, 0.7513), "BSD100": (26.90, 0.7101),
-                                 "Urban100": (24.52, 0.7221)},
-    "SRResNet (Ledig et al. 2017)": {"Set5": (32.05, 0.9019), "Set14": (28.49, 0.8184), "BSD100": (27.58, 0.7620)},
-    "SRGAN (Ledig et al. 2017)": {"Set5": (29.40, 0.8472), "Set14": (26.02, 0.7397), "BSD100": (25.16, 0.6688)},
-}
-
-
-def comparison_rows(measured: dict[str, dict], notes: dict[str, str] | None = None,
-                    published: bool = True) -> list[dict]:
-    """Rows of a results table: each measured report ({label: run_benchmark output}), then the published ones.
-
-    A row is {"method", "source", "note", "results": {set: (psnr, ssim or None)}}.
-    """
-    notes = notes or {}
-    rows = [{"method": label, "source": "measured here", "note": notes.get(label, ""),
-             "results": {name: (r["psnr"], r["ssim"]) for name, r in report["results"].items()}}
-            for label, report in measured.items()]
-    if published:
-        rows += [{"method": label, "source": "published", "note": "", "results": dict(figures)}
-                 for label, figures in PUBLISHED_X4.items()]
-    return rows
-
-
-def _cell(figures) -> str:
-    if figures is None:
-        return "–"
-    psnr, ssim = figures
-    return f"{psnr:.2f}" + (f" / {ssim:.4f}" if ssim is not None else "")
-
-
-def comparison_markdown(rows: list[dict], sets: list[str]) -> str:
-    """The rows as a Markdown table: PSNR / SSIM per set, then where the figures come from."""
-    lines = ["| method | " + " | ".join(sets) + " | source |", "|---|" + "---|" * (len(sets) + 1)]
-    for row in rows:
-        source = row["source"] + (f": {row['note']}" if row["note"] else "")
-        lines.append(f"| {row['method']} | " + " | ".join(_cell(row["results"].get(s)) for s in sets) + f" | {source} |")
-    return "\n".join(lines)
-
-
-def comparison_csv(rows: list[dict], sets: list[str]) -> str:
-    """The rows as CSV: one line per method, a PSNR and an SSIM column per set (empty when not published)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["method", "source", "note"] + [f"{s}_{m}" for s in sets for m in ("psnr", "ssim")])
-    for row in rows:
-        cells = []
-        for s in sets:
-            psnr, ssim = row["results"].get(s, (None, None))
-            cells += ["" if psnr is None else f"{psnr:.4f}", "" if ssim is None else f"{ssim:.5f}"]
-        writer.writerow([row["method"], row["source"], row["note"]] + cells)
-    return buffer.getvalue()

@@ -15,47 +15,19 @@ import sys
 from .errors import SrlibError
 
 
-def _generator_upscaler(weights, scale: int):
-    """(upscaler, sidecar metadata) of a saved generator, checked to be a x``scale`` one."""
-    from .models import generator_config, load_generator, read_sidecar, upscale_with
-
-    model = load_generator(weights)
-    if generator_config(model)["scale"] != scale:
-        raise SrlibError(f"{weights} is a x{generator_config(model)['scale']} generator, not x{scale}")
-    return upscale_with(model), read_sidecar(weights)
-
-
-def _provenance(metadata: dict) -> str:
-    """How a generator was trained, from its sidecar: "paper/mse, 60000 steps on BSD200+T91"."""
-    steps = f"{metadata['steps']} steps" if "steps" in metadata else ""
-    start = metadata.get("initialised_from") or {}
-    if steps and start.get("steps"):  # e.g. a run started from another run's weights, with its BN folded in
-        steps = (f"{start['steps']} steps with batch norm + {metadata['steps']} without"
-                 if start.get("batch_norm_folded") else f"{start['steps']} + {metadata['steps']} steps")
-    parts = [f"{metadata['recipe']}/{metadata['stage']}" if "recipe" in metadata and "stage" in metadata else "", steps]
-    data = metadata.get("training_data")
-    text = ", ".join(p for p in parts if p)
-    return text + (f" on {data['name'] if isinstance(data, dict) else data}" if data else "")
-
-
 def _benchmark(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from .benchmark import (bicubic_upscaler, comparison_csv, comparison_markdown, comparison_rows, find_image,
-                            find_set_dir, format_table, run_benchmark, showcase)
-    from .files import write_json, write_text
+    from .benchmark import find_image, find_set_dir, model_upscaler, run_benchmarks, showcase
+    from .files import write_json
     from .images import list_image_files
-    from .models import RANDOM_VGG_NOTE
-    from .upscale import SHIPPED, weights_path
+    from .reporting import SHIPPED_LABELS, format_table, model_note, write_comparison
 
     if args.scale < 2:
         raise SrlibError(f"--scale must be 2 or more, got {args.scale}")
     models = list(args.model or ([] if args.weights else ["bicubic"])) + list(args.weights or [])
     if len(set(models)) < len(models):
         raise SrlibError(f"a model is named twice: {' '.join(models)}")
-    if len(models) > 1 and (args.save_images or args.out):
-        raise SrlibError("--save-images and --out take one model; with several, --table also writes every "
-                         "report as JSON beside the table")
+    if len(models) > 1 and args.out:
+        raise SrlibError("--out takes one model; with several, --table also writes every report as JSON beside the table")
     if args.crop_images and not args.crops:
         raise SrlibError("--crop-images chooses the images of --crops: give --crops PNG too")
     # everything that can fail on a name or a file fails here, before the long work
@@ -64,34 +36,19 @@ def _benchmark(args: argparse.Namespace) -> None:
         [list_image_files(find_set_dir(args.data, name), recursive=False)[0] for name in args.sets])
     upscalers, notes, ids = {}, {}, {}
     for model in models:
-        if model == "bicubic":
-            upscalers["bicubic"], ids["bicubic"] = bicubic_upscaler(args.scale), "bicubic"
-            continue
-        upscale, metadata = _generator_upscaler(weights_path(model), args.scale)
-        label = "SRResNet-16 (shipped)" if model in SHIPPED else str(model)
-        upscalers[label], notes[label], ids[label] = upscale, _provenance(metadata), str(model)
-        if metadata.get("vgg_weights") == "random":
-            notes[label] += "; trained against RANDOM VGG features (no ImageNet weights)"
-    measured = {}
-    for label, upscale in upscalers.items():
-        measured[label] = run_benchmark(upscale, args.data, args.sets, args.scale, model_name=ids[label],
-                                        save_images=args.save_images)
-        print(format_table(measured[label]))
+        upscale, card = model_upscaler(model, args.scale)
+        label = SHIPPED_LABELS.get(str(model), str(model))
+        upscalers[label], notes[label], ids[label] = upscale, model_note(card), str(model)
+    measured = run_benchmarks(upscalers, args.data, args.sets, args.scale, save_images=args.save_images)
+    for label, report in measured.items():
+        report["model"] = ids[label]
+        print(format_table(report))
     if args.out:
         write_json(args.out, next(iter(measured.values())))
         print(f"wrote {args.out}")
     if args.table:
-        table_path = Path(args.table)
-        rows = comparison_rows(measured, notes, published=args.scale == 4)
-        table = comparison_markdown(rows, args.sets)
-        if args.scale != 4:
-            table = f"x{args.scale} (the published rows are x4 figures, so none are shown)\n\n" + table
-        if any("RANDOM VGG" in note for note in notes.values()):
-            table = RANDOM_VGG_NOTE + "\n\n" + table
-        write_text(table_path, table + "\n")
-        write_text(table_path.with_suffix(".csv"), comparison_csv(rows, args.sets))
-        write_json(table_path.with_suffix(".json"), {"reports": list(measured.values())})
-        print(f"{table}\nwrote {table_path} and its .csv and .json")
+        table = write_comparison(args.table, measured, notes, args.sets, args.scale)
+        print(f"{table}\nwrote {args.table} and its .csv and .json")
     if args.crops:
         from .plots import crops_figure, save_figure
 
@@ -162,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--crops", metavar="PNG", help="write a figure of zoomed crops (LR, each model, HR) here")
     bench.add_argument("--crop-images", nargs="+", metavar="SET/NAME",
                        help="the images of --crops, e.g. Set14/comic (default: the first image of each set)")
-    bench.add_argument("--save-images", metavar="DIR", help="write each SR image as DIR/<set>/<name>.png (one model)")
+    bench.add_argument("--save-images", metavar="DIR", help="write each SR image as DIR/<set>/<name>.png "
+                       "(DIR/<model>/<set>/<name>.png with several models)")
     bench.set_defaults(run=_benchmark)
 
     train = commands.add_parser("train", help="train one stage of a recipe (rerun to resume)")

@@ -196,14 +196,6 @@ def vgg_feature_extractor(network: str = "vgg16", layer: str = "block5_conv3", w
     return extractor
 
 
-RANDOM_VGG_NOTE = (
-    "**Warning: VGG had random weights, not ImageNet's** (they could not be downloaded or found). The VGG "
-    "content loss then compares random features, so the perceptual stages trained against it, and their "
-    "numbers, mean little. With internet access (or `vgg_weights` set to the Keras `.h5` file) the real "
-    "weights are used."
-)
-
-
 def resolve_vgg_weights(weights: str | None, network: str = "vgg16") -> str | None:
     """``"auto"`` becomes "imagenet" when Keras can load (download or find cached) ImageNet weights for
     ``network``, else None (random weights) with a loud warning; any other value is returned as it is."""
@@ -221,10 +213,12 @@ def resolve_vgg_weights(weights: str | None, network: str = "vgg16") -> str | No
         return None
 
 
-def save_generator(model: keras.Model, path: str | Path, card: ModelCard | None = None) -> None:
-    """Save the weights (no pickled code) and their model card, both atomically; the card's architecture
-    is the one ``model`` was built with."""
-    card = dataclasses.replace(card or ModelCard(architecture={}), architecture=dict(model.architecture))
+def save_generator(model: keras.Model, path: str | Path, card: ModelCard | dict | None = None) -> None:
+    """Save the weights (no pickled code) and their model card (a ``ModelCard`` or its fields as a dict), both
+    atomically; the card's architecture is the one ``model`` was built with."""
+    if not isinstance(card, ModelCard):
+        card = ModelCard.from_dict({**(card or {}), "architecture": dict(model.architecture)}, str(card_path(path)))
+    card = dataclasses.replace(card, architecture=dict(model.architecture))
     with atomic_path(path) as tmp:
         model.save_weights(tmp)
     card.write(path)

@@ -13,32 +13,45 @@ import time
 from pathlib import Path
 
 from .errors import SrlibError
+from .recipes import RECIPES
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ("01_data_prep", "02_pretrain_sr_vgg", "03_pretrain_discriminator", "04_full_train",
              "05_loss_plots", "06_benchmarks")
 
 _COMMON = dict(scale=4, vgg_weights="auto", training_sets=["T91", "BSD200"], seed=0, showcase="Set14/comic.png")
+# the GAN's loss settings; None keeps the recipe stage's own (srlib.recipes)
+_GAN_LOSSES = dict(content_loss=None, adversarial_weight=None, tv_weight=None, label_smoothing=None, label_flip=None)
 
-# Each profile sets sizes and steps; "{recipe}" in a path is filled in.
+# The stage of each training notebook: its section of a profile holds that stage's own settings (steps,
+# learning_rate, ...), which reach the notebook under the same names.
+NOTEBOOK_STAGES = {"02_pretrain_sr_vgg": "pretrain", "03_pretrain_discriminator": "discriminator", "04_full_train": "gan"}
+STAGE_SECTIONS = tuple(NOTEBOOK_STAGES.values())
+
+# Each profile sets sizes and steps; "{recipe}" in a path is filled in. XLA is off on CPUs, where it makes
+# the step slower (benchmarks/bench_train_step.py --compare-xla), and on for GPUs.
 PROFILES = {
     # CI: a tiny network and a handful of steps, so that every cell of every notebook runs in a few minutes
-    "smoke": dict(_COMMON, blocks=2, filters=8, batch_size=4, patch_size=32, pretrain_learning_rate=1e-3,
-                  pretrain_ema=0.99, gan_learning_rate=1e-4,
-                  steps_pretrain=8, steps_discriminator=4, steps_full=8, validate_every=4, checkpoint_every=4,
+    "smoke": dict(_COMMON, blocks=2, filters=8, batch_size=4, patch_size=32, validate_every=4, checkpoint_every=4,
                   val_images=2, benchmark_sets=["Set5", "Set14"], training_sets=["T91"], xla=False,
-                  mixed_precision=False, figures_dir="runs/smoke/{recipe}/figures"),
+                  mixed_precision=False, figures_dir="runs/smoke/{recipe}/figures",
+                  pretrain=dict(steps=8, learning_rate=1e-3, ema=0.99),
+                  discriminator=dict(steps=4, learning_rate=1e-4),
+                  gan=dict(_GAN_LOSSES, steps=8, learning_rate=1e-4)),
     # the demo: a real but small run, about 20 minutes on 2 CPU cores
-    "cpu": dict(_COMMON, blocks=8, filters=32, batch_size=16, patch_size=64, pretrain_learning_rate=1e-3,
-                pretrain_ema=0.99, gan_learning_rate=1e-4, steps_pretrain=1000, steps_discriminator=100, steps_full=60, validate_every=200,
-                checkpoint_every=200, val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"],
-                xla=True, mixed_precision=False, figures_dir="figures/cpu-{recipe}"),
+    "cpu": dict(_COMMON, blocks=8, filters=32, batch_size=16, patch_size=64, validate_every=200, checkpoint_every=200,
+                val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"], xla=False,
+                mixed_precision=False, figures_dir="figures/cpu-{recipe}",
+                pretrain=dict(steps=1000, learning_rate=1e-3, ema=0.99),  # small networks learn faster at 1e-3
+                discriminator=dict(steps=100, learning_rate=1e-4),
+                gan=dict(_GAN_LOSSES, steps=60, learning_rate=1e-4)),
     # the report's scale: full SRResNet-16 on DIV2K (or COCO 2014, as the report used), 10^5 steps per stage
-    "gpu": dict(_COMMON, blocks=16, filters=64, batch_size=16, patch_size=96, pretrain_learning_rate=1e-4,
-                pretrain_ema=0.999, gan_learning_rate=1e-4,
-                steps_pretrain=100_000, steps_discriminator=100_000, steps_full=100_000, validate_every=5000,
+    "gpu": dict(_COMMON, blocks=16, filters=64, batch_size=16, patch_size=96, validate_every=5000,
                 checkpoint_every=1000, val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"],
-                training_sets=["DIV2K_train_HR"], xla=True, mixed_precision=True, figures_dir="figures/gpu-{recipe}"),
+                training_sets=["DIV2K_train_HR"], xla=True, mixed_precision=True, figures_dir="figures/gpu-{recipe}",
+                pretrain=dict(steps=100_000, learning_rate=1e-4, ema=0.999),
+                discriminator=dict(steps=100_000, learning_rate=1e-4),
+                gan=dict(_GAN_LOSSES, steps=100_000, learning_rate=1e-4)),
 }
 
 
@@ -49,15 +62,18 @@ class PipelineError(SrlibError):
 def profile_parameters(profile: str, recipe: str = "report", data_dir: str | os.PathLike = "data",
                        source_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None,
                        **overrides) -> dict:
-    """Every notebook parameter of a profile, with absolute paths, and ``overrides`` on top."""
+    """Every notebook parameter of a profile, with absolute paths, and ``overrides`` on top (a stage's
+    section is updated key by key: ``gan={"steps": 2}``)."""
     if profile not in PROFILES:
         raise SrlibError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    if recipe not in ("report", "paper"):
-        raise SrlibError(f"unknown recipe {recipe!r}; choose report or paper")
+    if recipe not in RECIPES:
+        raise SrlibError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     unknown = set(overrides) - set(PROFILES[profile])
     if unknown:
         raise SrlibError(f"unknown parameters {sorted(unknown)}; a profile has {sorted(PROFILES[profile])}")
     params = {**PROFILES[profile], **overrides, "profile": profile, "recipe": recipe}
+    for section in STAGE_SECTIONS:
+        params[section] = {**PROFILES[profile][section], **overrides.get(section, {})}
     out_dir = Path(out_dir) if out_dir else ROOT / "runs" / profile / recipe
     figures_dir = overrides.get("figures_dir") or ROOT / PROFILES[profile]["figures_dir"].format(recipe=recipe)
     params["figures_dir"] = str(Path(figures_dir).resolve())
@@ -69,6 +85,11 @@ def profile_parameters(profile: str, recipe: str = "report", data_dir: str | os.
     params["data_dir"] = str(Path(data_dir).resolve())
     params["source_dir"] = str(Path(source_dir).resolve()) if source_dir else None
     return params
+
+
+def notebook_parameters(params: dict, notebook: str) -> dict:
+    """The parameters one notebook gets: the profile's common ones and its stage's section."""
+    return {**{k: v for k, v in params.items() if k not in STAGE_SECTIONS}, **params.get(NOTEBOOK_STAGES.get(notebook), {})}
 
 
 def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLike = "data",
@@ -92,7 +113,7 @@ def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLi
         if not source.is_file():
             raise PipelineError(f"{source} is missing")
         declared = papermill.inspect_notebook(str(source))
-        given = {k: v for k, v in params.items() if k in declared}
+        given = {k: v for k, v in notebook_parameters(params, name).items() if k in declared}
         target = out / f"{name}.ipynb"
         running = out / f".{name}.running.ipynb"  # renamed into place when done, even when it failed
         print(f"[{profile}/{recipe}] {name} ...", flush=True)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from srlib.benchmark import bicubic_upscaler, run_benchmark
-from srlib.cli import _provenance, main
+from srlib.cli import main
 from srlib.degradation import bicubic_downscale, bicubic_upscale, modcrop
 from srlib.images import read_image
 from srlib.metrics import psnr_y, ssim_y
@@ -141,7 +141,7 @@ def test_bicubic_reproduces_the_published_x4_figures(data_dir, tmp_path):
 
 
 def test_comparison_table_puts_measured_rows_before_published_ones():
-    from srlib.benchmark import comparison_csv, comparison_markdown, comparison_rows
+    from srlib.reporting import comparison_csv, comparison_markdown, comparison_rows
 
     measured = {"bicubic": {"results": {"Set5": {"psnr": 28.4165, "ssim": 0.81008}}},
                 "paper/mse (10 steps)": {"results": {"Set5": {"psnr": 29.5, "ssim": 0.83}}}}
@@ -215,7 +215,7 @@ def test_showcase_panels_are_lr_each_model_and_hr_with_the_image_psnr(tiny_sets)
     (["--crops", "c.png", "--crop-images", "comic"], "give benchmark images as SET/NAME"),
     (["--crop-images", "Set5/img0"], "give --crops PNG too"),
     (["--model", "bicubic", "--model", "bicubic"], "a model is named twice"),
-    (["--model", "bicubic", "--weights", "w.weights.h5", "--out", "r.json"], "--out take one model"),
+    (["--model", "bicubic", "--weights", "w.weights.h5", "--out", "r.json"], "--out takes one model"),
     (["--model", "srresnet-x4"], "srresnet-x4 weights are not in this copy of srlib"),
 ])
 def test_bad_benchmark_requests_fail_before_any_work(tiny_sets, tmp_path, capsys, monkeypatch, args, message):
@@ -236,8 +236,12 @@ def test_the_default_crop_images_are_the_first_of_each_set(tiny_sets, tmp_path, 
 
 
 def test_the_source_note_counts_the_steps_of_the_run_a_model_started_from():
-    sidecar = {"recipe": "paper", "stage": "mse", "steps": 2750, "training_data": {"name": "BSD200+T91"}}
-    assert _provenance(sidecar) == "paper/mse, 2750 steps on BSD200+T91"
-    folded = {**sidecar, "initialised_from": {"steps": 4500, "batch_norm_folded": True}}
-    assert _provenance(folded) == "paper/mse, 4500 steps with batch norm + 2750 without on BSD200+T91"
-    assert _provenance({**sidecar, "initialised_from": {"steps": 100}}) == "paper/mse, 100 + 2750 steps on BSD200+T91"
+    from srlib.model_card import ModelCard
+
+    card = dict(architecture={"scale": 4, "blocks": 1, "filters": 4, "batch_norm": False}, recipe="paper", stage="mse",
+                steps=2750, training_data={"name": "BSD200+T91"})
+    assert ModelCard(**card).provenance() == "paper/mse, 2750 steps on BSD200+T91"
+    folded = ModelCard(**card, initialised_from={"steps": 4500, "batch_norm_folded": True})
+    assert folded.provenance() == "paper/mse, 4500 steps with batch norm + 2750 without on BSD200+T91"
+    assert ModelCard(**card, initialised_from={"steps": 100}).provenance() == "paper/mse, 100 + 2750 steps on BSD200+T91"
+    assert ModelCard(**card, vgg_weights="random").provenance().endswith("RANDOM VGG features (no ImageNet weights)")

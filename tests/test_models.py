@@ -6,7 +6,8 @@ import pytest
 
 from srlib.errors import SrlibError
 from srlib.models import (SubpixelUpsampling, discriminator, generator, generator_config, load_generator,
-                          save_generator, sidecar_path, vgg_feature_extractor)
+                          save_generator, vgg_feature_extractor)
+from srlib.model_card import card_path
 
 
 def test_srresnet_16_has_about_1_55_million_parameters():
@@ -67,9 +68,13 @@ def test_discriminator_gives_one_logit_per_image(size):
     assert [c.strides[0] for c in convs] == [1, 2, 1, 2, 1, 2, 1, 2]
 
 
-def test_vgg_extractor_is_frozen_and_warns_about_random_weights():
-    with pytest.warns(UserWarning, match="RANDOM weights"):
-        extractor = vgg_feature_extractor("vgg16", "block2_conv2", None)
+def test_vgg_extractor_is_frozen_and_warns_once_about_random_weights(caplog, monkeypatch):
+    import srlib.models as models
+
+    monkeypatch.setattr(models, "_warned", set())
+    extractor = vgg_feature_extractor("vgg16", "block2_conv2", None)
+    vgg_feature_extractor("vgg16", "block2_conv2", None)
+    assert [r.levelname for r in caplog.records if "RANDOM weights" in r.getMessage()] == ["WARNING"]  # once
     assert extractor.trainable_weights == []
     assert tuple(extractor(np.zeros((1, 32, 32, 3), np.float32)).shape) == (1, 16, 16, 128)
 
@@ -77,8 +82,7 @@ def test_vgg_extractor_is_frozen_and_warns_about_random_weights():
 def test_vgg_extractor_does_imagenet_preprocessing_in_the_graph():
     import keras
 
-    with pytest.warns(UserWarning):
-        extractor = vgg_feature_extractor("vgg19", "block1_conv1", "none")
+    extractor = vgg_feature_extractor("vgg19", "block1_conv1", "none")
     trunk = extractor.layers[-1]
     rgb = np.random.default_rng(1).uniform(size=(1, 8, 8, 3)).astype(np.float32)
     bgr_centred = rgb[..., ::-1] * 255.0 - np.array([103.939, 116.779, 123.68], np.float32)
@@ -106,7 +110,7 @@ def test_vgg_bad_weights_and_layers_are_clear_errors(tmp_path):
     generator(2, blocks=1, filters=8).save_weights(wrong)
     with pytest.raises(SrlibError, match="could not load vgg16 weights"):
         vgg_feature_extractor("vgg16", "block2_conv2", str(wrong))
-    with pytest.warns(UserWarning), pytest.raises(SrlibError, match="no layer 'block9_conv9'"):
+    with pytest.raises(SrlibError, match="no layer 'block9_conv9'"):
         vgg_feature_extractor("vgg16", "block9_conv9", None)
     with pytest.raises(SrlibError, match="unknown VGG network"):
         vgg_feature_extractor("vgg11", "block1_conv1", None)
@@ -116,27 +120,28 @@ def test_generator_weights_round_trip_with_sidecar(tmp_path):
     model = generator(2, blocks=2, filters=8)
     path = tmp_path / "g.weights.h5"
     save_generator(model, path, {"recipe": "paper"})
-    assert sidecar_path(path).name == "g.json"
+    assert card_path(path).name == "g.json"
     loaded = load_generator(path)
     for saved, restored in zip(model.weights, loaded.weights):
         np.testing.assert_array_equal(saved.numpy(), restored.numpy())
     x = np.random.default_rng(3).uniform(size=(1, 6, 6, 3)).astype(np.float32)
     np.testing.assert_array_equal(loaded(x, training=False).numpy(), model(x, training=False).numpy())
-    with pytest.raises(SrlibError, match="does not hold weights for a generator"):
+    with pytest.raises(SrlibError, match="does not fit this generator"):
         load_generator(path, filters=16)
     with pytest.raises(SrlibError, match="do not exist"):
         load_generator(tmp_path / "nope.weights.h5")
 
 
-def test_auto_vgg_weights_fall_back_to_random_loudly(monkeypatch):
+def test_auto_vgg_weights_fall_back_to_random_loudly(monkeypatch, caplog):
     import srlib.models as models
 
     def offline(**kwargs):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: Name or service not known")
 
     monkeypatch.setitem(models._VGG, "vgg16", (offline, models._VGG["vgg16"][1]))
-    with pytest.warns(UserWarning, match="RANDOM vgg16 weights"):
-        assert models.resolve_vgg_weights("auto", "vgg16") is None
+    monkeypatch.setattr(models, "_warned", set())
+    assert models.resolve_vgg_weights("auto", "vgg16") is None
+    assert any("RANDOM vgg16 weights" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
     assert models.resolve_vgg_weights("imagenet", "vgg16") == "imagenet"  # other values pass through
     assert models.resolve_vgg_weights(None, "vgg16") is None
 

@@ -10,7 +10,9 @@ import papermill
 import pytest
 
 from srlib.errors import SrlibError
-from srlib.pipeline import NOTEBOOKS, PROFILES, ROOT, PipelineError, profile_parameters, run_pipeline
+from srlib.pipeline import (NOTEBOOK_STAGES, NOTEBOOKS, PROFILES, ROOT, STAGE_SECTIONS, PipelineError, notebook_parameters,
+                            profile_parameters, run_pipeline)
+from srlib.recipes import RECIPES
 
 NOTEBOOK_DIR = ROOT / "notebooks"
 
@@ -44,20 +46,35 @@ def test_papermill_sees_every_name_the_parameters_cell_sets(name):
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_every_profile_setting_reaches_a_notebook(profile):
-    declared = set().union(*(papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{n}.ipynb")) for n in NOTEBOOKS))
-    assert set(PROFILES[profile]) <= declared
+    declared = {n: set(papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{n}.ipynb"))) for n in NOTEBOOKS}
+    common = {k for k in PROFILES[profile] if k not in STAGE_SECTIONS}
+    assert common <= set().union(*declared.values())
+    for notebook, section in NOTEBOOK_STAGES.items():  # a stage's settings reach its own notebook
+        assert set(PROFILES[profile][section]) <= declared[notebook], notebook
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-@pytest.mark.parametrize("recipe", ["report", "paper"])
+@pytest.mark.parametrize("recipe", RECIPES)
 def test_a_profile_sets_every_notebook_parameter(profile, recipe, tmp_path):
     params = profile_parameters(profile, recipe, data_dir=tmp_path / "d", out_dir=tmp_path / "o")
     for name in NOTEBOOKS:
         declared = papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb"))
-        missing = set(declared) - set(params)
+        missing = set(declared) - set(notebook_parameters(params, name))
         assert not missing, f"{name} declares {missing}, which the {profile} profile does not set"
     assert params["run_dir"] == str((tmp_path / "o" / "train").resolve())
     assert Path(params["figures_dir"]).is_absolute() and recipe in params["figures_dir"]
+
+
+def test_the_notebook_parameters_name_every_setting_as_the_training_config_does(tmp_path):
+    from srlib.recipes import TrainConfig, train_config
+
+    params = profile_parameters("cpu", "paper", data_dir=tmp_path, gan={"steps": 2, "content_loss": "mse"})
+    gan = notebook_parameters(params, "04_full_train")
+    assert gan["steps"] == 2 and gan["learning_rate"] == PROFILES["cpu"]["gan"]["learning_rate"]
+    config = train_config(gan)
+    assert (config.content_loss, config.blocks, config.xla) == ("mse", PROFILES["cpu"]["blocks"], False)
+    assert train_config(notebook_parameters(params, "02_pretrain_sr_vgg")).ema == PROFILES["cpu"]["pretrain"]["ema"]
+    assert TrainConfig().xla is False and PROFILES["gpu"]["xla"] is True  # XLA slows the step on CPUs
 
 
 def test_bad_profile_recipe_and_parameter_are_clear_errors():
@@ -88,7 +105,7 @@ def _table(figures: Path) -> list[dict]:
 
 @pytest.mark.data
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-@pytest.mark.parametrize("recipe, trained", [("report", ["sr_vgg", "full"]), ("paper", ["mse", "gan"])])
+@pytest.mark.parametrize("recipe, trained", [(r, [s for s, stage in RECIPES[r].items() if stage.train_generator]) for r in RECIPES])
 def test_smoke_pipeline_runs_every_notebook_and_writes_the_figures(data_dir, tmp_path, recipe, trained):
     figures = tmp_path / "figures"
     executed = run_pipeline("smoke", recipe, data_dir=tmp_path / "data", source_dir=data_dir,

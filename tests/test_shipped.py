@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from srlib.models import sidecar_path
+from srlib.model_card import card_path
 from srlib.upscale import SHIPPED
 
 WEIGHTS = SHIPPED["srresnet-x4"]
-SIDECAR = sidecar_path(WEIGHTS)
+SIDECAR = card_path(WEIGHTS)
 ROOT = Path(__file__).resolve().parent.parent
 # the targets: above SRCNN (30.48 / 27.50 / 26.90), far above bicubic (28.42 / 26.08 / 25.96)
 TARGETS = {"Set5": 31.0, "Set14": 27.7, "BSD100": 27.0}

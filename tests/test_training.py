@@ -371,3 +371,54 @@ def test_a_generator_without_batch_norm_can_start_from_one_with_it(train_folder,
     assert sidecar["initialised_from"] == {"weights": str(source), "batch_norm_folded": True, "random_vgg": False,
                                            "recipe": "paper", "stage": "mse", "steps": 3,
                                            "architecture": generator_config(bn_run.generator)}
+
+
+def test_tensorboard_shows_every_loss_term_validation_and_the_sample(train_folder, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    val = tmp_path / "val"
+    val.mkdir()
+    Image.open(next(train_folder.glob("*.png"))).save(val / "v.png")
+    config = TrainConfig(**TINY, checkpoint_every=100, validate_every=2)
+    trainer = Trainer("report", "full", tmp_path / "run", config, from_scratch=True,
+                      validation=[("v", np.asarray(Image.open(val / "v.png")))])
+    trainer.fit(_batches(train_folder, config), steps=2)
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "full"), size_guidance={"tensors": 0, "images": 0})
+    events.Reload()
+    tags = set(events.Tags()["tensors"])  # TF2 summaries are stored as tensors
+    assert {"content", "tv", "adversarial", "g_loss", "d_loss", "d_acc_real", "d_acc_fake", "lr",
+            "val_psnr", "val_ssim"} <= tags
+    assert [event.step for event in events.Tensors("g_loss")] == [1, 2]
+    [image] = events.Tensors("sample: bicubic | SR | HR")
+    width, height, png = image.tensor_proto.string_val  # an image summary: its size, then the PNG
+    assert image.step == 2 and png[:4] == b"\x89PNG" and (int(width), int(height)) == (3 * 40, 48)  # bicubic | SR | HR of 40x48
+
+
+REPRODUCIBLE = """
+import json, sys
+from srlib.data import PatchSource, training_dataset
+from srlib.training import Trainer, TrainConfig
+config = TrainConfig(scale=2, blocks=1, filters=8, batch_size=2, patch_size=32, vgg_weights=None, progress=False,
+                     checkpoint_every=100, xla=True, label_flip=0.3, seed=5)
+source = PatchSource([sys.argv[2]], patch_size=32, seed=5)
+trainer = Trainer("report", "full", sys.argv[1], config, from_scratch=True)
+trainer.fit(lambda start: training_dataset(source, 2, 2, start), steps=3)
+print(json.dumps([{k: v for k, v in json.loads(line).items() if k not in ("sec_per_step", "time")}
+                  for line in open(sys.argv[1] + "/history.jsonl")]))
+"""
+
+
+def test_two_fresh_runs_with_the_same_seed_give_the_same_history(train_folder, tmp_path):
+    # random VGG, random initial weights and label flips under XLA: each seeded, in separate processes
+    runs = []
+    for name in ("a", "b"):
+        result = subprocess.run([sys.executable, "-c", REPRODUCIBLE, str(tmp_path / name), str(train_folder)],
+                                cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert [row["step"] for row in runs[0]] == [1, 2, 3]
+    for first, second in zip(*runs):
+        assert first.keys() == second.keys()
+        for key in first:
+            assert first[key] == (second[key] if isinstance(second[key], str) else
+                                  pytest.approx(second[key], rel=1e-6, abs=1e-9)), key

@@ -16,7 +16,7 @@ import re
 import sys
 from pathlib import Path
 
-from srlib.benchmark import markdown_table
+from srlib.reporting import markdown_table
 from srlib.files import atomic_path
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from srlib.cli import main as srlib_main
 from srlib.files import atomic_path, write_json
-from srlib.models import read_sidecar, sidecar_path
+from srlib.model_card import ModelCard, card_path
 from srlib.upscale import SHIPPED
 
 SETS = ["Set5", "Set14", "BSD100", "Urban100"]
@@ -31,24 +31,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="srresnet-x4", choices=sorted(SHIPPED))
     args = parser.parse_args(argv)
     source = Path(args.source)
-    if not source.is_file() or not sidecar_path(source).is_file():
-        print(f"error: {source} or its sidecar {sidecar_path(source).name} does not exist", file=sys.stderr)
+    if not source.is_file() or not card_path(source).is_file():
+        print(f"error: {source} or its sidecar {card_path(source).name} does not exist", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         # a snapshot: a training run may export new weights to `source` while the benchmark runs
         snapshot = Path(tmp) / source.name
         shutil.copyfile(source, snapshot)
-        shutil.copyfile(sidecar_path(source), sidecar_path(snapshot))
+        shutil.copyfile(card_path(source), card_path(snapshot))
         code = _ship(snapshot, source, args)
     return code
 
 
 def _ship(snapshot: Path, source: Path, args) -> int:
-    metadata = read_sidecar(snapshot)
-    refusal = (f"{source} is not a x4 generator: {metadata.get('architecture')}"
-               if metadata.get("architecture", {}).get("scale") != 4 else
-               f"{source} was trained against random VGG features: not shipped"
-               if metadata.get("vgg_weights") == "random" else None)
+    card = ModelCard.read(snapshot)
+    refusal = (f"{source} is not a x4 generator: {card.architecture}" if card.architecture["scale"] != 4 else
+               f"{source} was trained against random VGG features: not shipped" if card.random_vgg else None)
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
@@ -59,26 +57,19 @@ def _ship(snapshot: Path, source: Path, args) -> int:
     report = json.loads(report_path.read_text())
     target = SHIPPED[args.name]
     target.parent.mkdir(parents=True, exist_ok=True)
-    training_data = {k: v for k, v in (metadata.get("training_data") or {}).items() if k != "folders"}  # not local paths
-    # both files are complete before either replaces the old ones (the sidecar first, then the weights)
-    with atomic_path(target) as weights_tmp, atomic_path(sidecar_path(target)) as sidecar_tmp:
+    training_data = {k: v for k, v in (card.training_data or {}).items() if k != "folders"}  # not local paths
+    shipped = ModelCard(
+        architecture=card.architecture, name=args.name, recipe=card.recipe, stage=card.stage, steps=card.steps,
+        training_data=training_data or None, initialised_from=card.initialised_from, vgg_weights=card.vgg_weights,
+        config=card.config, learning_rates=card.learning_rates,
+        benchmark={name: {k: row[k] for k in ("psnr", "ssim", "n")} for name, row in report["results"].items()},
+        extra={"benchmark_command": " ".join(["python -m srlib benchmark --weights", str(source), *command[3:-2]]),
+               "protocol": report["protocol"], "shipped": datetime.date.today().isoformat()})
+    # both files are complete before either replaces the old ones (the card first, then the weights)
+    with atomic_path(target) as weights_tmp, atomic_path(card_path(target)) as card_tmp:
         shutil.copyfile(snapshot, weights_tmp)
-        write_json(sidecar_tmp, {
-            "name": args.name,
-            "architecture": metadata["architecture"],
-            "recipe": metadata.get("recipe"),
-            "stage": metadata.get("stage"),
-            "steps": metadata.get("steps"),
-            "training_data": training_data or None,
-            "initialised_from": metadata.get("initialised_from"),
-            "config": metadata.get("config"),
-            "learning_rates": metadata.get("learning_rates"),
-            "benchmark": {name: {k: row[k] for k in ("psnr", "ssim", "n")} for name, row in report["results"].items()},
-            "benchmark_command": " ".join(["python -m srlib benchmark --weights", str(source), *command[3:-2]]),
-            "protocol": report["protocol"],
-            "shipped": datetime.date.today().isoformat(),
-        })
-    print(f"wrote {target} and {sidecar_path(target)}")
+        write_json(card_tmp, shipped.to_dict())
+    print(f"wrote {target} and {card_path(target)}")
     return 0
 
 
