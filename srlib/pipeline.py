@@ -8,7 +8,10 @@ the run folder's checkpoints, so running the pipeline again after an interruptio
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -53,6 +56,56 @@ PROFILES = {
                 discriminator=dict(steps=100_000, learning_rate=1e-4),
                 gan=dict(_GAN_LOSSES, steps=100_000, learning_rate=1e-4)),
 }
+
+
+class TrainingProgress:
+    """A progress bar in the terminal for a training notebook that papermill runs in its own kernel: a thread
+    follows the run's ``history.jsonl`` and shows the stage's step, its losses and the time left."""
+
+    SHOWN = ("g_loss", "d_loss", "content", "adversarial", "val_psnr")
+
+    def __init__(self, history: Path, steps: int, description: str, enabled: bool = True):
+        self.history, self.steps, self.description, self.enabled = history, steps, description, enabled
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.steps, desc=self.description, unit="step", dynamic_ncols=True,
+                        disable=None if self.enabled else True)
+        self._offset = self.history.stat().st_size if self.history.exists() else 0
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.bar.close()
+
+    def _follow(self) -> None:
+        shown = {}
+        while not self._stop.wait(1.0):
+            if not self.history.exists():
+                continue
+            if self.history.stat().st_size < self._offset:  # rewritten when the stage resumed
+                self._offset = 0
+            with open(self.history, "rb") as file:
+                file.seek(self._offset)
+                chunk = file.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            self._offset += len(complete)
+            for line in complete.decode("utf-8", "replace").splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(row, dict) and isinstance(row.get("step"), int):
+                    self.bar.set_description(f"{self.description} ({row.get('stage')})", refresh=False)
+                    self.bar.n = min(row["step"], self.steps)
+                    shown.update({k: f"{row[k]:.4g}" for k in self.SHOWN if isinstance(row.get(k), (int, float))})
+            self.bar.set_postfix(shown, refresh=False)
+            self.bar.refresh()
 
 
 class PipelineError(SrlibError):
@@ -118,9 +171,15 @@ def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLi
         running = out / f".{name}.running.ipynb"  # renamed into place when done, even when it failed
         print(f"[{profile}/{recipe}] {name} ...", flush=True)
         started = time.monotonic()
+        training = name in NOTEBOOK_STAGES and "steps" in given
+        follow = (TrainingProgress(Path(params["run_dir"]) / "history.jsonl", given["steps"], f"[{profile}/{recipe}] "
+                                   f"{name}", progress) if training else contextlib.nullcontext())
         try:
-            papermill.execute_notebook(str(source), str(running), parameters=given, kernel_name="python3",
-                                       cwd=str(ROOT / "notebooks"), progress_bar=progress)
+            with follow:  # a training notebook's steps, rather than papermill's count of cells
+                papermill.execute_notebook(str(source), str(running), parameters=given, kernel_name="python3",
+                                           cwd=str(ROOT / "notebooks"), progress_bar=progress and not training,
+                                           # the kernel's own notes (e.g. "running over TCP") are not the user's business
+                                           extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except papermill.PapermillExecutionError as error:
             os.replace(running, target)
             first_line = next((line for line in error.source.splitlines() if line.strip()), "")

@@ -3,6 +3,7 @@
 import ast
 import csv
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -117,6 +118,9 @@ def test_smoke_pipeline_runs_every_notebook_and_writes_the_figures(data_dir, tmp
         code = [c for c in notebook.cells if c.cell_type == "code"]
         assert all(c.execution_count is not None for c in code), f"{path.name}: every cell ran"
         assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+        text = "".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
+        assert not re.search(r"^[IWEF]\d{4} |oneDNN|cuInit|cuda drivers|XLA service|IProgress", text, re.M), \
+            f"{path.name}: TensorFlow's C++ log or a missing-widget note in the outputs"
     for name in ["data_samples.png", "validation_psnr.png", "comparison.png", "loss_summary.md", "benchmark_x4.md"]:
         assert (figures / name).stat().st_size > 0, name
     for stage in trained:
