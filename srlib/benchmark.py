@@ -5,7 +5,10 @@ A set is the image files directly in its folder (sub-folders such as ``LR_bicubi
 
 For every HR image: modcrop to a multiple of the scale, make the LR input with MATLAB bicubic
 (``srlib.degradation``), upscale it with the model, round to uint8, and score PSNR / SSIM on the Y
-channel with a border of ``scale`` shaved (``srlib.metrics``). A set's figure is the mean over its images.
+channel with a border of ``scale`` shaved (``srlib.metrics``). Beside them, with the same shave: ``detail``, the
+SR image's power above the LR Nyquist frequency over the HR image's (1 = as much fine detail as HR), and
+``colour``, the mean R, G, B of SR minus HR in grey levels. A set's figure is the mean over its images; for
+colour, the mean of each image's largest absolute channel shift (so a tint in one channel is not averaged away).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from tqdm.auto import tqdm
 from .degradation import bicubic_downscale, bicubic_upscale, modcrop
 from .errors import DataError, SrlibError
 from .images import list_image_files, read_image, write_image
-from .metrics import psnr_y, ssim_y
+from .metrics import colour_shift, detail_ratio, psnr_y, ssim_y
 
 KNOWN_SETS = ("Set5", "Set14", "BSD100", "Urban100")
 
@@ -99,10 +102,14 @@ def run_benchmarks(
             if min(hr.shape[:2]) < MIN_SIDE + 3 * scale:  # after modcrop and shave, SSIM needs 11 pixels
                 raise DataError(f"{path} is {hr.shape[1]}x{hr.shape[0]}: too small to benchmark at x{scale} "
                                 f"(each side needs at least {MIN_SIDE + 3 * scale} pixels)")
-            lr = bicubic_downscale(modcrop(hr, scale), scale)
+            hr = modcrop(hr, scale)
+            lr = bicubic_downscale(hr, scale)
             for model, upscale in upscalers.items():
                 psnr, ssim, sr = evaluate_image(hr, upscale, scale, lr)
-                per_image[model][name].append({"image": path.stem, "psnr": round(psnr, 4), "ssim": round(ssim, 5)})
+                per_image[model][name].append({
+                    "image": path.stem, "psnr": round(psnr, 4), "ssim": round(ssim, 5),
+                    "detail": round(detail_ratio(sr, hr, scale), 4),
+                    "colour": [round(float(c), 3) for c in colour_shift(sr, hr, scale)]})
                 if save_images is not None:
                     folder = Path(save_images) / (model if len(upscalers) > 1 else "") / name
                     write_image(folder / f"{path.stem}.png", sr)
@@ -115,12 +122,17 @@ def _report(model: str, scale: int, per_set: dict[str, list[dict]]) -> dict:
         "scale": scale,
         "results": {name: {"psnr": round(float(np.mean([r["psnr"] for r in rows])), 4),
                            "ssim": round(float(np.mean([r["ssim"] for r in rows])), 5),
+                           "detail": round(float(np.mean([r["detail"] for r in rows])), 4),
+                           "colour": round(float(np.mean([np.abs(r["colour"]).max() for r in rows])), 3),
                            "n": len(rows), "images": rows} for name, rows in per_set.items()},
         "protocol": {
             "lr": "MATLAB bicubic imresize(hr, 1/scale) of the modcropped HR",
             "channel": "Y of BT.601 YCbCr (MATLAB rgb2ycbcr, uint8)",
             "shave": scale,
             "ssim": "Wang et al. 2004: gaussian 11x11, sigma 1.5, K1 0.01, K2 0.03",
+            "detail": "power of Y above 1/(2*scale) cycles/pixel (Hann window), SR over HR; 1 = as much as HR",
+            "colour": "per image: mean R, G, B of SR minus HR in grey levels (uint8); per set: the mean over "
+                      "images of the largest absolute channel shift",
         },
     }
 
@@ -155,14 +167,14 @@ def find_image(data_dir: str | os.PathLike, image: str) -> Path:
 
 def showcase(images: list[Path], upscalers: dict[str, Upscaler], scale: int) -> list[tuple[str, dict[str, np.ndarray]]]:
     """The panels of a visual comparison: for each HR image file, the LR input, each upscaler's SR (its label
-    with this image's PSNR) and the HR image, titled "<set folder>/<name>"."""
+    with this image's PSNR and detail ratio) and the HR image, titled "<set folder>/<name>"."""
     scenes = []
     for path in images:
         hr = modcrop(read_image(path), scale)
         panels = {"LR input": bicubic_downscale(hr, scale)}
         for label, upscale in upscalers.items():
             psnr, _, sr = evaluate_image(hr, upscale, scale)
-            panels[f"{label} ({psnr:.2f} dB)"] = sr
+            panels[f"{label} ({psnr:.2f} dB, detail {detail_ratio(sr, hr, scale):.2f})"] = sr
         panels["HR"] = hr
         scenes.append((f"{Path(path).parent.name}/{Path(path).stem}", panels))
     return scenes

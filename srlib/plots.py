@@ -15,8 +15,11 @@ from matplotlib.patches import Rectangle
 
 from .files import atomic_path, read_jsonl
 
-# history keys of the generator's loss terms, in the order the recipes add them
+# history keys of the generator's loss terms (each already times its weight), in the order the recipes add
+# them, then their sum; "pixel" only in histories from before the content term covered pixel MSE
 GENERATOR_TERMS = ("pixel", "content", "tv", "adversarial", "g_loss")
+TERM_NAMES = {"pixel": "pixel MSE", "content": "content (pixel MSE or VGG)", "tv": "total variation",
+              "adversarial": "adversarial", "g_loss": "generator loss (sum)"}
 DISCRIMINATOR_TERMS = ("d_loss", "d_acc_real", "d_acc_fake")
 
 
@@ -71,7 +74,8 @@ def _window(n: int) -> int:
 
 
 def plot_generator_losses(rows: list[dict], stage: str, title: str | None = None):
-    """One panel per generator loss term of a stage (log scale), raw in light colour and smoothed on top."""
+    """One panel per generator loss term of a stage (log scale), raw in light colour and smoothed on top;
+    each panel is titled with the term's name in words (``TERM_NAMES``)."""
     terms = [k for k in GENERATOR_TERMS if len(series(rows, stage, k)[0])]
     fig, axes = plt.subplots(1, max(1, len(terms)), figsize=(4 * max(1, len(terms)), 3.2), squeeze=False)
     for ax, key in zip(axes[0], terms):
@@ -80,12 +84,43 @@ def plot_generator_losses(rows: list[dict], stage: str, title: str | None = None
         ax.plot(steps, smooth(values, _window(len(values))), color="tab:blue")
         if (values > 0).all():
             ax.set_yscale("log")
-        ax.set(title=key, xlabel="step")
+        ax.set(title=TERM_NAMES.get(key, key), xlabel="step", ylabel="loss (times its weight)")
         ax.grid(alpha=0.3)
     if not terms:
         axes[0, 0].text(0.5, 0.5, f"{stage}: the generator does not learn here", ha="center", va="center")
         axes[0, 0].set_axis_off()
-    fig.suptitle(title or f"{stage}: generator loss by term")
+    fig.suptitle(title or f"{stage}: generator loss by term (each times its weight)")
+    fig.tight_layout()
+    return fig
+
+
+def loss_shares(rows: list[dict], stage: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(steps, {term: its share of g_loss at each step}) of a stage's weighted generator loss terms, over the
+    rows that log g_loss (a term a row does not log counts 0)."""
+    terms = [k for k in GENERATOR_TERMS[:-1] if len(series(rows, stage, k)[0])]
+    logged = [r for r in rows if r.get("stage") == stage and r.get("g_loss")]
+    steps = np.asarray([r["step"] for r in logged], dtype=int)
+    total = np.asarray([r["g_loss"] for r in logged], dtype=float)
+    return steps, {k: np.asarray([r.get(k) or 0.0 for r in logged], dtype=float) / total for k in terms}
+
+
+def plot_loss_shares(rows: list[dict], stage: str, title: str | None = None):
+    """What share of the generator loss each weighted term is over a stage's steps, smoothed, stacked (in %)."""
+    steps, shares = loss_shares(rows, stage)
+    names = [TERM_NAMES.get(k, k) for k in shares]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    if shares and len(steps):
+        # smoothing each share with the same window keeps their sum at 100 %
+        ax.stackplot(steps, *[100 * smooth(v, _window(len(steps))) for v in shares.values()], labels=names, alpha=0.8)
+        ax.set(xlabel="step", ylabel="share of the generator loss (%)", ylim=(0, 100))
+        ax.margins(x=0)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="term (times its weight)")
+        ax.grid(alpha=0.3)
+    else:
+        ax.text(0.5, 0.5, f"{stage}: the generator does not learn here", ha="center", va="center")
+        ax.set_axis_off()
+    ax.set_title(title or f"{stage}: share of the generator loss" + (": " + ", ".join(names) if names else ""),
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -202,10 +237,18 @@ def comparison_figure(panels: dict[str, np.ndarray], box: tuple[int, int, int, i
     return fig
 
 
+def _fit_title(title: str, width: int) -> str:
+    """``title`` on two lines, its last parenthesis (a model's figures) on the second, when it is over ``width``
+    characters."""
+    head, _, tail = title.rpartition(" (")
+    return f"{head}\n({tail}" if len(title) > width and head else title
+
+
 def crops_figure(scenes: list[tuple[str, dict[str, np.ndarray]]], crop: int = 80, size: float = 2.6):
     """Zoomed crops of several scenes, one row each: ``scenes`` is [(title, panels)] as in
     ``comparison_figure`` (the last panel is the HR image; the crop is its busiest ``crop`` x ``crop`` box,
-    and smaller images such as the LR input show the same region, enlarged without smoothing)."""
+    and smaller images such as the LR input show the same region, enlarged without smoothing). Each crop is
+    titled with its panel's label, e.g. a model's PSNR and detail ratio as ``benchmark.showcase`` gives them."""
     columns = max(len(panels) for _, panels in scenes)
     fig, axes = plt.subplots(len(scenes), columns, figsize=(size * columns, size * len(scenes) + 0.3), squeeze=False)
     for row, (title, panels) in enumerate(scenes):
@@ -223,7 +266,7 @@ def crops_figure(scenes: list[tuple[str, dict[str, np.ndarray]]], crop: int = 80
                 continue
             t, l, h, w = _crop_box(panels[names[column]], reference, box)
             ax.imshow(panels[names[column]][t:t + h, l:l + w], interpolation="nearest")
-            ax.set_title(names[column], fontsize=9)
+            ax.set_title(_fit_title(names[column], int(size * 13)), fontsize=9)
             if column == 0:
                 ax.set_ylabel(title, fontsize=10)
     fig.tight_layout()

@@ -40,28 +40,52 @@ def model_note(card: ModelCard | None) -> str:
     return card.provenance() if card is not None else ""
 
 
+DETAIL_NOTE = (
+    "detail: the SR image's power above the LR image's Nyquist frequency (Y channel), over the HR image's; "
+    "1 = as much fine detail as HR, below = smoother, above = more (noise too). colour: the mean R, G, B of SR "
+    "minus HR in grey levels, the largest of the three, averaged over the set's images (true colour: within 1)."
+)
+
+
+def _has_detail(report: dict) -> bool:
+    """Whether every set of a report has the detail and colour figures (reports made before them have not)."""
+    return all("detail" in row and "colour" in row for row in report["results"].values())
+
+
+def _figure(value, digits: int) -> str:
+    """A figure with ``digits`` decimals; "–" for None (how JSON stores a NaN, e.g. a flat HR image's detail)."""
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
 def markdown_table(report: dict) -> str:
-    """A Markdown table of a benchmark report (with the published figures when the model is bicubic)."""
+    """A Markdown table of a benchmark report (with the published figures when the model is bicubic, and the
+    detail ratio and colour shift when the report has them)."""
     published = report["model"] == "bicubic" and report["scale"] == 4
-    header = "| set | images | PSNR (dB) | SSIM |" + (" published |" if published else "")
+    detail = _has_detail(report)
+    header = ("| set | images | PSNR (dB) | SSIM |" + (" published |" if published else "")
+              + (" detail (HR = 1) | colour shift (grey levels) |" if detail else ""))
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for name, row in report["results"].items():
         line = f"| {name} | {row['n']} | {row['psnr']:.2f} | {row['ssim']:.4f} |"
         if published:
             figures = PUBLISHED_BICUBIC_X4.get(name)
             line += f" {figures[0]:.2f} / {figures[1]:.4f} |" if figures else " |"
+        if detail:
+            line += f" {_figure(row['detail'], 2)} | {_figure(row['colour'], 2)} |"
         lines.append(line)
     return "\n".join(lines)
 
 
 def format_table(report: dict) -> str:
-    """A plain-text table of a benchmark report."""
+    """A plain-text table of a benchmark report (with detail and colour when it has them)."""
+    detail = _has_detail(report)
     lines = [
         f"model: {report['model']}   scale: x{report['scale']}   (Y channel, shave {report['scale']})",
-        f"{'set':<10} {'n':>4} {'PSNR (dB)':>10} {'SSIM':>8}",
+        f"{'set':<10} {'n':>4} {'PSNR (dB)':>10} {'SSIM':>8}" + (f" {'detail':>7} {'colour':>7}" if detail else ""),
     ]
     for name, row in report["results"].items():
-        lines.append(f"{name:<10} {row['n']:>4} {row['psnr']:>10.2f} {row['ssim']:>8.4f}")
+        lines.append(f"{name:<10} {row['n']:>4} {row['psnr']:>10.2f} {row['ssim']:>8.4f}"
+                     + (f" {row['detail']:>7.3f} {row['colour']:>7.2f}" if detail else ""))
     return "\n".join(lines)
 
 
@@ -81,14 +105,17 @@ def comparison_rows(measured: dict[str, dict], notes: dict[str, str] | None = No
                     published: bool = True) -> list[dict]:
     """Rows of a results table: each measured report ({label: run_benchmark output}), then the published ones.
 
-    A row is {"method", "source", "note", "results": {set: (psnr, ssim or None)}}.
+    A row is {"method", "source", "note", "results": {set: (psnr, ssim or None)}, "detail": {set: (detail ratio,
+    colour shift)}}; "detail" is empty for published rows and for reports made before it was measured.
     """
     notes = notes or {}
     rows = [{"method": label, "source": "measured here", "note": notes.get(label, ""),
-             "results": {name: (r["psnr"], r["ssim"]) for name, r in report["results"].items()}}
+             "results": {name: (r["psnr"], r["ssim"]) for name, r in report["results"].items()},
+             "detail": {name: (r["detail"], r["colour"]) for name, r in report["results"].items()
+                        if "detail" in r and "colour" in r}}
             for label, report in measured.items()]
     if published:
-        rows += [{"method": label, "source": "published", "note": "", "results": dict(figures)}
+        rows += [{"method": label, "source": "published", "note": "", "results": dict(figures), "detail": {}}
                  for label, figures in PUBLISHED_X4.items()]
     return rows
 
@@ -109,24 +136,47 @@ def comparison_markdown(rows: list[dict], sets: list[str]) -> str:
     return "\n".join(lines)
 
 
+def comparison_detail_markdown(rows: list[dict], sets: list[str]) -> str:
+    """The measured rows' detail ratio and colour shift per set as a Markdown table ("detail / colour" cells),
+    under a line saying what they are; "" when no row has them."""
+    rows = [row for row in rows if row.get("detail")]
+    if not rows:
+        return ""
+    lines = [f"Fine detail / colour shift ({DETAIL_NOTE})", "",
+             "| method | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+    for row in rows:
+        cells = [" / ".join(_figure(v, 2) for v in row["detail"][s]) if s in row["detail"] else "–" for s in sets]
+        lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def comparison_csv(rows: list[dict], sets: list[str]) -> str:
-    """The rows as CSV: one line per method, a PSNR and an SSIM column per set (empty when not published)."""
+    """The rows as CSV: one line per method; per set a PSNR, SSIM, detail ratio and colour shift column (empty
+    when not published or not measured)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["method", "source", "note"] + [f"{s}_{m}" for s in sets for m in ("psnr", "ssim")])
+    figures = ("psnr", "ssim", "detail", "colour")
+    writer.writerow(["method", "source", "note"] + [f"{s}_{m}" for s in sets for m in figures])
     for row in rows:
         cells = []
         for s in sets:
             psnr, ssim = row["results"].get(s, (None, None))
-            cells += ["" if psnr is None else f"{psnr:.4f}", "" if ssim is None else f"{ssim:.5f}"]
+            detail, colour = row.get("detail", {}).get(s, (None, None))
+            cells += ["" if psnr is None else f"{psnr:.4f}", "" if ssim is None else f"{ssim:.5f}",
+                      "" if detail is None else f"{detail:.4f}", "" if colour is None else f"{colour:.3f}"]
         writer.writerow([row["method"], row["source"], row["note"]] + cells)
     return buffer.getvalue()
 
 
 def comparison_table(measured: dict[str, dict], notes: dict[str, str], sets: list[str], scale: int) -> str:
     """The Markdown table of measured reports ({label: report}) beside the published figures (at x4 only),
-    headed by the random-VGG warning when a model trained against random VGG features."""
-    table = comparison_markdown(comparison_rows(measured, notes, published=scale == 4), sets)
+    headed by the random-VGG warning when a model trained against random VGG features, and followed by the
+    measured models' detail ratios and colour shifts when the reports have them."""
+    rows = comparison_rows(measured, notes, published=scale == 4)
+    table = comparison_markdown(rows, sets)
+    detail = comparison_detail_markdown(rows, sets)
+    if detail:
+        table += "\n\n" + detail
     if scale != 4:
         table = f"x{scale} (the published rows are x4 figures, so none are shown)\n\n" + table
     if any("RANDOM VGG" in note for note in notes.values()):

@@ -1,4 +1,5 @@
-"""The benchmark command: JSON shape, saved images, clear errors, and the published bicubic figures."""
+"""The benchmark command: JSON shape, saved images, clear errors, the published bicubic figures, and the detail
+ratio and colour shift beside PSNR / SSIM."""
 
 import json
 
@@ -10,7 +11,7 @@ from srlib.benchmark import bicubic_upscaler, run_benchmark
 from srlib.cli import main
 from srlib.degradation import bicubic_downscale, bicubic_upscale, modcrop
 from srlib.images import read_image
-from srlib.metrics import psnr_y, ssim_y
+from srlib.metrics import colour_shift, detail_ratio, psnr_y, ssim_y
 
 
 @pytest.fixture
@@ -40,8 +41,11 @@ def test_cli_writes_the_documented_json_and_the_sr_images(tiny_sets, tmp_path, c
         row = report["results"][name]
         assert row["n"] == n
         assert 15 < row["psnr"] < 60 and 0 < row["ssim"] <= 1
+        assert 0 < row["detail"] < 1 and 0 <= row["colour"] < 5
+        assert [sorted(image) for image in row["images"]] == [["colour", "detail", "image", "psnr", "ssim"]] * n
     printed = capsys.readouterr().out
     assert "Set5" in printed and f"{report['results']['Set5']['psnr']:.2f}" in printed
+    assert f"{report['results']['Set5']['detail']:.3f}" in printed and "colour" in printed
     saved = read_image(tmp_path / "sr" / "Set5" / "img1.png")
     assert saved.shape == (36, 52, 3)  # modcropped 37x53 at x4
 
@@ -53,9 +57,12 @@ def test_set_score_is_the_mean_of_image_scores(tiny_sets):
     for name in ["img0", "img1"]:  # scored here directly: modcrop, MATLAB LR, bicubic SR, Y, shave 2
         hr = modcrop(read_image(tiny_sets / "benchmark" / "Set5" / f"{name}.png"), 2)
         sr = bicubic_upscale(bicubic_downscale(hr, 2), 2)
-        expected.append((psnr_y(sr, hr, 2), ssim_y(sr, hr, 2)))
-    assert row["psnr"] == pytest.approx(np.mean([p for p, _ in expected]), abs=1e-3)
-    assert row["ssim"] == pytest.approx(np.mean([s for _, s in expected]), abs=1e-4)
+        expected.append((psnr_y(sr, hr, 2), ssim_y(sr, hr, 2), detail_ratio(sr, hr, 2), colour_shift(sr, hr, 2)))
+    assert row["psnr"] == pytest.approx(np.mean([e[0] for e in expected]), abs=1e-3)
+    assert row["ssim"] == pytest.approx(np.mean([e[1] for e in expected]), abs=1e-4)
+    assert row["detail"] == pytest.approx(np.mean([e[2] for e in expected]), abs=1e-3)
+    assert row["colour"] == pytest.approx(np.mean([np.abs(e[3]).max() for e in expected]), abs=1e-3)  # largest channel
+    np.testing.assert_allclose(row["images"][1]["colour"], expected[1][3], atol=1e-3)
     x2 = row["psnr"]
     x4 = run_benchmark(bicubic_upscaler(4), tiny_sets, ["Set5"], 4, "bicubic", progress=False)["results"]["Set5"]["psnr"]
     assert x2 > x4  # a smaller factor is easier
@@ -154,9 +161,28 @@ def test_comparison_table_puts_measured_rows_before_published_ones():
     assert "| course report (SRGAN, as reported) | 19.93 | – | published |" in markdown
     assert "| SRCNN (Dong et al. 2014) | 30.48 / 0.8628 | 24.52 / 0.7221 | published |" in markdown
     lines = comparison_csv(rows, ["Set5"]).splitlines()
-    assert lines[0] == "method,source,note,Set5_psnr,Set5_ssim"
-    assert lines[1] == "bicubic,measured here,,28.4165,0.81008"
-    assert "\"course report (SRGAN, as reported)\",published,,19.9300," in lines  # quoted: it holds a comma
+    assert lines[0] == "method,source,note,Set5_psnr,Set5_ssim,Set5_detail,Set5_colour"
+    assert lines[1] == "bicubic,measured here,,28.4165,0.81008,,"  # a report from before detail was measured
+    assert "\"course report (SRGAN, as reported)\",published,,19.9300,,," in lines  # quoted: it holds a comma
+
+
+def test_detail_and_colour_are_tabled_where_measured():
+    from srlib.reporting import (comparison_csv, comparison_detail_markdown, comparison_rows, comparison_table,
+                                 format_table, markdown_table)
+
+    old = {"model": "bicubic", "scale": 4, "results": {"Set5": {"n": 5, "psnr": 28.4165, "ssim": 0.81008}}}
+    new = {"model": "srresnet-x4", "scale": 4,
+           "results": {"Set5": {"n": 5, "psnr": 31.06, "ssim": 0.878, "detail": 0.6234, "colour": 0.215}}}
+    assert markdown_table(old).splitlines()[0] == "| set | images | PSNR (dB) | SSIM | published |"  # as before
+    assert markdown_table(new).splitlines()[2] == "| Set5 | 5 | 31.06 | 0.8780 | 0.62 | 0.21 |"
+    assert "detail" not in format_table(old) and format_table(new).splitlines()[2].split()[-2:] == ["0.623", "0.21"]
+    rows = comparison_rows({"bicubic": old, "SRResNet": new})
+    detail = comparison_detail_markdown(rows, ["Set5", "Set14"]).splitlines()
+    assert detail[2:] == ["| method | Set5 | Set14 |", "|---|---|---|", "| SRResNet | 0.62 / 0.21 | – |"]
+    assert comparison_detail_markdown(rows[:1], ["Set5"]) == ""
+    assert comparison_csv(rows, ["Set5"]).splitlines()[2] == "SRResNet,measured here,,31.0600,0.87800,0.6234,0.215"
+    table = comparison_table({"bicubic": old, "SRResNet": new}, {}, ["Set5"], 4)
+    assert table.startswith("| method | Set5 | source |") and table.endswith("| SRResNet | 0.62 / 0.21 |")
 
 
 @pytest.fixture
@@ -185,6 +211,10 @@ def test_several_models_give_one_table_beside_the_published_figures_and_a_crops_
     assert lines[3].startswith(f"| {small_generator} |") and "paper/mse, 7 steps on T91+BSD200" in lines[3]
     assert any(line.startswith("| SRCNN (Dong et al. 2014) | 30.48 / 0.8628 | 27.50 / 0.7513 |") for line in lines)
     assert "course report" in table.read_text()
+    detail_rows = [line for line in lines[lines.index("| method | Set5 | Set14 |", 1):] if line.startswith("| ")]
+    assert [line.split(" | ")[0] for line in detail_rows[1:]] == ["| bicubic", f"| {small_generator}"]
+    assert detail_rows[1].endswith(f"| {bicubic['Set5']['detail']:.2f} / {bicubic['Set5']['colour']:.2f} | "
+                                   f"{bicubic['Set14']['detail']:.2f} / {bicubic['Set14']['colour']:.2f} |")
     assert table.with_suffix(".csv").read_text().count("\n") == 1 + 2 + 4  # header, 2 measured, 4 published
     with Image.open(crops) as figure:
         assert figure.format == "PNG"
@@ -198,15 +228,16 @@ def test_a_table_at_another_scale_says_so_and_has_no_published_rows(tiny_sets, t
     assert text.startswith("x2 (the published rows are x4 figures") and "SRCNN" not in text and "| bicubic |" in text
 
 
-def test_showcase_panels_are_lr_each_model_and_hr_with_the_image_psnr(tiny_sets):
+def test_showcase_panels_are_lr_each_model_and_hr_with_the_image_psnr_and_detail(tiny_sets):
     from srlib.benchmark import find_image, showcase
 
     path = find_image(tiny_sets, "Set5/img0")
     assert path == find_image(tiny_sets / "benchmark", "Set5/img0.png") == tiny_sets / "benchmark" / "Set5" / "img0.png"
     [(title, panels)] = showcase([path], {"bicubic": bicubic_upscaler(4)}, 4)
-    psnr = run_benchmark(bicubic_upscaler(4), tiny_sets, ["Set5"], 4, "bicubic", progress=False)["results"]["Set5"]["images"][0]["psnr"]
+    report = run_benchmark(bicubic_upscaler(4), tiny_sets, ["Set5"], 4, "bicubic", progress=False)
+    image = report["results"]["Set5"]["images"][0]
     assert title == "Set5/img0"
-    assert list(panels) == ["LR input", f"bicubic ({psnr:.2f} dB)", "HR"]
+    assert list(panels) == ["LR input", f"bicubic ({image['psnr']:.2f} dB, detail {image['detail']:.2f})", "HR"]
     assert panels["LR input"].shape == (12, 10, 3) and panels["HR"].shape == (48, 40, 3)
 
 

@@ -1,10 +1,11 @@
-"""PSNR / SSIM on Y: known pairs, and scikit-image's SSIM against Wang's MATLAB code."""
+"""PSNR / SSIM on Y: known pairs, and scikit-image's SSIM against Wang's MATLAB code; the detail ratio and the
+colour shift."""
 
 import numpy as np
 import pytest
 from scipy.signal import convolve2d
 
-from srlib.metrics import psnr_y, rgb_to_y, shave, ssim, ssim_y
+from srlib.metrics import colour_shift, detail_ratio, high_frequency_power, psnr_y, rgb_to_y, shave, ssim, ssim_y
 
 
 def test_rgb_to_y_matches_matlab_rgb2ycbcr_uint8():
@@ -78,3 +79,76 @@ def test_ssim_y_uses_y_and_shave():
     assert ssim_y(sr, hr, border=0) < 1.0
     with pytest.raises(ValueError, match="differ in shape"):
         ssim_y(sr[:-1], hr, border=4)
+
+
+def _textured(shape=(96, 80), seed=0) -> np.ndarray:
+    """An HR-like uint8 RGB image: smooth shading plus fine texture at every frequency."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    base = 120 + 60 * np.add.outer(np.sin(np.arange(h) / 9), np.cos(np.arange(w) / 7))
+    texture = rng.normal(0, 1, (h, w))
+    texture = 25 * (texture + np.roll(texture, 1, 0) + np.roll(texture, 1, 1)) / 3  # some correlation, all bands
+    image = np.dstack([base + texture, 0.9 * base + texture, 1.1 * base - texture])
+    return np.clip(image, 0, 255).round().astype(np.uint8)
+
+
+def test_high_frequency_power_counts_only_what_the_lr_image_cannot_hold():
+    i, j = np.indices((64, 64))
+    low = 100 + 50 * np.cos(2 * np.pi * j * 6 / 64)  # 0.094 cycles/pixel: below 1/8
+    high = 100 + 50 * np.cos(2 * np.pi * i * 12 / 64)  # 0.19 cycles/pixel: above 1/8
+    assert high_frequency_power(low, 4) < 1e-6 * high_frequency_power(high, 4)
+    assert high_frequency_power(high, 2) < 1e-6 * high_frequency_power(high, 4)  # at x2 only above 1/4 counts
+
+
+def test_detail_ratio_bicubic_is_well_below_one_hr_is_one_noise_is_above():
+    from srlib.degradation import bicubic_downscale, bicubic_upscale
+
+    hr = _textured()
+    bicubic = bicubic_upscale(bicubic_downscale(hr, 4), 4)
+    noisy = np.clip(hr + np.random.default_rng(1).normal(0, 8, hr.shape), 0, 255).round().astype(np.uint8)
+    assert detail_ratio(hr, hr, 4) == 1.0
+    assert detail_ratio(bicubic, hr, 4) < 0.1
+    assert detail_ratio(noisy, hr, 4) > 1.1
+    flat = np.full((40, 40, 3), 90, np.uint8)
+    assert np.isnan(detail_ratio(flat, flat, 4))  # no fine detail in HR: no ratio
+    with pytest.raises(ValueError, match="differ in shape"):
+        detail_ratio(hr[:-4], hr, 4)
+
+
+def test_detail_ratio_shaves_the_border_and_reads_y():
+    hr = _textured(seed=2)
+    sr = hr.copy()
+    sr[:4] = np.random.default_rng(3).integers(0, 256, sr[:4].shape)  # noise only inside the shaved border
+    assert detail_ratio(sr, hr, 4) == 1.0
+    swapped = hr[..., ::-1].copy()  # R and B carry opposite texture: the mean of R, G, B keeps it, Y does not
+    assert detail_ratio(swapped, hr, 4) < 0.5
+
+
+def test_colour_shift_is_the_mean_difference_per_channel_in_grey_levels():
+    hr = _textured(seed=4)
+    sr = hr.astype(int)
+    sr[..., 0] += 3
+    sr[..., 2] -= 1
+    sr = np.clip(sr, 0, 255).astype(np.uint8)
+    clipped = [np.clip(hr[..., c].astype(int) + d, 0, 255).mean() - hr[..., c].mean() for c, d in ((0, 3), (2, -1))]
+    np.testing.assert_allclose(colour_shift(sr, hr), [clipped[0], 0.0, clipped[1]], atol=1e-12)
+    sr[:2] = 255  # only inside the shaved border
+    np.testing.assert_allclose(colour_shift(sr, hr, border=2)[1], 0.0, atol=1e-12)
+    assert colour_shift(sr, hr)[1] > 1
+    gray = np.full((10, 10), 50, np.uint8)
+    np.testing.assert_allclose(colour_shift(gray + 2, gray), [2, 2, 2])
+
+
+@pytest.mark.data
+def test_the_shipped_psnr_network_has_more_detail_than_bicubic_and_less_than_hr(data_dir):
+    from srlib.benchmark import model_upscaler
+    from srlib.degradation import bicubic_downscale, bicubic_upscale, modcrop
+    from srlib.images import read_image
+
+    hr = modcrop(read_image(data_dir / "benchmark" / "Set5" / "bird.png"), 4)  # 288x288: quick on a CPU
+    lr = bicubic_downscale(hr, 4)
+    upscale, _ = model_upscaler("srresnet-x4", 4)
+    sr = np.asarray(upscale(lr))
+    bicubic, srresnet = detail_ratio(bicubic_upscale(lr, 4), hr, 4), detail_ratio(sr, hr, 4)
+    assert bicubic < 0.2 and bicubic + 0.2 < srresnet < 0.9  # over-smooth, as a PSNR-trained network is
+    assert np.abs(colour_shift(sr, hr, 4)).max() < 1

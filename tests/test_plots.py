@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srlib.plots import (busiest_box, comparison_figure, image_grid, plot_discriminator, plot_generator_losses,
-                         plot_validation, save_figure, series, smooth, stages_in, summary, summary_markdown)
+from srlib.plots import (busiest_box, comparison_figure, image_grid, loss_shares, plot_discriminator,
+                         plot_generator_losses, plot_loss_shares, plot_validation, save_figure, series, smooth,
+                         stages_in, summary, summary_markdown)
 
 HISTORY = (
     [{"stage": "sr_vgg", "step": s, "content": 1.0 / s, "tv": 0.5, "g_loss": 1.0 / s + 0.5} for s in range(1, 11)]
@@ -34,6 +35,38 @@ def test_summary_gives_mean_std_min_of_each_term():
 def test_smooth_is_a_trailing_mean():
     assert smooth(np.array([1.0, 3.0, 5.0, 7.0]), 2).tolist() == [1.0, 2.0, 4.0, 6.0]
     assert smooth(np.array([2.0, 4.0]), 1).tolist() == [2.0, 4.0]
+
+
+# a GAN stage: each term already times its weight, g_loss their sum; the adversarial term grows, content falls
+GAN_HISTORY = [{"stage": "gan", "step": s, "content": 1.0 / s, "tv": 0.01, "adversarial": 0.002 * s,
+                "g_loss": 1.0 / s + 0.01 + 0.002 * s, "d_loss": 0.6} for s in range(1, 101)]
+
+
+def test_loss_shares_sum_to_one_and_follow_the_terms():
+    steps, shares = loss_shares(GAN_HISTORY + [{"stage": "gan", "step": 100, "val_psnr": 25.0}], "gan")
+    assert steps.tolist() == list(range(1, 101)) and list(shares) == ["content", "tv", "adversarial"]
+    np.testing.assert_allclose(sum(shares.values()), 1.0, atol=1e-12)
+    assert shares["content"][0] == pytest.approx(1.0 / 1.012) and shares["adversarial"][-1] == pytest.approx(0.2 / 0.22)
+    assert loss_shares(HISTORY, "discriminator")[1] == {}
+
+
+def test_the_share_plot_stacks_the_smoothed_shares_to_100_percent_with_named_terms():
+    figure = plot_loss_shares(GAN_HISTORY, "gan")
+    [ax] = figure.axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["content (pixel MSE or VGG)", "total variation",
+                                                                   "adversarial"]
+    assert ax.get_title() == "gan: share of the generator loss: content (pixel MSE or VGG), total variation, adversarial"
+    assert "%" in ax.get_ylabel() and ax.get_xlabel() == "step"
+    outline = ax.collections[-1].get_paths()[0].vertices  # the top layer: its upper edge is the sum of the shares
+    assert len(ax.collections) == 3 and np.isclose(outline[:, 1], 100).sum() >= len(GAN_HISTORY)
+    empty = plot_loss_shares(HISTORY, "discriminator")
+    assert "does not learn here" in empty.axes[0].texts[0].get_text()
+
+
+def test_generator_loss_panels_are_named_in_words():
+    figure = plot_generator_losses(GAN_HISTORY, "gan")
+    assert [ax.get_title() for ax in figure.axes] == ["content (pixel MSE or VGG)", "total variation", "adversarial",
+                                                      "generator loss (sum)"]
 
 
 def test_busiest_box_finds_the_detailed_region():
@@ -73,10 +106,12 @@ def test_crops_figure_shows_the_same_region_of_every_panel_one_scene_per_row():
     hr = np.zeros((64, 64, 3), np.uint8)
     hr[30:46, 18:34] = np.indices((16, 16)).sum(0)[..., None] % 2 * 255  # detail at an offset not divisible by 4
     lr = hr[::4, ::4]
-    figure = crops_figure([("Set5/a", {"LR input": lr, "model (30.00 dB)": hr, "HR": hr}),
+    label = "SRResNet-16 (shipped) (30.00 dB, detail 0.62)"  # as benchmark.showcase names a model's panel
+    figure = crops_figure([("Set5/a", {"LR input": lr, label: hr, "HR": hr}),
                            ("Set5/b", {"LR input": lr, "HR": hr})], crop=16)
     rows = [figure.axes[:3], figure.axes[3:]]
-    assert [ax.get_title() for ax in rows[0]] == ["LR input", "model (30.00 dB)", "HR"]
+    # a long label is cut before its figures, so that neighbouring titles do not run into each other
+    assert [ax.get_title() for ax in rows[0]] == ["LR input", "SRResNet-16 (shipped)\n(30.00 dB, detail 0.62)", "HR"]
     assert rows[0][0].get_ylabel() == "Set5/a" and rows[1][2].get_title() == ""  # the shorter row's spare axis
     shown_lr, shown_hr = (ax.get_images()[0].get_array() for ax in (rows[0][0], rows[0][2]))
     assert shown_hr.shape == (16, 16, 3) and shown_lr.shape == (4, 4, 3)
