@@ -80,7 +80,7 @@ class ModelCard:
     def from_dict(cls, data, source: str = "model card") -> "ModelCard":
         """A card from parsed JSON, checked; ``source`` names the file in errors."""
         if not isinstance(data, dict):
-            raise SrlibError(f"{source} is not a model card: it holds a {type(data).__name__}, not a JSON object")
+            raise SrlibError(f"{source} is not a model card: it holds {_short(data)}, not a JSON object")
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: v for k, v in data.items() if k in names}
         if "architecture" not in known:
@@ -91,7 +91,7 @@ class ModelCard:
                           ("learning_rates", list), ("benchmark", dict)):
             value = known.get(key)
             if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-                raise SrlibError(f"{source}: {key} should be a {kind.__name__}, not {value!r}")
+                raise SrlibError(f"{source}: {key} should be {_KIND[kind]}, not {_short(value)}")
         return cls(**known, extra={k: v for k, v in data.items() if k not in names})
 
     @classmethod
@@ -104,22 +104,34 @@ class ModelCard:
             data = json.loads(path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise SrlibError(f"{path} is not valid JSON: {error}") from None
+        except RecursionError:
+            raise SrlibError(f"{path} is not a model card: its JSON is nested too deeply") from None
         return cls.from_dict(data, str(path))
 
 
 def check_architecture(architecture, source: str = "model card") -> dict:
     """``architecture`` checked: scale 2/4/8, blocks 1..128, filters 1..1024, batch_norm true/false."""
     if not isinstance(architecture, dict):
-        raise SrlibError(f"{source}: architecture should be an object, not {architecture!r}")
+        raise SrlibError(f"{source}: architecture should be an object, not {_short(architecture)}")
     checked = {}
     for key, allowed in (("scale", SCALES), ("blocks", range(1, MAX_BLOCKS + 1)), ("filters", range(1, MAX_FILTERS + 1))):
         value = architecture.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
             raise SrlibError(f"{source}: architecture {key} should be an integer in "
-                             f"{list(allowed) if key == 'scale' else f'{allowed.start}..{allowed.stop - 1}'}, not {value!r}")
+                             f"{list(allowed) if key == 'scale' else f'{allowed.start}..{allowed.stop - 1}'}, "
+                             f"not {_short(value)}")
         checked[key] = value
     batch_norm = architecture.get("batch_norm", False)
     if not isinstance(batch_norm, bool):
-        raise SrlibError(f"{source}: architecture batch_norm should be true or false, not {batch_norm!r}")
+        raise SrlibError(f"{source}: architecture batch_norm should be true or false, not {_short(batch_norm)}")
     checked["batch_norm"] = batch_norm
     return checked
+
+
+_KIND = {int: "an integer", str: "a string", dict: "an object", list: "a list"}
+
+
+def _short(value) -> str:
+    """``repr(value)``, cut to one short line for an error message."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."

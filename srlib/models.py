@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -225,7 +226,11 @@ def save_generator(model: keras.Model, path: str | Path, card: ModelCard | dict 
 
 
 def load_generator(path: str | Path, **architecture) -> keras.Model:
-    """Rebuild a generator from ``path`` and its model card; ``architecture`` overrides the card."""
+    """Rebuild a generator from ``path`` and its model card; ``architecture`` overrides the card.
+
+    The card is checked against the layers the file holds before the network is built, so that a card
+    that lies (another ``blocks``, ``batch_norm``, ...) is a clear error naming both files.
+    """
     path = Path(path)
     if not path.is_file():
         raise SrlibError(f"generator weights {path} do not exist")
@@ -233,6 +238,24 @@ def load_generator(path: str | Path, **architecture) -> keras.Model:
     if card is None and not architecture:
         raise SrlibError(f"{card_path(path)} is missing: give the architecture (scale, blocks, filters) of {path}")
     config = check_architecture({**(card.architecture if card else {}), **architecture}, str(card_path(path)))
+    try:
+        with h5py.File(path, "r") as file:
+            layers = {}  # (Keras's key, layer name) -> shapes of its arrays, as Keras 3 stores them
+            file.visititems(lambda name, item: layers.setdefault((item.parent.parent.name, item.parent.attrs.get(
+                "name")), []).append(item.shape) if isinstance(item, h5py.Dataset) else None)
+    except OSError as error:
+        raise SrlibError(f"{path} is not a Keras weights file: {error}") from None
+    names = {str(name): shapes for (_, name), shapes in layers.items()}
+    if "head_conv" in names:  # a generator saved by srlib: its architecture can be read from its layers
+        stored = {"scale": 2 ** sum(1 for n in names if re.fullmatch(r"up\d+_conv", n)),
+                  "blocks": sum(1 for n in names if re.fullmatch(r"block\d+_conv1", n)),
+                  "filters": max(shape[-1] for shape in names["head_conv"]),
+                  # by Keras's key, which names the layer's class (early srlib left batch norm layers unnamed)
+                  "batch_norm": any("batch_normalization" in key.rsplit("/", 1)[-1] for key, _ in layers)}
+        if stored != config:
+            given = f"its card {card_path(path)} says" if card and not architecture else "the architecture asked for is"
+            raise SrlibError(f"{path} does not fit this generator: {given} {config}, but the file holds a "
+                             f"generator with {stored}")
     model = generator(**config)
     load_weights(model, path)
     return model
@@ -248,8 +271,8 @@ def load_weights(model: keras.Model, path: str | Path) -> None:
             file.visititems(lambda name, item: stored.append(name) if isinstance(item, h5py.Dataset) else None)
     except OSError as error:
         raise SrlibError(f"{path} is not a Keras weights file: {error}") from None
+    described = f" ({model.architecture})" if hasattr(model, "architecture") else ""
     if len(stored) != len(model.weights):
-        described = f" ({model.architecture})" if hasattr(model, "architecture") else ""
         raise SrlibError(f"{path} holds {len(stored)} weight arrays but this {model.name}{described} has "
                          f"{len(model.weights)}: they are weights of another network (batch norm or size differ)")
     try:
@@ -257,7 +280,8 @@ def load_weights(model: keras.Model, path: str | Path) -> None:
             warnings.filterwarnings("ignore", message="Skipping nested container")
             model.load_weights(path)
     except Exception as error:  # a shape mismatch, deep inside Keras
-        raise SrlibError(f"{path} does not fit this {model.name}: {str(error).splitlines()[0][:300]}") from None
+        raise SrlibError(f"{path} does not fit this {model.name}{described}: "
+                         f"{' '.join(str(error).split())[:300]}") from None
 
 
 def upscale_with(model: keras.Model):

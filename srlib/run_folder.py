@@ -27,13 +27,15 @@ import logging
 import os
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import tensorflow as tf
 
 from .errors import SrlibError
-from .files import write_json, write_text
+from .files import remove_stale_temp_files, write_json, write_text
+from .recipes import CONTENT_LOSSES, RECIPES, STAGE_SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 # values (the learning rate may change, and is recorded step by step; an EMA may be added).
 RESUME_FIXED = ("scale", "blocks", "filters", "batch_norm", "patch_size", "mixed_precision", "batch_size", "seed",
                 "vgg_weights", "content_loss", "tv_weight", "adversarial_weight", "label_smoothing", "label_flip")
+KEEP_CHECKPOINTS = 2
 
 
 class RunFolderBusy(SrlibError):
@@ -53,28 +56,36 @@ class HistoryLog:
     def __init__(self, path: Path):
         self.path = path
         self._file = None
+        self._warned = False
 
     def rows(self) -> list[dict]:
-        """The rows: JSON objects with a stage name and an integer step. Other lines (torn by ``kill -9``,
-        edited by hand, not UTF-8) are skipped, with one warning naming the file and the first such line."""
+        """The rows: JSON objects with a stage name and an integer step. Other lines (``42``, a row without a
+        step, bytes that are not UTF-8, lines edited by hand) are skipped, with one warning naming the file;
+        a torn last line, the normal trace of ``kill -9``, is skipped silently."""
         if not self.path.exists():
             return []
-        rows, bad = [], []
-        for number, line in enumerate(self.path.read_bytes().decode("utf-8", "replace").splitlines(), 1):
+        text = self.path.read_bytes().decode("utf-8", "replace")
+        lines = text.splitlines()
+        rows, bad, torn = [], [], False
+        for number, line in enumerate(lines, 1):
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 row = None
+                torn = number == len(lines) and not text.endswith("\n")
             if isinstance(row, dict) and isinstance(row.get("stage"), str) and type(row.get("step")) is int:
                 rows.append(row)
-            elif line.strip():
+            elif line.strip() and not torn:
                 bad.append(number)
-        if len(bad) > 1 or (bad and bad[0] != number):  # a torn last line is the normal trace of kill -9
-            log.warning("%s: skipped %d line(s) that are not history rows (first: line %d)", self.path, len(bad), bad[0])
+        if bad and not self._warned:
+            self._warned = True
+            log.warning("%s: skipped %d line(s) that are not history rows (first: line %d)", self.path, len(bad),
+                        bad[0])
         return rows
 
     def truncate(self, stage: str, step: int) -> None:
         """Keep other stages' rows and this stage's rows up to ``step``."""
+        self.close()  # the file is replaced: appending must reopen it
         kept = [r for r in self.rows() if r["stage"] != stage or r["step"] <= step]
         write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
@@ -110,6 +121,7 @@ class RunFolder:
         self.checkpoint_dir = self.stage_dir / "checkpoints"
         self.samples_dir = self.stage_dir / "samples"
         self.tensorboard_dir = self.run_dir / "tensorboard" / stage
+        self.ema_added = False
         try:
             self.stage_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -121,7 +133,7 @@ class RunFolder:
     # --- one process per run folder -------------------------------------------------------------
     def _take_lock(self):
         """An exclusive ``flock`` on ``<run-dir>/.lock``; the kernel drops it when the process dies, so a
-        run killed with ``kill -9`` leaves nothing that blocks the next one."""
+        run killed with ``kill -9`` leaves nothing that blocks the next one. The file names the holder."""
         path = self.run_dir / ".lock"
         handle = open(path, "a+")
         try:
@@ -134,7 +146,7 @@ class RunFolder:
                                 "(two runs in one folder would write over each other)") from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"process {os.getpid()} (started {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        handle.write(f"process {os.getpid()} ({_command()}, started {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
         handle.flush()
         return handle
 
@@ -146,25 +158,36 @@ class RunFolder:
             self._lock = None
 
     def _remove_leftovers(self) -> None:
-        """Remove what a killed save left behind: half-written checkpoints and temporary weight files."""
+        """Remove what killed saves left behind: TensorFlow's half-written ``ckpt-N_temp`` checkpoints and the
+        temporary files of atomic writes (``srlib.files``) anywhere in the run folder, which this process
+        now holds alone."""
+        remove_stale_temp_files(self.run_dir)
         for leftover in self.checkpoint_dir.glob("*_temp*"):
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
-        for folder in (self.run_dir, self.stage_dir):
-            for leftover in folder.glob(".*.weights.h5.*"):
-                leftover.unlink(missing_ok=True)
+            log.info("removed %s, left by an interrupted checkpoint save", leftover)
 
     # --- settings --------------------------------------------------------------------------------
     def check_config(self, config) -> None:
-        """Refuse to resume a stage with settings that differ from those it was started with; then record them."""
+        """Refuse to resume a stage with settings that differ from those it was started with; then record them.
+
+        A stage setting left at None means the stage's own value, so ``content_loss=None`` and the stage's
+        own content loss are the same; ``vgg_weights`` matters only when the content loss uses VGG."""
         path = self.stage_dir / "config.json"
         now = dataclasses.asdict(config)
-        before = _read_object(path) if path.is_file() and self.checkpoints() else {}
-        changed = [f"{k}: {before[k]} -> {now[k]}" for k in RESUME_FIXED if k in before and before[k] != now[k]]
-        if before.get("ema") and not now["ema"]:  # the average would be dropped silently
-            changed.append(f"ema: {before['ema']} -> None")
-        if changed:
-            raise SrlibError(f"{self.stage_dir} was trained with other settings ({'; '.join(changed)}): resume with "
-                             "the same settings, or train in a new run folder")
+        before = _read_object(path) if path.is_file() and self.holds_checkpoints() else {}
+        if before:
+            stage = _stage_named(self.stage)
+            old, new = _effective(before, stage), _effective(now, stage)
+            fixed = [k for k in RESUME_FIXED if k in before]
+            if not (CONTENT_LOSSES.get(old.get("content_loss")) or CONTENT_LOSSES.get(new.get("content_loss"))):
+                fixed = [k for k in fixed if k != "vgg_weights"]  # no VGG in this stage: its weights do not matter
+            changed = [f"{k}: {old[k]} -> {new[k]}" for k in fixed if old[k] != new[k]]
+            if before.get("ema") and not now["ema"]:  # the average would be dropped silently
+                changed.append(f"ema: {before['ema']} -> None")
+            if changed:
+                raise SrlibError(f"{self.stage_dir} was trained with other settings ({'; '.join(changed)}): resume "
+                                 "with the same settings, train in a new run folder, or pass --restart to train "
+                                 "this stage again from the start (its files are moved aside)")
         self.ema_added = bool(before) and not before.get("ema") and bool(now["ema"])
         write_json(path, now)
 
@@ -179,54 +202,115 @@ class RunFolder:
                 found.append((int(match.group(1)), index.with_suffix("")))
         return [prefix for _, prefix in sorted(found, reverse=True)]
 
+    def holds_checkpoints(self) -> bool:
+        """Whether the stage has saved a checkpoint: its checkpoint folder holds anything (even only
+        damaged ones), so that starting from scratch would throw its training away."""
+        return self.checkpoint_dir.is_dir() and any(self.checkpoint_dir.iterdir())
+
     def restore(self, checkpoint: tf.train.Checkpoint) -> Path | None:
         """Restore the newest readable checkpoint into ``checkpoint``; returns its prefix, or None when the
-        stage has none. A damaged one is moved to ``checkpoints/damaged/`` and the next one tried."""
+        stage has none. A damaged one is moved to ``checkpoints/damaged/`` and the one before it used, with a
+        warning. A stage whose checkpoints are all unreadable is an error: it never restarts silently."""
         found = self.checkpoints()
+        state = self._state_names()
+        damaged = []
         for prefix in found:
             try:
                 status = checkpoint.restore(str(prefix))
                 status.assert_existing_objects_matched()
             except (AssertionError, ValueError) as error:
                 raise SrlibError(f"the checkpoint {prefix} does not fit this run's networks (were other settings "
-                                 f"used?): {str(error).splitlines()[0][:300]}") from None
-            except (tf.errors.OpError, IndexError, OSError) as error:
-                aside = self._move_aside(prefix)
-                log.warning("checkpoint %s is damaged (%s): moved to %s; trying the one before it", prefix,
-                            _first_line(error), aside)
+                                 f"used?): {_first_line(error)}") from None
+            except (tf.errors.OpError, IndexError, OSError) as error:  # a truncated .data file raises IndexError
+                damaged.append(f"{prefix.name}: {_first_line(error)}")
+                self._move_aside(prefix)
                 continue
-            if prefix != found[0] or not (self.checkpoint_dir / "checkpoint").is_file():
-                log.warning("%s resumes from %s", self.stage_dir, prefix.name)
+            if damaged:
+                log.warning("%s resumes from %s because the newer checkpoint(s) are damaged (%s); their files "
+                            "are kept in %s", self.stage_dir, prefix.name, "; ".join(damaged),
+                            self.checkpoint_dir / "damaged")
+            elif state != prefix.name:
+                log.warning("%s resumes from %s, the newest checkpoint found by its files (the checkpoint state "
+                            "file %s)", self.stage_dir, prefix.name,
+                            {None: "is missing", "": "is unreadable"}.get(state, f"names {state}"))
+            self._write_state()
             return prefix
-        if found:
-            raise SrlibError(f"no checkpoint in {self.checkpoint_dir} could be read (the damaged ones are in "
-                             f"{self.checkpoint_dir / 'damaged'}); to train this stage again from the start, "
-                             "pass --restart")
+        if self.holds_checkpoints():
+            what = "; ".join(damaged) or "files: " + ", ".join(sorted(p.name for p in self.checkpoint_dir.iterdir()))
+            kept = f"; the damaged files are kept in {self.checkpoint_dir / 'damaged'}" if damaged else ""
+            raise SrlibError(f"no checkpoint in {self.checkpoint_dir} could be read ({what}){kept}. To train this "
+                             "stage again from the start, pass --restart (restart=True): its files are moved aside, "
+                             "not deleted")
         return None
 
+    def _state_names(self) -> str | None:
+        """The newest checkpoint that TensorFlow's ``checkpoint`` state file names; None when there is no such
+        file, "" when it cannot be read."""
+        try:
+            text = (self.checkpoint_dir / "checkpoint").read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError):
+            return ""
+        match = re.search(r'^model_checkpoint_path: "([^"\n]+)"$', text, re.M)
+        return Path(match.group(1)).name if match else ""
+
+    def _write_state(self) -> None:
+        """Write the ``checkpoint`` state file from the checkpoints' files, for TensorFlow's tools and for
+        ``tf.train.CheckpointManager``, which cannot start from an unreadable one."""
+        found = self.checkpoints()
+        path = self.checkpoint_dir / "checkpoint"
+        if not found:
+            path.unlink(missing_ok=True)
+            return
+        lines = [f'model_checkpoint_path: "{found[0].name}"'] + [
+            f'all_model_checkpoint_paths: "{prefix.name}"' for prefix in reversed(found)]
+        write_text(path, "\n".join(lines) + "\n")
+
     def _move_aside(self, prefix: Path) -> Path:
+        """Move the files of checkpoint ``prefix`` to ``checkpoints/damaged/`` (a numbered folder inside it
+        when that name is taken, so that nothing is overwritten); returns where they went."""
         damaged = self.checkpoint_dir / "damaged"
-        damaged.mkdir(exist_ok=True)
-        for part in self.checkpoint_dir.glob(prefix.name + ".*"):
-            os.replace(part, damaged / part.name)
-        return damaged
+        target, n = damaged, 1
+        parts = list(self.checkpoint_dir.glob(prefix.name + ".*"))
+        while any((target / part.name).exists() for part in parts):
+            n += 1
+            target = damaged / str(n)
+        target.mkdir(parents=True, exist_ok=True)
+        for part in parts:
+            os.replace(part, target / part.name)
+        return target
 
     def save(self, checkpoint: tf.train.Checkpoint, step: int) -> None:
-        """Write checkpoint ``ckpt-<step>``, keeping the two newest; a failed save is a one-line error."""
-        manager = tf.train.CheckpointManager(checkpoint, self.checkpoint_dir, max_to_keep=2)
+        """Write checkpoint ``ckpt-<step>`` and delete all but the newest two; a failed save (a full disk)
+        is a one-line error naming the folder, and leaves the previous checkpoints as they were."""
+        previous = self.checkpoints()
         try:
+            self._write_state()  # the manager reads it first
+            manager = tf.train.CheckpointManager(checkpoint, self.checkpoint_dir, max_to_keep=KEEP_CHECKPOINTS)
             manager.save(checkpoint_number=step)
+            for old in self.checkpoints()[KEEP_CHECKPOINTS:]:  # also those a lost state file no longer listed
+                for part in self.checkpoint_dir.glob(old.name + ".*"):
+                    part.unlink()
+            self._write_state()
         except (tf.errors.OpError, OSError) as error:
+            kept = f"the previous checkpoint {previous[0].name} is intact" if previous else "none was saved before"
             raise SrlibError(f"could not save a checkpoint in {self.checkpoint_dir} ({_first_line(error)}); "
-                             "the previous checkpoint is intact") from None
+                             f"{kept}") from None
 
     def restart(self) -> Path | None:
-        """Move this stage's folder aside (``<stage>.replaced-<time>``, with its history rows) so that the
-        stage starts again from scratch; returns where it went."""
+        """Move this stage's folder aside (``<stage>.replaced-<time>``, with its history rows and TensorBoard
+        events) so that the stage starts again from scratch; nothing is deleted. Returns where it went."""
         if not any(self.stage_dir.iterdir()):
             return None
-        aside = self.run_dir / f"{self.stage}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+        name = f"{self.stage}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside, n = self.run_dir / name, 1
+        while aside.exists():
+            n += 1
+            aside = self.run_dir / f"{name}-{n}"
         os.replace(self.stage_dir, aside)
+        if self.tensorboard_dir.is_dir():
+            os.replace(self.tensorboard_dir, aside / "tensorboard")
         rows = [r for r in self.history.rows() if r["stage"] == self.stage]
         write_text(aside / "history.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
         self.history.truncate(self.stage, 0)
@@ -249,11 +333,39 @@ class RunFolder:
         return self.run_dir / (stage or self.stage) / f"{network}.weights.h5"
 
 
+def _command() -> str:
+    """This process's command line, shortened: "python -m srlib train --recipe paper ..."."""
+    argv = list(sys.argv) or ["python"]
+    program = Path(argv[0])
+    argv[0] = (f"python -m {program.parent.name}" if program.name == "__main__.py" else
+               "python -c" if argv[0] == "-c" else program.name or "python")
+    text = " ".join(argv)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _stage_named(name: str):
+    """The recipe ``Stage`` called ``name`` when exactly one recipe has it, else None."""
+    stages = {id(s): s for stages in RECIPES.values() for s in stages.values() if s.name == name}
+    return next(iter(stages.values())) if len(stages) == 1 else None
+
+
+def _effective(config: dict, stage) -> dict:
+    """``config`` (a ``TrainConfig`` as a dict) with the stage's own value for each stage setting left at
+    None, as ``TrainConfig.stage`` applies them."""
+    if stage is None:
+        return dict(config)
+    values = {**config, **{k: getattr(stage, k) for k in STAGE_SETTINGS if config.get(k) is None}}
+    if stage.content_loss is None:  # a stage without a content term keeps none
+        values["content_loss"] = None
+    return values
+
+
 def _read_object(path: Path) -> dict:
     try:
         value = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SrlibError(f"{path} is not valid JSON ({error}); restore it or train in a new run folder") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise SrlibError(f"{path} is not valid JSON ({_first_line(error)}); restore it or train in a new run "
+                         "folder") from None
     if not isinstance(value, dict):
         raise SrlibError(f"{path} should hold a JSON object, not {type(value).__name__}")
     return value

@@ -25,7 +25,7 @@ from .degradation import bicubic_downscale, bicubic_upscale
 from .errors import DataError, SrlibError
 from .files import atomic_path
 from .images import write_image
-from .model_card import ModelCard
+from .model_card import ModelCard, card_path
 from .models import (discriminator, fold_batch_norm, generator, load_generator, load_weights,
                      resolve_vgg_weights, save_generator, upscale_with, vgg_feature_extractor)
 from .recipes import RECIPES, TrainConfig, get_stage, stage_names
@@ -217,20 +217,22 @@ class Trainer:
         self._reset_ema()
 
     def _load_initial_generator(self, source: Path) -> None:
-        """Start from ``source``; a generator with batch norm starting one without has its BN folded in."""
+        """Start from ``source``, checked against its model card (``load_generator``); a generator with batch
+        norm starting one without has its BN folded in."""
         card = ModelCard.read(source)
         if card is None:
-            raise SrlibError(f"{source} has no model card ({source.name[:-len('.weights.h5')]}.json) beside it, so "
-                             "its architecture is unknown: copy the card along with the weights")
+            raise SrlibError(f"{source} has no model card ({card_path(source).name}) beside it, so its "
+                             "architecture is unknown: copy the card along with the weights")
+        network = load_generator(source)  # a card that does not match the file is an error naming both
         fold = card.architecture["batch_norm"] and not self.config.batch_norm
         if fold:
-            self.generator.set_weights(fold_batch_norm(load_generator(source)).get_weights())
+            self.generator.set_weights(fold_batch_norm(network).get_weights())
             log.info("the batch norm of %s is folded into its convs", source)
         elif card.architecture != self.generator.architecture:
             raise SrlibError(f"{source} is a generator with {card.architecture}, but this run builds "
                              f"{self.generator.architecture} (check --blocks/--filters/--scale/--no-batch-norm)")
         else:
-            load_weights(self.generator, source)
+            self.generator.set_weights(network.get_weights())
         self.folder.initialised_from = {
             "weights": str(source), "batch_norm_folded": bool(fold), "random_vgg": card.random_vgg,
             **{k: v for k, v in (("recipe", card.recipe), ("stage", card.stage), ("steps", card.steps),

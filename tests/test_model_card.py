@@ -1,0 +1,143 @@
+"""The model card beside each .weights.h5: malformed cards, missing cards, cards that lie about the weights,
+and the random-VGG flag carried into later stages."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srlib.data import PatchSource, training_dataset
+from srlib.errors import SrlibError
+from srlib.model_card import ModelCard, card_path
+from srlib.models import generator, load_generator, load_weights, save_generator
+from srlib.training import Trainer, TrainConfig
+
+TINY = dict(scale=2, blocks=1, filters=8, batch_size=2, patch_size=32, vgg_weights=None, progress=False)
+
+
+@pytest.fixture(scope="module")
+def train_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("train")
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        base = np.add.outer(np.sin(np.arange(48) / (3 + i)), np.cos(np.arange(40) / 4))
+        image = np.dstack([base * 60 + 120 + rng.normal(0, 5, base.shape) for _ in range(3)])
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def _batches(folder, config):
+    source = PatchSource([folder], patch_size=config.patch_size)
+    return lambda start: training_dataset(source, config.scale, config.batch_size, start)
+
+
+@pytest.fixture
+def bn_weights(tmp_path):
+    """A batch-norm generator's weights (x2, 1 block, 8 filters) with an honest card."""
+    path = tmp_path / "bn.weights.h5"
+    save_generator(generator(2, 1, 8, batch_norm=True), path, ModelCard(architecture={}, recipe="paper", stage="mse"))
+    return path
+
+
+def _lie(path, **architecture):
+    card = json.loads(card_path(path).read_text())
+    card["architecture"].update(architecture)
+    card_path(path).write_text(json.dumps(card))
+
+
+def test_a_card_round_trips_and_keeps_what_it_does_not_know(tmp_path):
+    path = tmp_path / "g.weights.h5"
+    card = ModelCard(architecture={"scale": 4, "blocks": 16, "filters": 64, "batch_norm": False}, steps=7,
+                     vgg_weights="imagenet", extra={"note": "kept"})
+    assert card.write(path) == tmp_path / "g.json"
+    assert ModelCard.read(path) == card
+    assert ModelCard.read(tmp_path / "none.weights.h5") is None
+
+
+MALFORMED = [
+    ("[1, 2]", "is not a model card: it holds [1, 2], not a JSON object"),
+    ('{"steps": 3}', "has no architecture"),
+    ('{"architecture": [4, 16]}', "architecture should be an object"),
+    ('{"architecture": {"scale": "4", "blocks": 16, "filters": 64}}', "architecture scale should be an integer in [2, 4, 8], not '4'"),
+    ('{"architecture": {"scale": 4, "blocks": 20000, "filters": 64}}', "architecture blocks should be an integer in 1..128, not 20000"),
+    ('{"architecture": {"scale": 4, "blocks": 16, "filters": 64.0}}', "architecture filters should be an integer"),
+    ('{"architecture": {"scale": 4, "blocks": 16, "filters": 64, "batch_norm": "no"}}', "batch_norm should be true or false"),
+    ('{"architecture": {"scale": 4, "blocks": 16, "filters": 64}, "steps": "5"}', "steps should be an integer, not '5'"),
+    ('{"architecture": {"scale": 4, "blocks": 16, "filters": 64}, "initialised_from": "x"}', "initialised_from should be an object"),
+    ('{"architecture": {"scale": 4, "blocks": 16', "is not valid JSON"),
+    ("[" * 100_000, "nested too deeply"),
+]
+
+
+@pytest.mark.parametrize("text, message", MALFORMED, ids=[m for _, m in MALFORMED])
+def test_a_malformed_card_is_an_error_naming_the_file(bn_weights, text, message):
+    card_path(bn_weights).write_text(text)
+    for read in (ModelCard.read, load_generator):
+        with pytest.raises(SrlibError, match=re.escape(str(card_path(bn_weights))) + ".*" + re.escape(message)) as error:
+            read(bn_weights)
+        assert "\n" not in str(error.value)
+
+
+def test_a_card_that_lies_about_a_huge_network_fails_before_building_it(bn_weights, monkeypatch):
+    import srlib.models as models
+
+    _lie(bn_weights, blocks=128, filters=1024)  # valid numbers; building it would take gigabytes
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the network was built")
+
+    monkeypatch.setattr(models, "generator", no_build)
+    with pytest.raises(SrlibError, match="does not fit this generator: its card .*bn.json says .*'blocks': 128"):
+        load_generator(bn_weights)
+
+
+def test_batch_norm_weights_without_their_card_are_refused(bn_weights, tmp_path):
+    card_path(bn_weights).unlink()
+    with pytest.raises(SrlibError, match=re.escape(f"{tmp_path / 'bn.json'} is missing")):
+        load_generator(bn_weights)
+    config = TrainConfig(**{**TINY, "batch_norm": False})
+    with pytest.raises(SrlibError, match=re.escape(f"{bn_weights} has no model card (bn.json) beside it")):
+        Trainer("paper", "mse", tmp_path / "run", config, init_generator=bn_weights)
+    Trainer("paper", "mse", tmp_path / "run", config).close()  # the run folder was released
+
+
+@pytest.mark.parametrize("lie", [{"batch_norm": False}, {"blocks": 2}, {"filters": 16}])
+def test_a_card_that_lies_about_its_weights_is_an_error_naming_them(bn_weights, tmp_path, lie):
+    _lie(bn_weights, **lie)
+    with pytest.raises(SrlibError, match=re.escape(f"{bn_weights} does not fit this generator: its card")):
+        load_generator(bn_weights)
+    for run in ({**TINY, **lie}, TINY):  # a run built as the card says, and one built as the weights really are
+        with pytest.raises(SrlibError, match=re.escape(f"{bn_weights} does not fit this generator: its card")):
+            Trainer("paper", "mse", tmp_path / "run", TrainConfig(**run), init_generator=bn_weights)
+
+
+@pytest.mark.parametrize("stored, built", [(dict(batch_norm=True), dict(batch_norm=False)),
+                                           (dict(blocks=1), dict(blocks=2)),
+                                           (dict(blocks=2), dict(blocks=6, batch_norm=False))])  # as many arrays
+def test_load_weights_refuses_the_weights_of_another_network(tmp_path, stored, built):
+    path = tmp_path / "g.weights.h5"
+    generator(**{"scale": 2, "blocks": 1, "filters": 8, **stored}).save_weights(path)
+    model = generator(**{"scale": 2, "blocks": 1, "filters": 8, **built})
+    with pytest.raises(SrlibError, match=re.escape(str(path)) + " (holds .* weights of another network|does not fit)"):
+        load_weights(model, path)
+
+
+def test_the_random_vgg_flag_survives_into_later_stages(train_folder, tmp_path):
+    config = TrainConfig(**TINY, checkpoint_every=100)
+    Trainer("report", "sr_vgg", tmp_path / "report", config).fit(_batches(train_folder, config), steps=1)
+    source = tmp_path / "report" / "generator.weights.h5"
+    assert ModelCard.read(source).vgg_weights == "random"
+    gan = TrainConfig(**TINY, checkpoint_every=100, content_loss="mse")  # no VGG of its own
+    Trainer("paper", "gan", tmp_path / "gan", gan, init_generator=source).fit(_batches(train_folder, gan), steps=1)
+    card = ModelCard.read(tmp_path / "gan" / "generator.weights.h5")
+    assert card.vgg_weights is None and card.initialised_from["random_vgg"] is True
+    assert card.random_vgg and "RANDOM VGG" in card.provenance()
+
+
+def test_random_vgg_comes_from_the_card_or_what_it_started_from():
+    architecture = {"scale": 4, "blocks": 16, "filters": 64, "batch_norm": False}
+    assert ModelCard(architecture, vgg_weights="random").random_vgg
+    assert ModelCard(architecture, initialised_from={"random_vgg": True}).random_vgg
+    assert not ModelCard(architecture, vgg_weights="imagenet", initialised_from={"random_vgg": False}).random_vgg
