@@ -51,6 +51,17 @@ class ModelCard:
         """True when this network, or one it started from, was trained against random VGG features."""
         return self.vgg_weights == "random" or bool((self.initialised_from or {}).get("random_vgg"))
 
+    @property
+    def generator_steps(self) -> int:
+        """The steps that trained this generator: its stage's own and those of the weights it started from (a
+        stage that keeps the generator frozen, such as the report's discriminator warm-up, adds none)."""
+        from .recipes import RECIPES
+
+        stage = RECIPES.get(self.recipe or "", {}).get(self.stage or "")
+        own = 0 if stage is not None and not stage.train_generator else (self.steps or 0)
+        earlier = (self.initialised_from or {}).get("steps")
+        return own + (earlier if isinstance(earlier, int) else 0)
+
     def provenance(self) -> str:
         """How the network was trained, in words: "paper/mse, 4500 steps with batch norm + 7500 without on BSD200+T91"."""
         steps = f"{self.steps} steps" if self.steps is not None else ""

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from .files import atomic_path, read_jsonl
+from .files import atomic_path
 
 # history keys of the generator's loss terms (each already times its weight), in the order the recipes add
 # them, then their sum; "pixel" only in histories from before the content term covered pixel MSE
@@ -24,8 +24,10 @@ DISCRIMINATOR_TERMS = ("d_loss", "d_acc_real", "d_acc_fake")
 
 
 def read_history(run_dir: str | os.PathLike) -> list[dict]:
-    """The rows of ``run_dir/history.jsonl`` (a line torn by an interrupted run is skipped)."""
-    return read_jsonl(Path(run_dir) / "history.jsonl")
+    """The rows of ``run_dir/history.jsonl`` (lines that are not rows, e.g. torn by an interrupted run, are skipped)."""
+    from .run_folder import HistoryLog
+
+    return HistoryLog(Path(run_dir) / "history.jsonl").rows()
 
 
 def series(rows: list[dict], stage: str, key: str) -> tuple[np.ndarray, np.ndarray]:

@@ -106,6 +106,19 @@ def stage_names(recipe: str) -> list[str]:
     return list(RECIPES[recipe])
 
 
+def stage_for(recipe: str, part: str) -> str | None:
+    """The stage of ``recipe`` that plays ``part`` of the course: "pretrain" (its first stage), "discriminator"
+    (a warm-up of the discriminator alone, None when the recipe has none) or "gan" (its last stage)."""
+    stages = RECIPES[recipe] if recipe in RECIPES else get_stage(recipe, "")  # the error names the recipes
+    if part == "pretrain":
+        return next(iter(stages))
+    if part == "gan":
+        return list(stages)[-1]
+    if part == "discriminator":
+        return next((name for name, s in stages.items() if s.train_discriminator and not s.train_generator), None)
+    raise SrlibError(f"unknown part {part!r}; choose pretrain, discriminator or gan")
+
+
 @dataclass
 class TrainConfig:
     """Everything about a run that is not fixed by its stage; None keeps the stage's own value."""

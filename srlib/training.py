@@ -235,7 +235,7 @@ class Trainer:
             self.generator.set_weights(network.get_weights())
         self.folder.initialised_from = {
             "weights": str(source), "batch_norm_folded": bool(fold), "random_vgg": card.random_vgg,
-            **{k: v for k, v in (("recipe", card.recipe), ("stage", card.stage), ("steps", card.steps),
+            **{k: v for k, v in (("recipe", card.recipe), ("stage", card.stage), ("steps", card.generator_steps),
                                  ("architecture", card.architecture)) if v is not None}}
 
     # --- the loop ---------------------------------------------------------------------------------
@@ -337,13 +337,25 @@ def train_stage(recipe: str, stage: str, data, run_dir: str | os.PathLike, steps
                 init_generator: str | os.PathLike | None = None, from_scratch: bool = False,
                 restart: bool = False) -> Trainer:
     """Train one stage on the images in ``data`` (a folder or a list of folders) until it has done ``steps``
-    steps, resuming from the run folder's last checkpoint; returns the trainer (its networks are trained)."""
+    steps, resuming from the run folder's last checkpoint; returns the trainer (its networks are trained).
+    ``init_generator`` (a file, or a shipped model's name such as "srresnet-x4") starts a new stage from it."""
+    from .upscale import weights_path  # a shipped model's name, e.g. "srresnet-x4", or a file
+
     config = config or TrainConfig()
-    validation = validation_images(val_data, limit=config.val_images) if val_data else []
-    source = PatchSource([data] if isinstance(data, (str, os.PathLike)) else list(data),
-                         patch_size=config.patch_size, seed=config.seed)
-    trainer = Trainer(recipe, stage, run_dir, config, validation=validation, init_generator=init_generator,
-                      from_scratch=from_scratch, restart=restart, training_data=source.summary())
+    if steps < 1:
+        raise SrlibError(f"steps must be at least 1, got {steps}")
+    init_generator = weights_path(init_generator) if init_generator is not None else None
+    # the run folder's lock first: a second process on the folder is refused before any data are loaded
+    trainer = Trainer(recipe, stage, run_dir, config, init_generator=init_generator, from_scratch=from_scratch,
+                      restart=restart)
+    try:
+        trainer.validation = validation_images(val_data, limit=config.val_images) if val_data else []
+        source = PatchSource([data] if isinstance(data, (str, os.PathLike)) else list(data),
+                             patch_size=config.patch_size, seed=config.seed)
+        trainer.training_data = source.summary()
+    except BaseException:
+        trainer.close()
+        raise
     trainer.fit(lambda start: training_dataset(source, config.scale, config.batch_size, start), steps)
     return trainer
 

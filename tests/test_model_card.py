@@ -141,3 +141,14 @@ def test_random_vgg_comes_from_the_card_or_what_it_started_from():
     assert ModelCard(architecture, vgg_weights="random").random_vgg
     assert ModelCard(architecture, initialised_from={"random_vgg": True}).random_vgg
     assert not ModelCard(architecture, vgg_weights="imagenet", initialised_from={"random_vgg": False}).random_vgg
+
+
+def test_generator_steps_count_the_stages_that_trained_it():
+    from srlib.model_card import ModelCard
+
+    architecture = {"scale": 4, "blocks": 1, "filters": 4, "batch_norm": True}
+    warm_up = ModelCard(architecture, recipe="report", stage="discriminator", steps=100,
+                        initialised_from={"recipe": "report", "stage": "sr_vgg", "steps": 1000})
+    assert warm_up.generator_steps == 1000  # the generator was frozen for those 100 steps
+    gan = ModelCard(architecture, recipe="report", stage="full", steps=60, initialised_from={"steps": 1000})
+    assert gan.generator_steps == 1060 and gan.provenance() == "report/full, 1000 + 60 steps"

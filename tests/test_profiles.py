@@ -1,0 +1,40 @@
+"""Every profile's exact settings run: two steps of each stage on the CPU, so a setting no one has run cannot ship broken."""
+
+import pytest
+
+from srlib.download import ARCHIVES
+from srlib.pipeline import NOTEBOOK_STAGES, PROFILES, STAGE_SECTIONS, notebook_parameters, profile_parameters
+from srlib.recipes import RECIPES, stage_for, train_config
+from srlib.training import train_stage
+
+# the profiles and the recipes each is for (smoke runs whole, notebooks and all, in test_pipeline.py)
+DRY_RUNS = [(profile, recipe) for profile in PROFILES if profile != "smoke" for recipe in RECIPES
+            if not (profile == "gpu" and recipe == "report")]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_training_set_of_a_profile_can_be_had(profile):
+    known = set(ARCHIVES) | {"T91", "BSD200"}  # downloadable archives, or the classic sets of a mirror
+    assert set(PROFILES[profile]["training_sets"]) <= known
+
+
+@pytest.mark.data
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("profile, recipe", DRY_RUNS)
+def test_a_profile_trains_two_steps_of_each_stage_with_its_exact_settings(data_dir, tmp_path, profile, recipe):
+    two_steps = {section: {"steps": 2} for section in STAGE_SECTIONS}
+    # validation on one image: the settings under test are those of training
+    params = profile_parameters(profile, recipe, data_dir=data_dir, out_dir=tmp_path, val_images=1, **two_steps)
+    for notebook, part in NOTEBOOK_STAGES.items():
+        stage = stage_for(recipe, part)
+        if stage is None:
+            continue
+        given = notebook_parameters(params, notebook)
+        config = train_config(given)
+        assert (config.blocks, config.patch_size, config.xla, config.mixed_precision) == (
+            PROFILES[profile]["blocks"], PROFILES[profile]["patch_size"], PROFILES[profile]["xla"],
+            PROFILES[profile]["mixed_precision"])
+        # the profile's data are DIV2K or the 291 images; two steps of the 291 stand in for either
+        trainer = train_stage(recipe, stage, [data_dir / "train" / "T91"], params["run_dir"], given["steps"], config,
+                              val_data=data_dir / "benchmark" / "Set5", init_generator=given.get("init_generator"))
+        assert trainer.current_step == 2
