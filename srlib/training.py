@@ -225,12 +225,13 @@ class Trainer:
                              "architecture is unknown: copy the card along with the weights")
         network = load_generator(source)  # a card that does not match the file is an error naming both
         fold = card.architecture["batch_norm"] and not self.config.batch_norm
+        if {**card.architecture, "batch_norm": self.config.batch_norm} != self.generator.architecture or (
+                self.config.batch_norm and not card.architecture["batch_norm"]):
+            raise SrlibError(f"{source} is a generator with {card.architecture}, but this run builds "
+                             f"{self.generator.architecture} (check --blocks/--filters/--scale/--no-batch-norm)")
         if fold:
             self.generator.set_weights(fold_batch_norm(network).get_weights())
             log.info("the batch norm of %s is folded into its convs", source)
-        elif card.architecture != self.generator.architecture:
-            raise SrlibError(f"{source} is a generator with {card.architecture}, but this run builds "
-                             f"{self.generator.architecture} (check --blocks/--filters/--scale/--no-batch-norm)")
         else:
             self.generator.set_weights(network.get_weights())
         self.folder.initialised_from = {
