@@ -48,9 +48,10 @@ bench-upscale: $(STAMP)
 pipeline: $(STAMP)
 	$(PY) -m srlib pipeline --profile $(PROFILE) --recipe $(RECIPE) $(if $(DATA),--source $(DATA))
 
-# The demo is the cpu profile: figures/cpu-$(RECIPE)/ and the README tables come from it.
+# The demo is the cpu profile: figures/cpu-$(RECIPE)/, the executed chapters in course/$(RECIPE)/ and the README
+# tables come from it.
 demo: $(STAMP)
-	$(PY) -m srlib pipeline --profile cpu --recipe $(RECIPE) $(if $(DATA),--source $(DATA))
+	$(PY) -m srlib pipeline --profile cpu --recipe $(RECIPE) $(if $(DATA),--source $(DATA)) --publish course/$(RECIPE)
 	$(PY) tools/readme_tables.py
 
 clean:

@@ -81,7 +81,8 @@ def _pipeline(args: argparse.Namespace) -> None:
     logging.getLogger("papermill").setLevel(logging.WARNING)  # it logs every notebook's paths; we print our own
 
     executed = run_pipeline(args.profile, args.recipe, data_dir=args.data_dir, source_dir=args.source,
-                            out_dir=args.out, notebooks=args.only, progress=not args.quiet)
+                            out_dir=args.out, notebooks=args.only, progress=not args.quiet,
+                            publish_dir=args.publish)
     print(f"{args.profile}/{args.recipe}: {len(executed)} notebooks executed, copies in {executed[-1].parent}")
 
 
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--data-dir", default="data", help="where the data go (default: data)")
     pipe.add_argument("--out", help="folder for the executed notebooks and the run (default: runs/<profile>/<recipe>)")
     pipe.add_argument("--only", nargs="+", metavar="NN", help="run only the notebooks starting with these (e.g. 05 06)")
+    pipe.add_argument("--publish", metavar="DIR", help="also write each executed notebook here, to be read on GitHub")
     pipe.add_argument("--quiet", action="store_true", help="no progress bars")
     pipe.set_defaults(run=_pipeline)
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from .errors import SrlibError
+from .files import write_text
 from .recipes import RECIPES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,8 +159,11 @@ def notebook_parameters(params: dict, notebook: str) -> dict:
 
 def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLike = "data",
                  source_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None,
-                 notebooks: list[str] | None = None, progress: bool = True, **overrides) -> list[Path]:
-    """Execute the notebooks (all, or those whose names start with one of ``notebooks``) in order.
+                 notebooks: list[str] | None = None, progress: bool = True, publish_dir: str | os.PathLike | None = None,
+                 **overrides) -> list[Path]:
+    """Execute the notebooks (all, or those whose names start with one of ``notebooks``) in order; with
+    ``publish_dir``, a copy of each executed notebook is also written there, with this checkout's paths made
+    relative, to be committed and read on GitHub (``make demo`` writes ``course/<recipe>/``).
 
     Returns the executed copies. Raises ``PipelineError`` at the first notebook that fails.
     """
@@ -206,4 +210,6 @@ def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLi
         os.replace(running, target)
         print(f"[{profile}/{recipe}] {name} done in {time.monotonic() - started:.0f} s -> {target}", flush=True)
         executed.append(target)
+        if publish_dir is not None:
+            write_text(Path(publish_dir) / target.name, target.read_text().replace(str(ROOT), ".."))
     return executed

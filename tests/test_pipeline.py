@@ -111,8 +111,12 @@ def test_smoke_pipeline_runs_every_notebook_and_writes_the_figures(data_dir, tmp
     figures = tmp_path / "figures"
     executed = run_pipeline("smoke", recipe, data_dir=tmp_path / "data", source_dir=data_dir,
                             out_dir=tmp_path / "out", progress=False, figures_dir=str(figures),
-                            vgg_weights="none")  # random VGG even where ImageNet weights could be had
+                            vgg_weights="none",  # random VGG even where ImageNet weights could be had
+                            publish_dir=tmp_path / "course")
     assert [p.stem for p in executed] == list(NOTEBOOKS)
+    published = sorted((tmp_path / "course").glob("*.ipynb"))
+    assert [p.stem for p in published] == list(NOTEBOOKS)
+    assert all(str(ROOT) not in p.read_text() for p in published)  # readable anywhere: no paths of this checkout
     for path in executed:
         notebook = nbformat.read(path, as_version=4)
         code = [c for c in notebook.cells if c.cell_type == "code"]
