@@ -5,8 +5,10 @@ In the order ``Trainer.fit`` runs them after a step:
 * ``HistoryLogger``: one ``history.jsonl`` row per step, and the NaN stop;
 * ``Validation``: PSNR / SSIM on the validation images and a sample image, every ``validate_every`` steps;
 * ``Checkpoints``: a checkpoint and the exported weights every ``checkpoint_every`` steps;
-* ``TensorBoardLogger``: every row of the history, and the samples, as TensorBoard summaries;
-* ``ProgressBar``: step, losses and time left.
+* ``ProgressBar``: step, losses and time left (tqdm, which also draws in notebooks, rather than Keras's
+  progress bar);
+
+and ``TensorBoardLogger`` writes every history row and sample image as TensorBoard summaries.
 
 The step number is the stage's own (``SRGAN.step``), not ``fit``'s batch index, which restarts at 0 when a
 run resumes.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -24,6 +27,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from .errors import SrlibError
+from .files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +102,15 @@ class TensorBoardLogger:
     """History rows and sample images as TensorBoard summaries in ``folder``, at the stage's own steps.
 
     Not ``keras.callbacks.TensorBoard``: that one counts steps from 0 again in every ``fit`` (so a resumed
-    run would draw over its start) and has no images; ``Trainer.on_row`` feeds this one.
+    run would draw over its start) and has no images. Not a callback either: ``Trainer.on_row`` feeds it the
+    rows the callbacks make.
     """
 
     SKIP = ("stage", "step", "time")
 
-    def __init__(self, folder):
+    def __init__(self, folder, resumed_at: int | None = None):
+        if resumed_at is not None:
+            drop_events_after(folder, resumed_at)
         self.writer = tf.summary.create_file_writer(str(folder))
 
     def write(self, row: dict, sample: np.ndarray | None = None) -> None:
@@ -117,6 +124,25 @@ class TensorBoardLogger:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def drop_events_after(folder, step: int) -> None:
+    """Rewrite the TensorBoard event files in ``folder`` without their events after ``step``: a run interrupted
+    after its last checkpoint wrote them, and the resumed run writes those steps again. (TensorBoard's own
+    remedy, a "session start" event, depends on the order of the files and is not written by TF2's API.)"""
+    for path in sorted(Path(folder).glob("events.out.tfevents.*")):
+        records, torn = [], False
+        try:
+            for record in tf.data.TFRecordDataset(str(path)):
+                records.append(record.numpy())
+        except tf.errors.DataLossError:  # a record torn by kill -9: the ones before it are kept
+            torn = True
+        kept = [r for r in records if tf.compat.v1.Event.FromString(r).step <= step]
+        if torn or len(kept) < len(records):
+            with atomic_path(path) as tmp:
+                with tf.io.TFRecordWriter(str(tmp)) as writer:
+                    for record in kept:
+                        writer.write(record)
 
 
 class ProgressBar(keras.callbacks.Callback):

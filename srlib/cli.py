@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pipe = commands.add_parser("pipeline", help="run the notebooks 01-06 in order with papermill")
     pipe.add_argument("--profile", default="cpu", choices=list(PROFILES),
-                      help="smoke (CI, minutes), cpu (the demo, ~20 min on 2 cores), gpu (the report's scale)")
+                      help="smoke (CI, minutes), cpu (the demo, ~20 min on 2 cores), gpu (one sitting on one GPU, the "
+                           "paper's GAN from the shipped SRResNet), gpu-full (the report's scale, days)")
     pipe.add_argument("--recipe", default="report", choices=list(RECIPES))
     pipe.add_argument("--source", metavar="DIR", help="copy the data from this mirror (benchmark/<set>, train/<set>) "
                                                       "instead of downloading")
@@ -188,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("srlib").setLevel(logging.INFO)  # ours; TensorFlow's absl notes stay out
     try:
         args.run(args)
     except SrlibError as error:

@@ -160,9 +160,13 @@ def training_dataset(
     )
 
 
-def validation_images(folder: str | os.PathLike, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
-    """The HR images of a small fixed validation set (e.g. Set5), sorted by name."""
-    loaded = read_image_folder(folder)
+def validation_images(folder: str | os.PathLike, limit: int | None = None, scale: int = 4
+                      ) -> list[tuple[str, np.ndarray]]:
+    """The HR images of a small fixed validation set (e.g. Set5), sorted by name; images too small to score
+    at ``scale`` (the benchmark's rule) are skipped with a warning naming them."""
+    from .benchmark import MIN_SIDE
+
+    loaded = read_image_folder(folder, min_size=MIN_SIDE + 3 * scale)
     pairs = [(path.stem, image) for path, image in zip(loaded.paths, loaded.images)]
     return pairs[:limit] if limit else pairs
 

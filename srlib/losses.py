@@ -49,20 +49,21 @@ def generator_adversarial_loss(fake_logits):
 
 
 def discriminator_loss(real_logits, fake_logits, label_smoothing: float = 0.0, label_flip: float = 0.0,
-                       noise_seed=(0, 0)):
+                       noise=None):
     """Binary cross-entropy of the discriminator on real (HR) and fake (SR) images, per example.
 
     ``label_smoothing``: real images are labelled ``1 - label_smoothing`` (one-sided smoothing).
     ``label_flip``: each label is swapped with this probability (noisy labels); the course report used
-    both tricks to keep the discriminator from winning too early. ``noise_seed`` (two integers) decides
-    which labels flip: stateless random numbers, so that the same seed flips the same labels.
+    both tricks to keep the discriminator from winning too early. ``noise``, uniform numbers in [0, 1) of
+    shape (2, batch), decides which labels flip (a real label where ``noise[0] < label_flip``, a fake one where
+    ``noise[1] < label_flip``); without it they are drawn here.
     """
     real_logits = tf.reshape(tf.cast(real_logits, tf.float32), (-1,))
     fake_logits = tf.reshape(tf.cast(fake_logits, tf.float32), (-1,))
     real_labels = tf.fill(tf.shape(real_logits), 1.0 - label_smoothing)
     fake_labels = tf.zeros_like(fake_logits)
     if label_flip > 0:
-        noise = tf.random.stateless_uniform((2, tf.shape(real_logits)[0]), seed=noise_seed)
+        noise = tf.random.uniform((2, tf.shape(real_logits)[0])) if noise is None else noise
         real_labels = tf.where(noise[0] < label_flip, 0.0, real_labels)
         fake_labels = tf.where(noise[1] < label_flip, 1.0 - label_smoothing, fake_labels)
     real = tf.nn.sigmoid_cross_entropy_with_logits(labels=real_labels, logits=real_logits)

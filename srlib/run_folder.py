@@ -189,6 +189,9 @@ class RunFolder:
                                  "with the same settings, train in a new run folder, or pass --restart to train "
                                  "this stage again from the start (its files are moved aside)")
         self.ema_added = bool(before) and not before.get("ema") and bool(now["ema"])
+        if before and before.get("learning_rate") != now["learning_rate"]:
+            log.warning("%s resumes with learning_rate %s (it was %s; None is the stage's own rate)", self.stage_dir,
+                        now["learning_rate"], before.get("learning_rate"))
         write_json(path, now)
 
     # --- checkpoints -----------------------------------------------------------------------------
@@ -325,8 +328,25 @@ class RunFolder:
         return _read_object(path) if path.is_file() else None
 
     @initialised_from.setter
-    def initialised_from(self, value: dict) -> None:
-        write_json(self.stage_dir / "initialised_from.json", value)
+    def initialised_from(self, value: dict | None) -> None:
+        path = self.stage_dir / "initialised_from.json"
+        if value is None:
+            path.unlink(missing_ok=True)
+        else:
+            write_json(path, value)
+
+    def decay_step(self, planned: int) -> int:
+        """The step at which a decaying stage's learning rate drops: ``planned`` when the stage starts, and the
+        same step whenever it resumes, whatever its ``steps`` then (``schedule.json``)."""
+        path = self.stage_dir / "schedule.json"
+        recorded = _read_object(path).get("decay_at_step") if path.is_file() else None
+        if isinstance(recorded, int):
+            if recorded != planned:
+                log.warning("%s keeps its learning-rate drop at step %d (planned when it started); with these "
+                            "steps it would be at %d", self.stage_dir, recorded, planned)
+            return recorded
+        write_json(path, {"decay_at_step": planned})
+        return planned
 
     def weights(self, network: str, stage: str | None = None) -> Path:
         """``<run-dir>/<stage>/<network>.weights.h5`` (this stage unless another is named)."""

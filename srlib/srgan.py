@@ -57,7 +57,7 @@ class SRGAN(keras.Model):
                 if s.adversarial_weight:
                     terms["adversarial"] = s.adversarial_weight * tf.reduce_mean(losses.generator_adversarial_loss(fake))
                 d_loss = tf.reduce_mean(losses.discriminator_loss(
-                    real, fake, s.label_smoothing, s.label_flip, noise_seed=self.noise_seed()))
+                    real, fake, s.label_smoothing, s.label_flip, noise=self.label_noise(tf.shape(hr)[0])))
             g_loss = sum(terms.values())
         logs = {"step": self.step + 1, **terms}
         if s.train_generator:
@@ -90,11 +90,14 @@ class SRGAN(keras.Model):
         variables = network.trainable_variables
         gradients = tape.gradient(loss, variables, output_gradients=scale)
         optimizer.apply_gradients(zip(gradients, variables))
-        return tf.linalg.global_norm(gradients) / scale
+        return tf.linalg.global_norm(gradients) / scale  # with several devices, the mean of each one's norm
 
-    def noise_seed(self):
-        """The seed of this step's label flips: the run's seed, the step and the device, so that a run
-        repeats exactly (also under XLA, which ignores the seeds of stateful random ops)."""
+    def label_noise(self, batch_size):
+        """Uniform numbers that decide this step's label flips, (2, batch_size): drawn for the global batch from
+        the run's seed and the step (stateless, so a run repeats exactly, also under XLA and after a resume),
+        and this device's share of them taken, so that several devices flip what one device would."""
         replica = tf.distribute.get_replica_context()
-        replica_id = tf.cast(replica.replica_id_in_sync_group if replica else 0, tf.int64)
-        return tf.stack([tf.cast(self.seed, tf.int64), self.step * 8 + replica_id])
+        replicas, index = replica.num_replicas_in_sync, replica.replica_id_in_sync_group
+        seed = tf.stack([tf.cast(self.seed, tf.int64), tf.cast(self.step, tf.int64)])
+        noise = tf.random.stateless_uniform((2, batch_size * replicas), seed=seed)
+        return noise[:, index * batch_size:(index + 1) * batch_size]

@@ -78,6 +78,7 @@ class Trainer:
         self.training_data = training_data  # recorded in the model card
         self.strategy = strategy or _strategy()
         self.folder = RunFolder(run_dir, self.stage.name)
+        self.closed = False
         try:
             if restart:
                 self.folder.restart()
@@ -86,11 +87,11 @@ class Trainer:
                     self.config, vgg_weights=resolve_vgg_weights("auto", self.stage.vgg[0]))
             self.folder.check_config(self.config)
             self.model = self._build()
-            self._resume_or_start(init_generator, from_scratch)
+            resumed = self._resume_or_start(init_generator, from_scratch)
+            self.tensorboard = TensorBoardLogger(self.folder.tensorboard_dir, self.current_step if resumed else None)
         except BaseException:
             self.folder.close()
             raise
-        self.tensorboard = TensorBoardLogger(self.folder.tensorboard_dir)
 
     # --- networks and optimizers ------------------------------------------------------------------
     def _build(self) -> SRGAN:
@@ -169,16 +170,17 @@ class Trainer:
             return
         variables = self.generator.trainable_variables
         trained = [variable.numpy() for variable in variables]
-        for variable, average in zip(variables, averages):
-            variable.assign(average)
         try:
+            for variable, average in zip(variables, averages):
+                variable.assign(average)
             yield self.generator
         finally:
             for variable, value in zip(variables, trained):
                 variable.assign(value)
 
     # --- resume, or start from the previous stage ---------------------------------------------------
-    def _resume_or_start(self, init_generator, from_scratch: bool) -> None:
+    def _resume_or_start(self, init_generator, from_scratch: bool) -> bool:
+        """Resume from the run folder (True), or start from the previous stage, ``init_generator`` or scratch."""
         restored = self.folder.restore(self.checkpoint)
         if restored is not None:
             if not self.stage.decay_at:  # the checkpoint holds the old rate; a resumed run may be given a new one
@@ -189,9 +191,12 @@ class Trainer:
                 self._reset_ema()
             self.folder.history.truncate(self.stage.name, self.current_step)
             log.info("%s/%s resumes at step %d", self.recipe, self.stage.name, self.current_step)
-            return
+            if init_generator is not None:
+                log.warning("%s resumes its own training: --init-generator %s is not used", self.stage.name,
+                            init_generator)
+            return True
         self.folder.history.truncate(self.stage.name, 0)
-        self.initialised_from = None
+        self.folder.initialised_from = None  # an interrupted earlier start may have left its own
         if init_generator is not None:
             source = Path(init_generator)
             if not source.is_file():
@@ -215,6 +220,7 @@ class Trainer:
             load_weights(self.discriminator, previous_d)
             log.info("%s starts from the discriminator in %s", self.stage.name, previous_d)
         self._reset_ema()
+        return False
 
     def _load_initial_generator(self, source: Path) -> None:
         """Start from ``source``, checked against its model card (``load_generator``); a generator with batch
@@ -245,6 +251,8 @@ class Trainer:
 
         Returns the last history row. Raises ``TrainingError`` on a non-finite loss. Releases the run folder.
         """
+        if self.closed:
+            raise SrlibError("this Trainer has finished and released its run folder: make a new one to train on")
         try:
             return self._fit(dataset_for, steps)
         finally:
@@ -254,7 +262,7 @@ class Trainer:
         if steps < 1:
             raise SrlibError(f"steps must be at least 1, got {steps}")
         for schedule in self._schedules:
-            schedule.boundary.assign(int(steps * self.stage.decay_at))
+            schedule.boundary.assign(self.folder.decay_step(int(steps * self.stage.decay_at)))
         start = self.current_step
         if start >= steps:
             log.info("%s/%s already has %d of %d steps", self.recipe, self.stage.name, start, steps)
@@ -281,9 +289,13 @@ class Trainer:
         return history.last
 
     def close(self) -> None:
-        """Release the run folder (and flush the TensorBoard events)."""
-        self.tensorboard.close()
-        self.folder.close()
+        """Release the run folder (and flush the TensorBoard events); the process goes back to float32."""
+        self.closed = True
+        try:
+            self.tensorboard.close()
+        finally:
+            self.folder.close()
+            keras.mixed_precision.set_dtype_policy("float32")
 
     def on_row(self, row: dict, sample: np.ndarray | None = None) -> None:
         """A history row (and sample image) was made: show it in TensorBoard."""
@@ -350,7 +362,7 @@ def train_stage(recipe: str, stage: str, data, run_dir: str | os.PathLike, steps
     trainer = Trainer(recipe, stage, run_dir, config, init_generator=init_generator, from_scratch=from_scratch,
                       restart=restart)
     try:
-        trainer.validation = validation_images(val_data, limit=config.val_images) if val_data else []
+        trainer.validation = validation_images(val_data, config.val_images, config.scale) if val_data else []
         source = PatchSource([data] if isinstance(data, (str, os.PathLike)) else list(data),
                              patch_size=config.patch_size, seed=config.seed)
         trainer.training_data = source.summary()

@@ -101,3 +101,12 @@ def test_survey_counts_sizes_and_names_skipped_files(tmp_path):
 def test_summary_names_the_folders_holding_the_images(image_folder):
     summary = PatchSource([image_folder], patch_size=32).summary()
     assert summary == {"name": "train+sub", "images": 3, "folders": [str(image_folder)]}
+
+
+def test_validation_images_too_small_to_score_are_skipped_by_name(tmp_path, caplog):
+    from srlib.data import validation_images
+
+    Image.fromarray(np.full((12, 12, 3), 90, np.uint8)).save(tmp_path / "tiny.png")
+    Image.fromarray(np.full((40, 48, 3), 90, np.uint8)).save(tmp_path / "fine.png")
+    assert [name for name, _ in validation_images(tmp_path, scale=4)] == ["fine"]
+    assert "tiny.png" in caplog.text

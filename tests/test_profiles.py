@@ -32,8 +32,8 @@ def test_a_profile_trains_two_steps_of_each_stage_with_its_exact_settings(data_d
         given = notebook_parameters(params, notebook)
         config = train_config(given)
         assert (config.blocks, config.patch_size, config.xla, config.mixed_precision) == (
-            PROFILES[profile]["blocks"], PROFILES[profile]["patch_size"], PROFILES[profile]["xla"],
-            PROFILES[profile]["mixed_precision"])
+            PROFILES[profile]["blocks"], PROFILES[profile]["patch_size"],
+            PROFILES[profile][part].get("xla", PROFILES[profile]["xla"]), PROFILES[profile]["mixed_precision"])
         # the profile's data are DIV2K or the 291 images; two steps of the 291 stand in for either
         trainer = train_stage(recipe, stage, [data_dir / "train" / "T91"], params["run_dir"], given["steps"], config,
                               val_data=data_dir / "benchmark" / "Set5", init_generator=given.get("init_generator"))

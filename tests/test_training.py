@@ -176,7 +176,7 @@ def test_interrupted_run_resumes_with_each_step_once(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=2)
     batches = _batches(train_folder, config)
     trainer = Trainer("paper", "mse", tmp_path, config)
-    with pytest.raises(Exception):
+    with pytest.raises(tf.errors.OpError, match="_Interrupt"):  # raised inside the input pipeline
         trainer.fit(_failing_after(batches, 3, "interrupt"), steps=6)
     assert _steps(tmp_path / "history.jsonl", "mse") == [1, 2, 3]  # step 3 was logged, not checkpointed
     resumed = Trainer("paper", "mse", tmp_path, config)
@@ -191,7 +191,7 @@ def test_interrupted_run_resumes_with_each_step_once(train_folder, tmp_path):
 def test_interrupted_before_the_first_checkpoint_restarts_cleanly(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=100)
     batches = _batches(train_folder, config)
-    with pytest.raises(Exception):
+    with pytest.raises(tf.errors.OpError, match="_Interrupt"):  # raised inside the input pipeline
         Trainer("paper", "mse", tmp_path, config).fit(_failing_after(batches, 2, "interrupt"), steps=4)
     with open(tmp_path / "history.jsonl", "a") as history:
         history.write('{"stage": "mse", "step": 3, "pix')  # a line torn by kill -9
@@ -278,10 +278,12 @@ hr = rng.uniform(size=(4, 32, 32, 3)).astype(np.float32)
 out = {}
 for name, strategy in [("plain", tf.distribute.get_strategy()),
                        ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))]:
-    keras.utils.set_random_seed(1)
     trainer = Trainer("paper", "mse", sys.argv[1] + "/" + name, config, strategy=strategy)
     data = lambda start: tf.data.Dataset.from_tensors((lr, hr)).repeat()
     last = trainer.fit(data, steps=2)
+    gan = Trainer("paper", "gan", sys.argv[1] + "/" + name, TrainConfig(**{**config.__dict__, "label_flip": 0.3}),
+                  strategy=strategy)
+    out[name + "_gan"] = {k: v for k, v in gan.fit(data, steps=2).items() if k in ("d_loss", "content", "adversarial")}
     out[name] = {"replicas": strategy.num_replicas_in_sync, "loss": last["content"],
                  "kernel": float(np.abs(trainer.generator.get_layer("head_conv").kernel.numpy()).sum())}
 print(json.dumps(out))
@@ -296,6 +298,8 @@ def test_distributed_step_matches_the_plain_step(tmp_path):
     assert out["plain"]["replicas"] == 1 and out["mirrored"]["replicas"] == 2
     assert out["mirrored"]["loss"] == pytest.approx(out["plain"]["loss"], rel=1e-4)
     assert out["mirrored"]["kernel"] == pytest.approx(out["plain"]["kernel"], rel=1e-4)
+    # the GAN step with label flips: the two devices flip the labels one device would
+    assert out["mirrored_gan"] == pytest.approx(out["plain_gan"], rel=1e-4)
 
 
 MIXED_PRECISION = """
@@ -422,3 +426,32 @@ def test_two_fresh_runs_with_the_same_seed_give_the_same_history(train_folder, t
         for key in first:
             assert first[key] == (second[key] if isinstance(second[key], str) else
                                   pytest.approx(second[key], rel=1e-6, abs=1e-9)), key
+
+
+def test_tensorboard_keeps_each_step_once_after_a_resume(train_folder, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = TrainConfig(**TINY, checkpoint_every=2)
+    batches = _batches(train_folder, config)
+    with pytest.raises(tf.errors.OpError, match="_Interrupt"):  # raised inside the input pipeline
+        Trainer("paper", "mse", tmp_path, config).fit(_failing_after(batches, 3, "interrupt"), steps=4)
+    Trainer("paper", "mse", tmp_path, config).fit(batches, steps=4)  # step 3 again, from the checkpoint at 2
+    events = EventAccumulator(str(tmp_path / "tensorboard" / "mse"), size_guidance={"tensors": 0})
+    events.Reload()
+    assert [event.step for event in events.Tensors("g_loss")] == [1, 2, 3, 4]
+
+
+def test_the_learning_rate_drops_at_the_step_planned_when_the_stage_started(train_folder, tmp_path):
+    config = TrainConfig(**TINY, checkpoint_every=1)
+    Trainer("paper", "gan", tmp_path, config, from_scratch=True).fit(_batches(train_folder, config), steps=2)
+    Trainer("paper", "gan", tmp_path, config).fit(_batches(train_folder, config), steps=4)  # extended: drop stays at 1
+    rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in rows] == pytest.approx([1e-4, 1e-5, 1e-5, 1e-5])
+
+
+def test_a_finished_trainer_cannot_train_again_without_its_lock(train_folder, tmp_path):
+    config = TrainConfig(**TINY, checkpoint_every=1)
+    trainer = Trainer("paper", "mse", tmp_path, config)
+    trainer.fit(_batches(train_folder, config), steps=1)
+    with pytest.raises(SrlibError, match="released its run folder"):
+        trainer.fit(_batches(train_folder, config), steps=2)
