@@ -12,6 +12,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from .files import atomic_path
 
@@ -19,8 +20,32 @@ from .files import atomic_path
 # them, then their sum; "pixel" only in histories from before the content term covered pixel MSE
 GENERATOR_TERMS = ("pixel", "content", "tv", "adversarial", "g_loss")
 TERM_NAMES = {"pixel": "pixel MSE", "content": "content (pixel MSE or VGG)", "tv": "total variation",
-              "adversarial": "adversarial", "g_loss": "generator loss (sum)"}
+              "adversarial": "adversarial", "g_loss": "generator loss (sum)",
+              "d_loss": "discriminator loss (BCE)", "d_acc_real": "discriminator accuracy on HR (real)",
+              "d_acc_fake": "discriminator accuracy on SR (fake)", "val_psnr": "validation PSNR (dB)",
+              "val_ssim": "validation SSIM"}
 DISCRIMINATOR_TERMS = ("d_loss", "d_acc_real", "d_acc_fake")
+
+# The moving average of every training curve, in steps (one history row per step): one window for all
+# figures, so that curves of different stages and runs are smoothed alike; the raw values are drawn faintly.
+SMOOTHING = 25
+
+# What each stage does, in words, for titles (the recipes' stage names are code names)
+STAGE_ROLES = {"sr_vgg": "pretraining with a VGG16 content loss", "mse": "pretraining with pixel MSE",
+               "discriminator": "discriminator warm-up", "full": "GAN training", "gan": "GAN training"}
+
+
+def stage_label(stage: str) -> str:
+    """A stage in words with its name, for titles: "discriminator warm-up (stage “discriminator”)"."""
+    role = STAGE_ROLES.get(stage)
+    return f"{role} (stage “{stage}”)" if role else f"stage “{stage}”"
+
+
+def stats_text(values: np.ndarray, unit: str = "") -> str:
+    """"mean 0.123 · std 0.0456 · min 0.0789" of a curve's raw values, as the course report printed them."""
+    unit = f" {unit}" if unit else ""
+    return (f"mean {values.mean():.4g}{unit} · std {values.std():.3g}{unit} · min {values.min():.4g}{unit}"
+            if len(values) else "no values")
 
 
 def read_history(run_dir: str | os.PathLike) -> list[dict]:
@@ -56,9 +81,11 @@ def summary(rows: list[dict], stage: str) -> list[dict]:
 
 
 def summary_markdown(table: list[dict]) -> str:
-    lines = ["| term | rows | mean | std | min | last |", "|---|---|---|---|---|---|"]
-    lines += [f"| {t['term']} | {t['steps']} | {t['mean']:.4g} | {t['std']:.3g} | {t['min']:.4g} | {t['last']:.4g} |"
-              for t in table]
+    """``summary`` as a Markdown table: each term in words with its history key, the number of values logged
+    (one per step; validation every ``validate_every`` steps), then mean / std / min / last."""
+    lines = ["| term (history key) | values | mean | std | min | last |", "|---|---|---|---|---|---|"]
+    lines += [f"| {TERM_NAMES.get(t['term'], t['term'])} (`{t['term']}`) | {t['steps']} | {t['mean']:.4g} | "
+              f"{t['std']:.3g} | {t['min']:.4g} | {t['last']:.4g} |" for t in table]
     return "\n".join(lines)
 
 
@@ -71,27 +98,76 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
 
 
-def _window(n: int) -> int:
-    return max(1, n // 50)
+def stage_offsets(rows: list[dict]) -> dict[str, int]:
+    """Where each stage starts when the stages are drawn one after another: the sum of the earlier stages'
+    last steps (a stage's steps count from 1)."""
+    offsets, offset = {}, 0
+    for stage in stages_in(rows):
+        offsets[stage] = offset
+        offset += last_step(rows, stage)
+    return offsets
 
 
-def plot_generator_losses(rows: list[dict], stage: str, title: str | None = None):
-    """One panel per generator loss term of a stage (log scale), raw in light colour and smoothed on top;
-    each panel is titled with the term's name in words (``TERM_NAMES``)."""
+def stages_with(rows: list[dict], key: str) -> list[str]:
+    """The stages whose rows log ``key`` (e.g. "g_loss": the stages in which the generator learns)."""
+    return [stage for stage in stages_in(rows) if len(series(rows, stage, key)[0])]
+
+
+def last_step(rows: list[dict], stage: str) -> int:
+    """The last step a stage logged in the history (0 when it has not run)."""
+    return max((r["step"] for r in rows if r.get("stage") == stage and isinstance(r.get("step"), int)), default=0)
+
+
+def _curve(ax, steps: np.ndarray, values: np.ndarray, colour: str, window: int, label: str | None = None) -> None:
+    """The raw values faintly, their moving average over ``window`` steps on top (labelled ``label``)."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps
+    if len(values) == 1:  # one value is a point, not a curve
+        ax.plot(steps, values, "o", color=colour, label=label)
+        return
+    ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
+    ax.plot(steps, smooth(values, window), color=colour, linewidth=1.6, label=label)
+
+
+def _mark_rate_changes(ax, rows: list[dict], stage: str, offset: int = 0) -> None:
+    """A dashed line where the stage's learning rate changed (the paper's tenfold drop), labelled with the rates."""
+    steps, rates = series(rows, stage, "lr")
+    for i in np.flatnonzero(np.diff(rates) != 0) + 1:
+        ax.axvline(steps[i] + offset, color="gray", linestyle="--", linewidth=1)
+        ax.annotate(f" learning rate {rates[i - 1]:.0e} → {rates[i]:.0e}", (steps[i] + offset, 0.98),
+                    xycoords=("data", "axes fraction"), fontsize=7, color="dimgray", va="top", ha="left",
+                    bbox=dict(facecolor="white", alpha=0.75, edgecolor="none", pad=1))
+
+
+def _mark_stages(ax, offsets: dict[str, int], shown: list[str]) -> None:
+    """A dotted line where each shown stage starts (after the first) and the stage's name in words at the top,
+    one line lower for each stage so that the names of short stages do not run into each other."""
+    for i, stage in enumerate(shown):
+        if i:
+            ax.axvline(offsets[stage], color="black", linestyle=":", linewidth=1.2)
+        ax.annotate(f" {stage_label(stage)}", (offsets[stage], 0.98 - 0.07 * i), xycoords=("data", "axes fraction"),
+                    fontsize=7, va="top", ha="left", color="black",
+                    bbox=dict(facecolor="white", alpha=0.75, edgecolor="none", pad=1))
+
+
+def plot_generator_losses(rows: list[dict], stage: str, title: str | None = None, window: int = SMOOTHING):
+    """One panel per weighted generator loss term of a stage and their sum: the raw values faintly, their moving
+    average over ``window`` steps on top, log scale; each panel titled in words (``TERM_NAMES``) with the term's
+    mean / std / min. None when the generator does not learn in the stage (nothing to draw)."""
     terms = [k for k in GENERATOR_TERMS if len(series(rows, stage, k)[0])]
-    fig, axes = plt.subplots(1, max(1, len(terms)), figsize=(4 * max(1, len(terms)), 3.2), squeeze=False)
+    if not terms:
+        return None
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.6 * len(terms) + 0.6, 3.4), squeeze=False)
     for ax, key in zip(axes[0], terms):
         steps, values = series(rows, stage, key)
-        ax.plot(steps, values, color="tab:blue", alpha=0.25, linewidth=0.8)
-        ax.plot(steps, smooth(values, _window(len(values))), color="tab:blue")
+        _curve(ax, steps, values, "tab:blue" if key != "g_loss" else "black", window)
         if (values > 0).all():
             ax.set_yscale("log")
-        ax.set(title=TERM_NAMES.get(key, key), xlabel="step", ylabel="loss (times its weight)")
+        _mark_rate_changes(ax, rows, stage)
+        ax.set_title(f"{TERM_NAMES.get(key, key)}\n{stats_text(values)}", fontsize=9)
+        ax.set(xlabel="training step", ylabel="loss × its weight (no unit)" if ax is axes[0, 0] else None)
         ax.grid(alpha=0.3)
-    if not terms:
-        axes[0, 0].text(0.5, 0.5, f"{stage}: the generator does not learn here", ha="center", va="center")
-        axes[0, 0].set_axis_off()
-    fig.suptitle(title or f"{stage}: generator loss by term (each times its weight)")
+    fig.suptitle(title or f"Generator loss by term, each times its weight: {stage_label(stage)}\n"
+                 f"(faint: every step; solid: mean of the last {window} steps)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -106,62 +182,188 @@ def loss_shares(rows: list[dict], stage: str) -> tuple[np.ndarray, dict[str, np.
     return steps, {k: np.asarray([r.get(k) or 0.0 for r in logged], dtype=float) / total for k in terms}
 
 
-def plot_loss_shares(rows: list[dict], stage: str, title: str | None = None):
-    """What share of the generator loss each weighted term is over a stage's steps, smoothed, stacked (in %)."""
+def plot_loss_shares(rows: list[dict], stage: str, title: str | None = None, window: int = SMOOTHING):
+    """What share of the generator loss each weighted term is over a stage's steps (in %, stacked), each share
+    averaged over ``window`` steps; None when the generator does not learn in the stage."""
     steps, shares = loss_shares(rows, stage)
+    if not shares or not len(steps):
+        return None
     names = [TERM_NAMES.get(k, k) for k in shares]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    if shares and len(steps):
-        # smoothing each share with the same window keeps their sum at 100 %
-        ax.stackplot(steps, *[100 * smooth(v, _window(len(steps))) for v in shares.values()], labels=names, alpha=0.8)
-        ax.set(xlabel="step", ylabel="share of the generator loss (%)", ylim=(0, 100))
-        ax.margins(x=0)
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="term (times its weight)")
-        ax.grid(alpha=0.3)
-    else:
-        ax.text(0.5, 0.5, f"{stage}: the generator does not learn here", ha="center", va="center")
-        ax.set_axis_off()
-    ax.set_title(title or f"{stage}: share of the generator loss" + (": " + ", ".join(names) if names else ""),
-                 fontsize=10)
+    fig, ax = plt.subplots(figsize=(7.5, 3.5))
+    # smoothing each share with the same window keeps their sum at 100 %
+    ax.stackplot(steps, *[100 * smooth(v, window) for v in shares.values()], labels=names, alpha=0.8)
+    ax.set(xlabel="training step", ylabel="share of the generator loss (%)", ylim=(0, 100))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.margins(x=0)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="term (times its weight)", fontsize=8)
+    ax.grid(alpha=0.3)
+    _mark_rate_changes(ax, rows, stage)
+    ax.set_title(title or f"Share of each term in the generator loss: {stage_label(stage)}\n"
+                 f"(each share averaged over {window} steps)", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def plot_discriminator(rows: list[dict], stage: str, title: str | None = None):
-    """Discriminator loss, and its accuracy on real HR and on SR images."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+def plot_discriminator(rows: list[dict], stage: str, title: str | None = None, window: int = SMOOTHING):
+    """The discriminator's loss (left) and its accuracy on real HR and on SR patches (right) over a stage, with
+    the 0.5 of a coin toss marked: the raw values faintly, their moving average over ``window`` steps on top, the
+    mean / std / min of each in the titles and legend. None when the stage has no discriminator."""
     steps, d_loss = series(rows, stage, "d_loss")
-    left.plot(steps, d_loss, color="tab:red", alpha=0.25, linewidth=0.8)
-    left.plot(steps, smooth(d_loss, _window(len(d_loss))), color="tab:red")
-    left.set(title="discriminator loss (BCE)", xlabel="step")
-    for key, colour, label in (("d_acc_real", "tab:green", "on HR (real)"), ("d_acc_fake", "tab:purple", "on SR (fake)")):
+    if not len(d_loss):
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    _curve(left, steps, d_loss, "tab:red", window)
+    left.set_title(f"discriminator loss (binary cross-entropy)\n{stats_text(d_loss)}", fontsize=9)
+    left.set(xlabel="training step", ylabel="loss (nats per image)")
+    stats = []
+    for key, colour, label in (("d_acc_real", "tab:green", "on HR (real)"),
+                               ("d_acc_fake", "tab:purple", "on SR (fake)")):
         steps, acc = series(rows, stage, key)
-        right.plot(steps, smooth(acc, _window(len(acc))), color=colour, label=label)
-    right.set(title="discriminator accuracy", xlabel="step", ylim=(-0.02, 1.02))
-    right.legend(loc="lower right")
+        _curve(right, steps, acc, colour, window, label)
+        stats.append(f"{label}: {stats_text(acc)}")
+    right.axhline(0.5, color="gray", linestyle="--", linewidth=1, label="chance (a coin toss): 0.5")
+    right.set_title("discriminator accuracy (share of the batch it classifies right)\n" + "\n".join(stats), fontsize=9)
+    right.set(xlabel="training step", ylabel="accuracy (0 to 1)", ylim=(-0.02, 1.02))
+    right.legend(loc="lower left", ncol=3, fontsize=7, framealpha=0.85)
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    fig.suptitle(title or f"{stage}: discriminator")
+        _mark_rate_changes(ax, rows, stage)
+    fig.suptitle(title or f"The discriminator during {stage_label(stage)}\n"
+                 f"(faint: every step; solid: mean of the last {window} steps)", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def plot_validation(rows: list[dict], bicubic_psnr: float | None = None, title: str = "validation PSNR"):
-    """Validation PSNR over steps, every stage one after the other, with bicubic as a reference line."""
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    offset = 0
-    for stage in stages_in(rows):
+def plot_validation(rows: list[dict], bicubic_psnr: float | None = None, title: str | None = None):
+    """Validation PSNR of the whole run, the stages one after another with a dotted line where each starts and
+    its name in words, every validation a marker, bicubic's PSNR on the same images dashed; the legend gives each
+    stage's last / mean / std / min. A stage validated once is one point, labelled with its value."""
+    offsets = stage_offsets(rows)
+    shown = stages_with(rows, "val_psnr")
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    for stage in shown:
         steps, psnr = series(rows, stage, "val_psnr")
-        all_steps, _ = series(rows, stage, "g_loss")
-        if len(psnr):
-            ax.plot(steps + offset, psnr, marker="o", markersize=3, label=stage)
-        offset += int(max(all_steps.max() if len(all_steps) else 0, steps.max() if len(steps) else 0,
-                          series(rows, stage, "d_loss")[0].max(initial=0)))
+        ax.plot(steps + offsets[stage], psnr, marker="o", markersize=4,
+                label=f"{stage_label(stage)}: last {psnr[-1]:.2f} dB; {stats_text(psnr, 'dB')}")
+        if len(psnr) == 1:
+            ax.annotate(f"{psnr[0]:.2f} dB", (steps[0] + offsets[stage], psnr[0]), textcoords="offset points",
+                        xytext=(0, 6), ha="center", fontsize=8)
+    _mark_stages(ax, offsets, stages_in(rows))
     if bicubic_psnr is not None:
-        ax.axhline(bicubic_psnr, color="gray", linestyle="--", label=f"bicubic ({bicubic_psnr:.2f} dB)")
-    ax.set(title=title, xlabel="step (stages one after another)", ylabel="PSNR (dB, Y)")
+        ax.axhline(bicubic_psnr, color="gray", linestyle="--",
+                   label=f"bicubic on the same images: {bicubic_psnr:.2f} dB")
+    ax.set(title=title or "Validation PSNR over the whole run (Y channel, border shaved, as in the benchmark)",
+           xlabel="training step (the stages one after another)", ylabel="PSNR (dB)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    end = max([offsets[s] + r["step"] for r in rows for s in [r.get("stage")]
+               if s in offsets and isinstance(r.get("step"), int)], default=1)
+    ax.set_xlim(0, end * 1.02)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if shown or bicubic_psnr is not None:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(x: np.ndarray, panels: dict[str, dict[str, np.ndarray]], xlabel: str, ylabel: str, title: str,
+                marks: dict[str, dict[str, float]] | None = None, ylim: tuple[float, float] | None = None,
+                faint: tuple[str, ...] = ()):
+    """Functions of one variable, a chapter's small computation (e.g. each loss as a function of the
+    discriminator's verdict): ``panels`` is {panel title: {curve label: y}}, the panels side by side on the same
+    x axis, each with its legend under it; ``marks`` ({panel title: {label: x}}) draws a dotted vertical line
+    at each x value of a panel, labelled; the curves labelled as in ``faint`` are drawn faintly (raw values)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(7.5, 5.2 * len(panels)), 4.6), squeeze=False)
+    for ax, (panel, curves) in zip(axes[0], panels.items()):
+        for label, y in curves.items():
+            style = dict(alpha=0.3, linewidth=0.8) if label in faint else dict(linewidth=1.8)
+            ax.plot(x, np.asarray(y, dtype=float), label=label, **style)
+        for label, value in (marks or {}).get(panel, {}).items():
+            ax.axvline(value, color="gray", linestyle=":", linewidth=1.2)
+            ax.annotate(f" {label}", (value, 0.97), xycoords=("data", "axes fraction"), fontsize=8, va="top",
+                        color="dimgray")
+        ax.set(xlabel=xlabel, ylabel=ylabel, ylim=ylim)
+        ax.set_title(panel, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def _unit(key: str) -> str:
+    """The y-axis label of a history key."""
+    if key.startswith("d_acc"):
+        return "accuracy (0 to 1)"
+    if key == "val_psnr":
+        return "PSNR (dB)"
+    if key == "val_ssim":
+        return "SSIM (0 to 1)"
+    return "loss (nats)" if key == "d_loss" else "loss × its weight (no unit)"
+
+
+def plot_runs(histories: dict[str, list[dict]], stage: str, keys=("adversarial", "d_acc_fake", "val_psnr"),
+              window: int = SMOOTHING):
+    """Two (or more) runs of one stage side by side: ``histories`` is {run label: history rows}; one panel per
+    history key in ``keys`` that some run logs, one colour per run (raw faintly, the mean over ``window`` steps
+    on top; validation as points), each run's mean in the legend. None when no run logs any of ``keys``."""
+    keys = [k for k in keys if any(len(series(rows, stage, k)[0]) for rows in histories.values())]
+    if not keys:
+        return None
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.8 * len(keys), 4.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for colour, (label, rows) in zip(colours, histories.items()):
+            steps, values = series(rows, stage, key)
+            if not len(values):
+                continue
+            if key.startswith("val_"):
+                ax.plot(steps, values, "o-", color=colour, markersize=4, label=f"{label}: last {values[-1]:.4g}")
+            else:
+                _curve(ax, steps, values, colour, window, f"{label}: {stats_text(values)}")
+        if key.startswith("d_acc"):
+            ax.axhline(0.5, color="gray", linestyle="--", linewidth=1, label="chance: 0.5")
+        ax.set_title(TERM_NAMES.get(key, key), fontsize=10)
+        ax.set(xlabel="training step", ylabel=_unit(key))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    fig.suptitle(f"{' against '.join(histories)}: {stage_label(stage)}\n"
+                 f"(faint: every step; solid: mean of the last {window} steps)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_spectra(images: dict[str, np.ndarray], scale: int, title: str | None = None):
+    """What the detail ratio measures: the power of each uint8 RGB image's Y channel by spatial frequency (as
+    ``srlib.metrics.high_frequency_power`` computes it: border of ``scale`` shaved, Hann window, frequency the
+    larger of |fx| and |fy|), averaged per frequency band, log scale, with the LR image's Nyquist frequency
+    1/(2 * scale) marked and the band above it shaded. The last image is the HR reference; each label in the
+    legend gets its detail ratio."""
+    from scipy.signal.windows import hann
+
+    from .metrics import detail_ratio, rgb_to_y, shave
+
+    reference = images[list(images)[-1]]
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    bands = np.linspace(0, 0.5, 41)
+    for label, image in images.items():
+        y = shave(rgb_to_y(image), scale)
+        window = np.outer(hann(y.shape[0], sym=False), hann(y.shape[1], sym=False))
+        power = np.abs(np.fft.fft2((y - y.mean()) * window)) ** 2 / y.size
+        frequency = np.maximum(np.abs(np.fft.fftfreq(y.shape[0]))[:, None], np.abs(np.fft.fftfreq(y.shape[1]))[None, :])
+        band = np.clip(np.digitize(frequency, bands) - 1, 0, len(bands) - 2)
+        counts = np.bincount(band.ravel(), minlength=len(bands) - 1)
+        mean = np.bincount(band.ravel(), power.ravel(), len(bands) - 1) / np.maximum(counts, 1)
+        ax.semilogy((bands[:-1] + bands[1:]) / 2, np.maximum(mean, 1e-6), linewidth=1.6,
+                    label=f"{label}: detail {detail_ratio(image, reference, scale):.2f}")
+    nyquist = 1 / (2 * scale)
+    ax.axvspan(nyquist, 0.5, color="gold", alpha=0.15, label=f"above the LR image's Nyquist frequency, 1/(2×{scale})")
+    ax.axvline(nyquist, color="goldenrod", linestyle="--", linewidth=1)
+    ax.set(xlabel="spatial frequency (cycles per HR pixel)", ylabel="power of Y per pixel (grey levels², log)",
+           xlim=(0, 0.5))
+    ax.set_title(title or "Where the detail ratio looks: the power above the LR image's Nyquist frequency, "
+                 "SR over HR", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
 
@@ -181,17 +383,38 @@ def image_grid(images: list[np.ndarray], titles: list[str] | None = None, column
     return fig
 
 
-def sample_strips(run_dir: str | os.PathLike, stage: str, count: int = 4):
-    """The bicubic | SR | HR strips a stage saved (``<run_dir>/<stage>/samples``), at up to ``count``
-    steps spread over the stage, one under the other; None when there are none."""
+def sample_strips(run_dir: str | os.PathLike, stage: str, count: int = 3, crop: int = 96, scale: int = 4):
+    """The samples a stage saved (``<run_dir>/<stage>/samples/step_N.png``: bicubic | SR | HR of the first
+    validation image) at up to ``count`` steps spread over the stage, side by side in one row between bicubic and
+    HR: the busiest ``crop`` x ``crop`` HR pixels of each, enlarged, titled with the PSNR (Y, shave ``scale``) and
+    detail ratio (``srlib.metrics``) of the whole image. None when the stage saved none."""
     from .images import read_image
+    from .metrics import detail_ratio, psnr_y
 
     samples = sorted((Path(run_dir) / stage / "samples").glob("step_*.png"))
     if not samples:
         return None
     shown = [samples[round(i)] for i in np.linspace(0, len(samples) - 1, min(count, len(samples)))]
-    return image_grid([read_image(p) for p in shown], [f"{p.stem}: bicubic | SR | HR" for p in shown],
-                      columns=1, size=4)
+    panels = {}
+    for path in shown:
+        strip = read_image(path)
+        width = strip.shape[1] // 3
+        bicubic, sr, hr = (strip[:, i * width:(i + 1) * width] for i in range(3))
+        panels[f"SR at step {int(path.stem.rpartition('_')[2])}"] = sr
+    panels = {"bicubic": bicubic, **panels}
+    top, left, height, width = busiest_box(hr, crop)
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(2.9 * (len(panels) + 1), 3.6), squeeze=False)
+    for ax, (name, image) in zip(axes[0], [*panels.items(), ("HR (the original)", hr)]):
+        ax.imshow(image[top:top + height, left:left + width], interpolation="nearest")
+        scores = (f"{psnr_y(image, hr, scale):.2f} dB, detail {detail_ratio(image, hr, scale):.2f}"
+                  if image is not hr else " ")
+        ax.set_title(f"{name}\n{scores}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"The first validation image during {stage_label(stage)}: its busiest {crop}×{crop} HR pixels\n"
+                 "(PSNR on Y and detail ratio of the whole image; detail: HR = 1)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.88))  # room for the two-line title above the panels' titles
+    return fig
 
 
 def busiest_box(image: np.ndarray, size: int) -> tuple[int, int, int, int]:
@@ -229,7 +452,7 @@ def comparison_figure(panels: dict[str, np.ndarray], box: tuple[int, int, int, i
         t, l, h, w = _crop_box(image, reference, box)
         axes[0, column].imshow(image)
         axes[0, column].add_patch(Rectangle((l, t), w, h, fill=False, edgecolor="yellow", linewidth=1.5))
-        axes[0, column].set_title(name, fontsize=10)
+        axes[0, column].set_title(_fit_title(name, 36), fontsize=9)  # a model's figures on a second line
         axes[1, column].imshow(image[t:t + h, l:l + w], interpolation="nearest")
         for row in (0, 1):
             axes[row, column].set_axis_off()

@@ -29,7 +29,9 @@ def test_summary_gives_mean_std_min_of_each_term():
     assert table["d_loss"]["mean"] == pytest.approx(0.67) and table["d_loss"]["min"] == pytest.approx(0.65)
     assert table["d_loss"]["std"] == pytest.approx(np.std([0.69, 0.68, 0.67, 0.66, 0.65]))
     markdown = summary_markdown(summary(HISTORY, "sr_vgg"))
-    assert "| content | 10 |" in markdown and "| val_psnr | 1 | 24 |" in markdown
+    # each term in words with its history key, not a code name alone
+    assert "| content (pixel MSE or VGG) (`content`) | 10 |" in markdown
+    assert "| validation PSNR (dB) (`val_psnr`) | 1 | 24 |" in markdown and "| g_loss |" not in markdown
 
 
 def test_smooth_is_a_trailing_mean():
@@ -55,18 +57,23 @@ def test_the_share_plot_stacks_the_smoothed_shares_to_100_percent_with_named_ter
     [ax] = figure.axes
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["content (pixel MSE or VGG)", "total variation",
                                                                    "adversarial"]
-    assert ax.get_title() == "gan: share of the generator loss: content (pixel MSE or VGG), total variation, adversarial"
-    assert "%" in ax.get_ylabel() and ax.get_xlabel() == "step"
+    assert ax.get_title().startswith("Share of each term in the generator loss: GAN training (stage “gan”)")
+    assert "%" in ax.get_ylabel() and ax.get_xlabel() == "training step"
     outline = ax.collections[-1].get_paths()[0].vertices  # the top layer: its upper edge is the sum of the shares
     assert len(ax.collections) == 3 and np.isclose(outline[:, 1], 100).sum() >= len(GAN_HISTORY)
-    empty = plot_loss_shares(HISTORY, "discriminator")
-    assert "does not learn here" in empty.axes[0].texts[0].get_text()
+    assert plot_loss_shares(HISTORY, "discriminator") is None  # nothing to draw: no placeholder figure
 
 
 def test_generator_loss_panels_are_named_in_words():
     figure = plot_generator_losses(GAN_HISTORY, "gan")
-    assert [ax.get_title() for ax in figure.axes] == ["content (pixel MSE or VGG)", "total variation", "adversarial",
-                                                      "generator loss (sum)"]
+    titles = [ax.get_title().split("\n") for ax in figure.axes]
+    assert [t[0] for t in titles] == ["content (pixel MSE or VGG)", "total variation", "adversarial", "generator loss (sum)"]
+    # the report's mean / std / min of each term, on the figure
+    adversarial = np.array([r["adversarial"] for r in GAN_HISTORY])
+    assert titles[2][1] == f"mean {adversarial.mean():.4g} · std {adversarial.std():.3g} · min {adversarial.min():.4g}"
+    assert "GAN training (stage “gan”)" in figure._suptitle.get_text()
+    assert all(ax.get_xlabel() == "training step" for ax in figure.axes) and "weight" in figure.axes[0].get_ylabel()
+    assert plot_generator_losses(HISTORY, "discriminator") is None
 
 
 def test_busiest_box_finds_the_detailed_region():
@@ -89,14 +96,21 @@ def test_figures_are_written_as_png(tmp_path):
 
 def test_sample_strips_spread_over_the_stage(tmp_path):
     from srlib.images import write_image
+    from srlib.metrics import psnr_y
     from srlib.plots import sample_strips
 
     assert sample_strips(tmp_path, "mse") is None
-    for step in (100, 200, 300, 400, 500, 600):
-        write_image(tmp_path / "mse" / "samples" / f"step_{step:07d}.png", np.full((8, 24, 3), step // 3, np.uint8))
-    figure = sample_strips(tmp_path, "mse", count=3)
-    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
-    assert titles == [f"step_{s:07d}: bicubic | SR | HR" for s in (100, 300, 600)]
+    rng = np.random.default_rng(0)
+    hr = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    for step in (100, 200, 300, 400, 500, 600):  # bicubic | SR | HR, as Trainer.validate saves them
+        sr = np.clip(hr.astype(int) + rng.integers(-step // 20, step // 20 + 1, hr.shape), 0, 255).astype(np.uint8)
+        write_image(tmp_path / "mse" / "samples" / f"step_{step:07d}.png", np.concatenate([hr // 2, sr, hr], axis=1))
+    figure = sample_strips(tmp_path, "mse", count=3, crop=32)
+    titles = [ax.get_title().split("\n")[0] for ax in figure.axes]
+    assert titles == ["bicubic", "SR at step 100", "SR at step 300", "SR at step 600", "HR (the original)"]
+    last = np.concatenate([hr // 2, sr, hr], axis=1)[:, 64:128]  # the SR of step 600
+    assert figure.axes[3].get_title().startswith(f"SR at step 600\n{psnr_y(last, hr, 4):.2f} dB, detail ")
+    assert all(ax.get_images()[0].get_array().shape == (32, 32, 3) for ax in figure.axes)
     assert busiest_box(np.zeros((1, 5, 3), np.uint8), 4) == (0, 0, 1, 1)
 
 
@@ -116,3 +130,89 @@ def test_crops_figure_shows_the_same_region_of_every_panel_one_scene_per_row():
     shown_lr, shown_hr = (ax.get_images()[0].get_array() for ax in (rows[0][0], rows[0][2]))
     assert shown_hr.shape == (16, 16, 3) and shown_lr.shape == (4, 4, 3)
     np.testing.assert_array_equal(np.asarray(shown_hr)[::4, ::4], shown_lr)  # the LR crop is the HR crop's grid
+
+
+def test_curves_share_one_smoothing_window_with_the_raw_values_faint_behind():
+    from srlib.plots import SMOOTHING
+
+    figure = plot_discriminator(GAN_HISTORY, "gan")
+    loss_axis = figure.axes[0]
+    raw, smoothed = loss_axis.get_lines()[:2]
+    assert raw.get_alpha() < 0.5 and smoothed.get_alpha() is None
+    values = np.array([r["d_loss"] for r in GAN_HISTORY])
+    np.testing.assert_allclose(smoothed.get_ydata(), smooth(values, SMOOTHING))  # the fixed window, not one per curve
+    np.testing.assert_allclose(plot_discriminator(GAN_HISTORY, "gan", window=5).axes[0].get_lines()[1].get_ydata(),
+                               smooth(values, 5))
+    assert f"mean of the last {SMOOTHING} steps" in figure._suptitle.get_text()
+
+
+def test_discriminator_figure_has_a_chance_line_its_statistics_and_no_code_names():
+    figure = plot_discriminator(HISTORY, "discriminator")
+    left, right = figure.axes[:2]
+    assert left.get_title().split("\n")[1].startswith("mean 0.67 · std ")
+    legend = [t.get_text() for t in right.get_legend().get_texts()]
+    assert legend == ["on HR (real)", "on SR (fake)", "chance (a coin toss): 0.5"]
+    assert right.get_title().split("\n")[1:] == ["on HR (real): mean 0.5 · std 0 · min 0.5",
+                                                 "on SR (fake): mean 1 · std 0 · min 1"]
+    assert any(list(line.get_ydata()) == [0.5, 0.5] for line in right.get_lines())
+    assert "discriminator: discriminator" not in figure._suptitle.get_text()
+    assert "discriminator warm-up (stage “discriminator”)" in figure._suptitle.get_text()
+    assert left.get_ylabel() and right.get_ylabel() and right.get_xlabel() == "training step"
+    assert plot_discriminator(HISTORY, "sr_vgg") is None
+
+
+def test_a_learning_rate_drop_is_marked():
+    rows = [{**r, "lr": 1e-4 if r["step"] <= 50 else 1e-5} for r in GAN_HISTORY]
+    figure = plot_generator_losses(rows, "gan")
+    marks = [t.get_text() for t in figure.axes[0].texts]
+    assert marks == [" learning rate 1e-04 → 1e-05"]
+
+
+def test_validation_runs_the_stages_one_after_another_with_their_boundaries_marked():
+    from srlib.plots import stage_offsets
+
+    rows = HISTORY + GAN_HISTORY + [{"stage": "gan", "step": 100, "val_psnr": 23.5, "val_ssim": 0.6}]
+    assert stage_offsets(rows) == {"sr_vgg": 0, "discriminator": 10, "gan": 15}
+    figure = plot_validation(rows, bicubic_psnr=23.0)
+    [ax] = figure.axes
+    texts = [t.get_text() for t in ax.texts]
+    assert " GAN training (stage “gan”)" in texts and " discriminator warm-up (stage “discriminator”)" in texts
+    boundaries = [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert boundaries == [10, 15]
+    # a stage validated once is a point with its value written beside it, not a "curve"
+    assert "23.50 dB" in texts and "24.00 dB" in texts
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[0].startswith("pretraining with a VGG16 content loss (stage “sr_vgg”): last 24.00 dB; mean 24")
+    assert legend[-1] == "bicubic on the same images: 23.00 dB"
+    assert ax.get_xlim()[1] >= 115 and "dB" in ax.get_ylabel()
+
+
+def test_two_runs_of_a_stage_side_by_side():
+    from srlib.plots import plot_runs
+
+    other = [{**r, "adversarial": 2 * r["adversarial"], "d_acc_fake": 0.9} for r in GAN_HISTORY]
+    figure = plot_runs({"this run": GAN_HISTORY, "earlier": other}, "gan", keys=("adversarial", "d_acc_fake", "val_psnr"))
+    assert [ax.get_title() for ax in figure.axes] == ["adversarial", "discriminator accuracy on SR (fake)"]
+    legend = [t.get_text() for t in figure.axes[1].get_legend().get_texts()]
+    assert legend[0].startswith("earlier: mean 0.9") and legend[-1] == "chance: 0.5"
+    assert plot_runs({"a": HISTORY}, "gan") is None
+
+
+def test_small_examples_and_spectra():
+    from srlib.plots import last_step, plot_curves, plot_spectra, stage_label, stages_with
+
+    assert stage_label("mse") == "pretraining with pixel MSE (stage “mse”)" and stage_label("x") == "stage “x”"
+    assert stages_with(HISTORY, "d_loss") == ["discriminator"] and last_step(HISTORY, "sr_vgg") == 10
+    assert last_step(HISTORY, "gan") == 0
+    x = np.linspace(0.01, 0.99, 9)
+    figure = plot_curves(x, {"left": {"a": x, "b": 1 - x}, "right": {"c": x ** 2}}, "D", "loss (nats)", "t",
+                         marks={"right": {"half": 0.5}})
+    assert [ax.get_title() for ax in figure.axes] == ["left", "right"] and figure.axes[0].get_xlabel() == "D"
+    assert [t.get_text() for t in figure.axes[1].texts] == [" half"] and not figure.axes[0].texts
+    rng = np.random.default_rng(1)
+    hr = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    smooth_image = np.repeat(np.repeat(hr[::4, ::4], 4, 0), 4, 1)
+    figure = plot_spectra({"blocky": smooth_image, "HR": hr}, 4)
+    legend = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert legend[1] == "HR: detail 1.00" and legend[0].startswith("blocky: detail ")
+    assert "cycles per HR pixel" in figure.axes[0].get_xlabel()

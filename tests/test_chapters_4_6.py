@@ -1,0 +1,163 @@
+"""Chapters 4-6 of the course: what each shows, its exercises, and an exercise of chapter 4 run through papermill."""
+
+import csv
+import json
+import re
+
+import nbformat
+import papermill
+import pytest
+
+from srlib.pipeline import NOTEBOOKS, ROOT, notebook_parameters, profile_parameters
+
+NOTEBOOK_DIR = ROOT / "notebooks"
+CHAPTERS = ("04_full_train", "05_loss_plots", "06_benchmarks")
+
+
+def _cells(name):
+    notebook = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    return notebook, code, markdown
+
+
+# what each chapter must show (issue 13), as the calls and words that show it
+ITEMS = {
+    "04_full_train": {
+        "the GAN step's code, whole": "inspect.getsource(SRGAN.train_step)",
+        "each weighted term's share over training": "plot_loss_shares(",
+        "LR | pretrained | GAN | HR crops with PSNR": "crops_figure(showcase_panels(",
+        "the detail ratio and colour shift of both generators": "comparison_detail_markdown(",
+        "the losses on a small example, with the library's own functions": "losses.discriminator_loss(",
+        "why not pixel MSE alone, on a small example": "losses.pixel_mse(",
+        "the samples over the stage": "sample_strips(",
+        "a fresh start when settings change": "restart=plan.restart",
+        "the shipped SRResNet as a start": "init_generator=init_generator",
+    },
+    "05_loss_plots": {
+        "the discriminator's pre-training loss": 'stage_for(recipe, "discriminator")',
+        "the generator loss by weighted term": "plot_generator_losses(",
+        "PSNR over the whole run": "plot_validation(",
+        "discriminator accuracy with a chance line": "plot_discriminator(",
+        "one fixed smoothing window": "window=smoothing",
+        "mean / std / min as the report printed them": "summary_markdown(",
+        "smoothing on a small example": "smooth(coin, smoothing)",
+    },
+    "06_benchmarks": {
+        "the protocol on one image": "psnr_y(sr, hr, 0)",
+        "bicubic, each stage and the shipped models": "SHIPPED_LABELS.items()",
+        "beside the published rows": "write_comparison(",
+        "zoomed crops": "crops_figure(",
+        "with benchmark.showcase": "showcase_panels(",
+        "what the detail ratio measures": "plot_spectra(",
+    },
+}
+EQUATIONS = {
+    "04_full_train": [r"l^{SR} = l^{SR}_X + w_{TV}\,l_{TV} + w_{Gen}\,l^{SR}_{Gen}", r"l^{SR}_{MSE} =",
+                      r"l^{SR}_{VGG/i,j} =", r"l_{TV} =", r"l_D ="],
+    "05_loss_plots": [r"l^{SR} =", r"l_D =", r"\bar{x}_t ="],
+    "06_benchmarks": [r"\text{PSNR} =", r"\text{SSIM}(x, y) =", r"\text{detail} ="],
+}
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_each_chapter_shows_what_the_issue_lists(name):
+    _, code, markdown = _cells(name)
+    missing = [item for item, call in ITEMS[name].items() if call not in code]
+    assert not missing, f"{name} does not show: {missing}"
+    equations = "".join(re.findall(r"\$\$(.*?)\$\$", markdown, re.S))
+    assert all(e in equations for e in EQUATIONS[name]), f"{name}: every loss or measure as an equation"
+    for code_name in ("g_loss", "d_acc_fake"):  # code names are not titles: the plots name the terms in words
+        assert f'title="{code_name}' not in code
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_the_exercises_name_parameters_of_their_notebook(name):
+    notebook, _, _ = _cells(name)
+    [exercises] = [c.source for c in notebook.cells if c.cell_type == "markdown" and c.source.startswith("## Exercises")]
+    assert notebook.cells[-1].source == exercises, "the chapter ends with its exercises"
+    items = re.split(r"^\d+\. ", exercises, flags=re.M)[1:]
+    assert 2 <= len(items) <= 4
+    declared = set(papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb")))
+    anywhere = set().union(*(papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{n}.ipynb")) for n in NOTEBOOKS))
+    for item in items:
+        named = set(re.findall(r"`(\w+) = [^`]+`", item))
+        assert named & declared, f"{name}: an exercise names a parameter of its parameters cell: {item[:60]}"
+        assert named <= anywhere, f"{name}: {named - anywhere} are no notebook's parameters"  # e.g. chapter 4's
+        assert re.search(r"\b(look|compare|watch|see|does|which|find)\b", item, re.I), "and what to look for"
+
+
+def _executed(path):
+    notebook = nbformat.read(path, as_version=4)
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    errors = [o for o in outputs if o.output_type == "error"]
+    assert not errors, errors[0].get("evalue")
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    text += "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
+    images = sum("image/png" in o.get("data", {}) for o in outputs)
+    return text, images
+
+
+@pytest.fixture(scope="module")
+def shipped_start(data_dir, tmp_path_factory):
+    """Chapter 4 in the smoke profile with its exercises 1 and 2: SRGAN-MSE from the shipped SRResNet-16."""
+    out = tmp_path_factory.mktemp("chapters")
+    params = profile_parameters("smoke", "paper", data_dir=data_dir, out_dir=out, figures_dir=str(out / "figures"),
+                                benchmark_sets=["Set5"],
+                                gan={"steps": 2, "content_loss": "mse"})  # exercise 1 (few steps: a test)
+    given = {**notebook_parameters(params, "04_full_train"), "validate_every": 1, "val_images": 1,
+             # exercise 2: the shipped generator and its architecture
+             "init_generator": "srresnet-x4", "blocks": 16, "filters": 64, "batch_norm": False}
+    papermill.execute_notebook(str(NOTEBOOK_DIR / "04_full_train.ipynb"), str(out / "04.ipynb"), parameters=given,
+                               kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False)
+    return out, params, given
+
+
+@pytest.mark.data
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_chapter_4_starts_from_the_shipped_srresnet_and_says_what_a_changed_setting_needs(shipped_start):
+    out, params, given = shipped_start
+    text, images = _executed(out / "04.ipynb")
+    assert "Stage 'gan' starts from the generator srresnet-x4 and trains 2 steps." in text  # said before training
+    assert "paper/gan: 2 of 2 steps; started from " in text and "srresnet_x4.weights.h5" in text
+    assert "def train_step(self, data):" in text  # the step's source, shown whole
+    assert "| pretrained | " in text and "The GAN stage changed Set5's PSNR by " in text
+    assert "RANDOM" not in text and "random VGG" not in text  # SRGAN-MSE needs no VGG
+    assert images == 5  # the losses, MSE against blur, the shares, the crops, the samples
+    figures = out / "figures"
+    for name in ("loss_shares_gan.png", "crops_gan.png", "samples_gan.png"):
+        assert (figures / name).stat().st_size > 10_000, name
+    origin = json.loads((out / "train" / "gan" / "initialised_from.json").read_text())
+    assert origin["weights"].endswith("srresnet_x4.weights.h5") and origin["architecture"]["blocks"] == 16
+    # the same stage with another content loss cannot continue: the notebook says what to set
+    with pytest.raises(papermill.PapermillExecutionError, match="set fresh = True") as error:
+        papermill.execute_notebook(str(NOTEBOOK_DIR / "04_full_train.ipynb"), str(out / "04_changed.ipynb"),
+                                   parameters={**given, "content_loss": "vgg54", "vgg_weights": "none"},
+                                   kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False)
+    assert "content_loss = 'vgg54' (it was trained with 'mse')" in str(error.value)
+
+
+@pytest.mark.data
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_chapters_5_and_6_read_and_measure_that_run_with_the_shipped_models(shipped_start):
+    out, params, _ = shipped_start
+    papermill.execute_notebook(str(NOTEBOOK_DIR / "05_loss_plots.ipynb"), str(out / "05.ipynb"),
+                               parameters={**notebook_parameters(params, "05_loss_plots"), "smoothing": 1},
+                               kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False)
+    text, images = _executed(out / "05.ipynb")
+    assert "The paper recipe has no discriminator warm-up" in text and "GAN training (stage “gan”)" in text
+    assert images == 5  # chance alone, the generator's terms and shares, PSNR, the discriminator
+    for name in ("loss_gan.png", "loss_shares_gan.png", "validation_psnr.png", "discriminator_gan.png"):
+        assert (out / "figures" / name).is_file(), name
+    papermill.execute_notebook(str(NOTEBOOK_DIR / "06_benchmarks.ipynb"), str(out / "06.ipynb"),
+                               parameters={**notebook_parameters(params, "06_benchmarks"), "crop": 40},
+                               kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False)
+    text, images = _executed(out / "06.ipynb")
+    with open(out / "figures" / "benchmark_x4.csv") as file:
+        rows = {row["method"]: row for row in csv.DictReader(file)}
+    assert {"bicubic", "paper/gan (2 steps)", "SRResNet-16 (shipped)"} <= set(rows)
+    assert float(rows["SRResNet-16 (shipped)"]["Set5_psnr"]) > 30.5  # the shipped model's own figure
+    assert "**Y, 4 pixels shaved: the protocol**" in text
+    for name in ("comparison.png", "crops_x4.png", "spectrum.png", "benchmark_srresnet-x4.json",
+                 "benchmark_paper_gan.json"):
+        assert (out / "figures" / name).is_file(), name
