@@ -385,6 +385,72 @@ def _filled(folder: Path) -> bool:
     return folder.is_dir() and any(folder.iterdir())
 
 
+def _mirror_listing(source_dir) -> str:
+    have = sorted(str(p.relative_to(source_dir)) for p in Path(source_dir).glob("*/*") if p.is_dir())
+    return ", ".join(have) or "nothing"
+
+
+def data_plan(data_dir: str | os.PathLike, benchmark_sets=(), training_sets=(), source_dir=None) -> list[dict]:
+    """Where each set will come from, decided before anything is fetched; one row per set:
+    {"set", "kind" ("benchmark" or "training"), "folder" (where it will be, absolute), "source", "fix"}.
+
+    ``source`` is "copy from the mirror", "already here", "download <archive>" or "missing"; a missing set's
+    ``fix`` says in words what to do (give a mirror, put the images in the folder, or choose a set that can
+    be downloaded). Nothing is touched: this looks only at folders, never at the network.
+    """
+    data_dir = Path(data_dir).resolve()
+    mirror = Path(source_dir).resolve() if source_dir is not None else None
+    rows = []
+    for name in benchmark_sets:
+        relative = f"benchmark/{name}"
+        row = {"set": name, "kind": "benchmark", "folder": data_dir / relative, "fix": ""}
+        if mirror is not None and (mirror / relative).is_dir():
+            row["source"] = f"copy from the mirror {mirror / relative}"
+        elif _filled(data_dir / relative):
+            row["source"] = "already here"
+        elif mirror is not None:
+            row["source"] = "missing"
+            row["fix"] = (f"the mirror {mirror} has no {relative}; it has: {_mirror_listing(mirror)}. Give a mirror "
+                          f"that holds it, or put the images in {data_dir / relative}")
+        else:
+            archive = ARCHIVES[BENCHMARK_ARCHIVE]
+            row["source"] = f"download {archive.filename} from {archive.url.split('/')[2]}"
+        rows.append(row)
+    downloadable = ", ".join(n for n in ARCHIVES if n != BENCHMARK_ARCHIVE)
+    for name in training_sets:
+        target = dataset_folder(data_dir, name)
+        row = {"set": name, "kind": "training", "folder": target.resolve(), "fix": ""}
+        candidates = [f"train/{name}"] + ([next(iter(ARCHIVES[name].folders.values()))] if name in ARCHIVES else [])
+        in_mirror = [c for c in candidates if mirror is not None and (mirror / c).is_dir()]
+        if in_mirror:
+            row["source"] = f"copy from the mirror {mirror / in_mirror[0]}"
+        elif _filled(target):
+            row["source"] = "already here"
+        elif name in ARCHIVES:
+            archive = ARCHIVES[name]
+            size = f", {archive.size / 1e9:.2f} GB" if archive.size else ""
+            row["source"] = f"download {archive.filename} from {archive.url.split('/')[2]}{size}"
+        else:
+            row["source"] = "missing"
+            where = f"the mirror {mirror} has no train/{name}, " if mirror is not None else ""
+            row["fix"] = (f"no training set {name!r}: {where}{target.resolve()} is not there, and it cannot be "
+                          f"downloaded (only {downloadable} can). Either put its images in {target.resolve()}, or "
+                          f"give a mirror holding train/{name} (the notebooks' source_dir, or make demo DATA=DIR), or "
+                          'train on a set that can be downloaded, e.g. training_sets = ["DIV2K_valid_HR"] (100 '
+                          "images, 449 MB)")
+        rows.append(row)
+    return rows
+
+
+def data_plan_markdown(rows: list[dict]) -> str:
+    """``data_plan`` as a Markdown table."""
+    lines = ["| set | kind | folder | comes from |", "|---|---|---|---|"]
+    for row in rows:
+        source = row["source"] + (f": {row['fix']}" if row["fix"] else "")
+        lines.append(f"| {row['set']} | {row['kind']} | `{row['folder']}` | {source} |")
+    return "\n".join(lines)
+
+
 def get_data(data_dir: str | os.PathLike, benchmark_sets=(), training_sets=(), source_dir=None,
              optional=("Urban100",), progress: bool = True) -> dict[str, Path]:
     """Make ``data_dir/benchmark/<set>`` and the training folders ready; returns {name: folder}.
@@ -392,10 +458,16 @@ def get_data(data_dir: str | os.PathLike, benchmark_sets=(), training_sets=(), s
     With ``source_dir``, a mirror laid out as ``benchmark/<set>`` and ``train/<name>``, what it has is
     copied. Otherwise a benchmark set is downloaded with ``ARCHIVES["benchmark"]`` and a training set
     named in ``ARCHIVES`` is downloaded; any other training set must be a folder that exists. Folders
-    already in ``data_dir`` are used as they are. A set in ``optional`` that cannot be had is skipped with
-    a warning; any other is an error saying what is missing and how to supply it.
+    already in ``data_dir`` are used as they are. Where each set comes from is decided first
+    (``data_plan``), so that a set that cannot be had is an error before anything is downloaded; the error
+    names every such set and what to do about it. A set in ``optional`` that cannot be had is skipped with
+    a warning.
     """
     data_dir = Path(data_dir)
+    plan = data_plan(data_dir, benchmark_sets, training_sets, source_dir)
+    missing = [row for row in plan if row["source"] == "missing" and row["set"] not in optional]
+    if missing:
+        raise DownloadError("\n".join(row["fix"] for row in missing))
     found = {}
     for name in benchmark_sets:
         relative = f"benchmark/{name}"
@@ -423,9 +495,7 @@ def get_data(data_dir: str | os.PathLike, benchmark_sets=(), training_sets=(), s
         elif name in ARCHIVES:
             found[name] = _download_for(name, next(iter(ARCHIVES[name].folders.values())), name, data_dir, progress)
         else:
-            where = f"the mirror {source_dir} has no train/{name}, " if source_dir else ""
-            raise DownloadError(f"no training set {name!r}: {where}{target} is not there, and it is not a "
-                                f"folder; downloadable sets: {', '.join(n for n in ARCHIVES if n != BENCHMARK_ARCHIVE)}")
+            log.warning("training set %s is skipped: %s", name, next(r["fix"] for r in plan if r["set"] == name))
     return found
 
 

@@ -505,3 +505,300 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     return path
+
+
+# --- the course's small computations (chapters 1-3; the numbers come from srlib.explain) ---------------
+
+
+def _keys_cubic(x: np.ndarray, a: float) -> np.ndarray:
+    x = np.abs(x)
+    return np.where(x <= 1, (a + 2) * x**3 - (a + 3) * x**2 + 1, np.where(x <= 2, a * (x**3 - 5 * x**2 + 8 * x - 4), 0))
+
+
+def plot_resize_kernels(scale: int = 4):
+    """Left: the bicubic kernel (MATLAB's a = -0.5 beside OpenCV's a = -0.75) that upscaling weighs LR pixels
+    with. Right: the weights of the HR pixels that make one LR pixel, for MATLAB's bicubic (the kernel stretched
+    ``scale`` times: an average over a wide window), TensorFlow's bicubic without antialiasing (four pixels),
+    and keeping every ``scale``-th pixel (one pixel, off the LR pixel's centre)."""
+    from .degradation import resize_weights
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    x = np.linspace(-2.5, 2.5, 501)
+    left.plot(x, _keys_cubic(x, -0.5), label="MATLAB imresize (a = -0.5)")
+    left.plot(x, _keys_cubic(x, -0.75), "--", label="OpenCV INTER_CUBIC (a = -0.75)")
+    left.axhline(0, color="gray", linewidth=0.8)
+    left.set(title="Bicubic kernel for upscaling", xlabel="distance from the new pixel (LR pixels)",
+             ylabel="weight of an LR pixel")
+    left.legend(fontsize=8)
+    index = 3  # an LR pixel away from the border
+    weights, sources = resize_weights(8 * scale, 8, 1 / scale)
+    centre = (index + 1) * scale + 0.5 * (1 - scale) - 1  # the LR pixel's centre on the HR grid, 0-based
+    offsets = sources[index] - centre
+    right.stem(offsets, weights[index], linefmt="C0-", markerfmt="C0o", basefmt=" ",
+               label=f"MATLAB bicubic ÷{scale}: {len(offsets)} HR pixels")
+    near = np.array([-1.5, -0.5, 0.5, 1.5])
+    right.stem(near + 0.08, _keys_cubic(near, -0.5), linefmt="C1-", markerfmt="C1s", basefmt=" ",
+               label="TensorFlow bicubic, no antialiasing: 4")
+    right.stem([index * scale - centre - 0.08], [1.0], linefmt="C3-", markerfmt="C3^", basefmt=" ",
+               label=f"every {scale}th pixel: 1, off centre")
+    right.axhline(0, color="gray", linewidth=0.8)
+    right.set(title=f"Making one LR pixel (÷{scale})", xlabel="HR pixel, from the LR pixel's centre (HR pixels)",
+              ylabel="weight of an HR pixel")
+    right.legend(fontsize=8, loc="upper right")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_mismatch(table: dict[str, dict[str, float]], title: str, unit: str = "PSNR (dB)"):
+    """A {row: {column: value}} table (``srlib.explain.mismatch_table``) as a heat map with each value written in."""
+    rows, columns = list(table), list(next(iter(table.values())))
+    values = np.array([[table[r][c] for c in columns] for r in rows])
+    fig, ax = plt.subplots(figsize=(2.2 * len(columns) + 3.5, 0.55 * len(rows) + 1.8))
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
+    for i in range(len(rows)):
+        for j in range(len(columns)):
+            dark = values[i, j] < values.min() + 0.6 * (values.max() - values.min())
+            ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", color="white" if dark else "black",
+                    fontsize=10, fontweight="bold" if i > 0 and i - 1 == j else None)
+    ax.set_xticks(range(len(columns)), [f"tested on\n{c}" for c in columns], fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    fig.colorbar(image, ax=ax, label=unit)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_image_sizes(sizes: dict[str, np.ndarray], patch_size: int | None = None):
+    """Width against height of every image of each set (``srlib.explain.image_sizes``), with the training
+    patch's size marked: the patches are drawn from anywhere inside an image."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for (name, wh), marker in zip(sizes.items(), "os^vD<>p*h"):
+        if len(wh):
+            ax.scatter(wh[:, 0], wh[:, 1], s=14, alpha=0.7, marker=marker, label=f"{name} ({len(wh)} images)")
+    if patch_size:
+        ax.axvline(patch_size, color="gray", linestyle="--", linewidth=1)
+        ax.axhline(patch_size, color="gray", linestyle="--", linewidth=1, label=f"training patch ({patch_size} px)")
+    ax.set(xlabel="width (pixels)", ylabel="height (pixels)", title="Image sizes of the sets", xlim=(0, None),
+           ylim=(0, None))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pairs(lr: np.ndarray, hr: np.ndarray, count: int = 6, size: float = 1.9):
+    """Training pairs as the network gets them: HR patches (top) and their LR inputs (bottom, each pixel
+    drawn as a square), from a batch of uint8 or [0, 1] float arrays."""
+    lr, hr = (a if a.dtype == np.uint8 else np.clip(np.round(a * 255), 0, 255).astype(np.uint8)
+              for a in (np.asarray(lr), np.asarray(hr)))
+    count = min(count, len(hr))
+    fig, axes = plt.subplots(2, count, figsize=(size * count, 2 * size + 0.5), squeeze=False)
+    for i in range(count):
+        for row, (image, name) in enumerate(((hr[i], "HR"), (lr[i], "LR"))):
+            axes[row, i].imshow(image, interpolation="nearest")
+            axes[row, i].set_title(f"{name} {image.shape[1]}×{image.shape[0]} px", fontsize=8)
+            axes[row, i].set_axis_off()
+    fig.suptitle("A training batch: random HR patches (top) and their MATLAB-bicubic LR inputs (bottom)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_subpixel(x: np.ndarray, y: np.ndarray):
+    """The sub-pixel shuffle on a tiny tensor (``srlib.explain.subpixel_example``): each input channel (left)
+    and the output (right), every value written in and coloured by the channel it came from."""
+    channels, factor = x.shape[-1], y.shape[0] // x.shape[0]
+    colours = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, channels + 1, figsize=(2.1 * channels + 3.6, 3.1),
+                             gridspec_kw={"width_ratios": [1] * channels + [factor]})
+    source = (np.arange(y.shape[0])[:, None] % factor) * factor + np.arange(y.shape[1])[None, :] % factor
+    for ax, values, kind in [(axes[c], x[..., c], np.full(x.shape[:2], c)) for c in range(channels)] + [
+            (axes[-1], y[..., 0], source)]:
+        ax.imshow(kind, cmap=colours, vmin=0, vmax=9, alpha=0.45)
+        for (i, j), v in np.ndenumerate(values):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=11)
+        ax.set_xticks(range(values.shape[1]))
+        ax.set_yticks(range(values.shape[0]))
+        ax.set_xlabel("column (pixels)", fontsize=8)
+    for c in range(channels):
+        axes[c].set_title(f"input channel {c}\n({x.shape[0]}×{x.shape[1]} pixels)", fontsize=9)
+    axes[0].set_ylabel("row (pixels)", fontsize=8)
+    axes[-1].set_title(f"output: {y.shape[0]}×{y.shape[1]} pixels, 1 channel\n(each {factor}×{factor} block "
+                       f"takes one pixel from each of the {channels} channels)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_residual_block(parts: dict[str, np.ndarray], channel: int = 0):
+    """One channel of a residual block's input, branch and output (``srlib.explain.residual_parts``), each
+    with its size (root mean square over all channels) in the title."""
+    fig, axes = plt.subplots(1, len(parts), figsize=(4.2 * len(parts), 3.8))
+    for ax, (name, value) in zip(axes, parts.items()):
+        image = ax.imshow(value[..., channel], cmap="RdBu_r", vmin=-np.abs(value[..., channel]).max(),
+                          vmax=np.abs(value[..., channel]).max())
+        fig.colorbar(image, ax=ax, fraction=0.046, label="feature value (no unit)")
+        ax.set_title(f"{name}\nRMS over all channels {np.sqrt(np.mean(value ** 2)):.3g}", fontsize=9)
+        ax.set(xlabel="x (LR pixels)", ylabel="y (LR pixels)")
+    fig.suptitle(f"Feature channel {channel} through a residual block: the block adds its branch to its input",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_receptive_field(influence: np.ndarray, radius: int):
+    """Which LR pixels move the centre output pixel (``srlib.explain.input_influence``), on a log scale, with
+    the receptive field computed from the architecture (``srlib.upscale.receptive_radius``) drawn as a square;
+    right: the centre row of the same map."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.3))
+    size = influence.shape[0]
+    centre = size // 2
+    logged = np.log10(influence + 1e-12 * max(influence.max(), 1e-30))
+    image = left.imshow(logged, cmap="magma", vmin=logged.max() - 8, vmax=logged.max())
+    fig.colorbar(image, ax=left, label="log10 |∂ output / ∂ LR pixel|")
+    left.add_patch(Rectangle((centre - radius - 0.5, centre - radius - 0.5), 2 * radius + 1, 2 * radius + 1,
+                             fill=False, edgecolor="cyan", linewidth=1.5, linestyle="--"))
+    left.set(title=f"Receptive field: LR pixels that reach one output pixel\n(dashed: ±{radius} LR pixels, from "
+             "the architecture)", xlabel="x (LR pixels)", ylabel="y (LR pixels)")
+    offsets = np.arange(size) - centre
+    right.semilogy(offsets, np.maximum(influence[centre], 1e-30), marker=".", label="centre row of the map")
+    for side in (-radius, radius):
+        right.axvline(side, color="cyan", linestyle="--", label=f"±{radius} LR pixels" if side > 0 else None)
+    right.set(title="The same along the centre row", xlabel="offset from the output pixel (LR pixels)",
+              ylabel="|∂ output / ∂ LR pixel|", ylim=(max(influence.max() * 1e-8, 1e-30), influence.max() * 3))
+    right.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_feature_maps(images: dict[str, np.ndarray], channels: list[int], maps: dict[str, np.ndarray],
+                      title: str):
+    """Two images and their squared difference, which pixel MSE averages (top), and their VGG feature maps in the
+    given channels (``srlib.explain.feature_maps``) with their squared difference, which the content loss
+    averages over all channels (below)."""
+    names = list(images)[:2]
+    fig, axes = plt.subplots(len(channels) + 1, 3, figsize=(9.5, 2.7 * (len(channels) + 1) + 0.6), squeeze=False)
+    for j, name in enumerate(names):
+        axes[0, j].imshow(images[name])
+        axes[0, j].set_title(f"{name} ({images[name].shape[1]}×{images[name].shape[0]} px)", fontsize=9)
+    pixels = ((images[names[0]].astype(float) - images[names[1]].astype(float)) / 255 * 2) ** 2
+    shown = axes[0, 2].imshow(pixels.mean(axis=-1), cmap="magma")
+    fig.colorbar(shown, ax=axes[0, 2], fraction=0.046, label="squared difference")
+    axes[0, 2].set_title(f"pixels: squared difference on [-1, 1]\n(mean {pixels.mean():.3g} = the pixel MSE)",
+                         fontsize=8)
+    for i, channel in enumerate(channels, start=1):
+        a, b = (maps[n][..., i - 1] for n in names)
+        top = max(a.max(), b.max(), 1e-12)
+        for j, value in enumerate((a, b)):
+            shown = axes[i, j].imshow(value, cmap="viridis", vmin=0, vmax=top, interpolation="nearest")
+            axes[i, j].set_title(f"channel {channel}: {names[j]}", fontsize=8)
+        fig.colorbar(shown, ax=axes[i, 1], fraction=0.046, label="activation / 12.75")
+        difference = axes[i, 2].imshow((a - b) ** 2, cmap="magma", interpolation="nearest")
+        fig.colorbar(difference, ax=axes[i, 2], fraction=0.046, label="squared difference")
+        axes[i, 2].set_title(f"channel {channel}: squared difference\n(mean {np.mean((a - b) ** 2):.3g}; the loss "
+                             "averages all channels)", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_total_variation(images: dict[str, np.ndarray]):
+    """Each image (top) and its total variation map, |∂x| + |∂y| averaged over R, G, B in grey levels (bottom),
+    titled with its mean on [0, 1], which is what ``srlib.losses.total_variation`` gives (up to the last row and
+    column, which the map leaves out)."""
+    fig, axes = plt.subplots(2, len(images), figsize=(2.9 * len(images), 6.1), squeeze=False)
+    maps = {}
+    for name, image in images.items():
+        x = image.astype(float)
+        maps[name] = (np.abs(np.diff(x, axis=0))[:, :-1] + np.abs(np.diff(x, axis=1))[:-1, :]).mean(axis=-1)
+    top = max(np.percentile(m, 99) for m in maps.values())
+    for j, (name, image) in enumerate(images.items()):
+        axes[0, j].imshow(image)
+        axes[0, j].set_title(name, fontsize=9)
+        shown = axes[1, j].imshow(maps[name], cmap="magma", vmin=0, vmax=top)
+        axes[1, j].set_title(f"l_TV = {maps[name].mean() / 255:.3f} ({maps[name].mean():.1f} grey levels)", fontsize=9)
+        for row in (0, 1):
+            axes[row, j].set_xticks([])
+            axes[row, j].set_yticks([])
+    fig.colorbar(shown, ax=list(axes[1]), fraction=0.02, label="|∂x| + |∂y| (grey levels per pixel)")
+    fig.suptitle("Total variation: how much neighbouring pixels differ", fontsize=10)
+    return fig
+
+
+def plot_moving_average(steps: np.ndarray, weight: np.ndarray, averages: dict[float, np.ndarray],
+                        target: float = 1.0):
+    """A weight along noisy training steps and its moving averages (``srlib.explain.moving_average_walk``)."""
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    ax.plot(steps, weight, color="gray", alpha=0.6, linewidth=0.9, label="the weight after each step")
+    for decay, average in averages.items():
+        ax.plot(steps, average, linewidth=1.8, label=f"moving average, ema = {decay} (about the last "
+                f"{round(1 / (1 - decay))} steps)")
+    ax.axhline(target, color="black", linestyle=":", linewidth=1, label="the value it is learning")
+    ax.set(xlabel="training step", ylabel="weight value (no unit)",
+           title="A weight trained with noisy gradients, and its exponential moving averages")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_cross_entropy(label_smoothing: float = 0.1):
+    """The discriminator's binary cross-entropy as a function of its verdict P(real): on a real patch with
+    label 1 and with the smoothed label 1 - ``label_smoothing``, and on a generated patch (label 0)."""
+    from .explain import binary_cross_entropy
+
+    p = np.linspace(0.001, 0.999, 999)
+    z = np.log(p / (1 - p))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    ax.plot(p, binary_cross_entropy(z, 1.0), label="real patch, label 1")
+    if label_smoothing:
+        ax.plot(p, binary_cross_entropy(z, 1 - label_smoothing),
+                label=f"real patch, smoothed label {1 - label_smoothing:g}")
+        ax.axvline(1 - label_smoothing, color="C1", linestyle=":", linewidth=1.2,
+                   label=f"smoothed loss is lowest at P(real) = {1 - label_smoothing:g}")
+    ax.plot(p, binary_cross_entropy(z, 0.0), label="generated patch, label 0")
+    ax.set(xlabel="discriminator's verdict P(real) = σ(logit)", ylabel="loss (nats)", ylim=(0, 5),
+           title="Binary cross-entropy of one verdict")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center")
+    fig.tight_layout()
+    return fig
+
+
+def plot_verdicts(hr: np.ndarray, sr: np.ndarray, scores: dict[str, tuple[np.ndarray, np.ndarray]],
+                  count: int = 6, sr_name: str = "generated"):
+    """What a discriminator thinks: ``count`` real HR patches and the generator's versions of them (top two rows),
+    each titled with P(real) from each discriminator in ``scores`` ({name: (P on HR, P on SR)}), and a histogram
+    of P(real) over all the patches for each (bottom)."""
+    from matplotlib.gridspec import GridSpec
+
+    count = min(count, len(hr))
+    columns = max(count, 2 * len(scores))
+    fig = plt.figure(figsize=(2.05 * columns, 2 * (2.0 + 0.15 * len(scores)) + 3.2))
+    grid = GridSpec(3, columns, figure=fig, height_ratios=[1, 1, 1.25], hspace=0.35, top=0.9, bottom=0.08)
+    for i in range(count):
+        for row, (images, which, name) in enumerate(((hr, 0, "HR (real)"), (sr, 1, sr_name))):
+            ax = fig.add_subplot(grid[row, i])
+            ax.imshow(images[i], interpolation="nearest")
+            ax.set_title(f"{name}\n" + "\n".join(f"{k}: {v[which][i]:.2f}" for k, v in scores.items()), fontsize=7.5)
+            ax.set_axis_off()
+    bottom = grid[2, :].subgridspec(1, len(scores), wspace=0.25)
+    bins = np.linspace(0, 1, 21)
+    for j, (name, (on_hr, on_sr)) in enumerate(scores.items()):
+        ax = fig.add_subplot(bottom[0, j])
+        ax.hist(on_hr, bins=bins, alpha=0.6, color="tab:green",
+                label=f"HR (real): {np.mean(on_hr > 0.5):.0%} called real")
+        ax.hist(on_sr, bins=bins, alpha=0.6, color="tab:purple",
+                label=f"{sr_name}: {np.mean(on_sr < 0.5):.0%} called generated")
+        ax.axvline(0.5, color="gray", linestyle=":", linewidth=1)
+        ax.set(xlabel="P(real) given by the discriminator", ylabel="patches", xlim=(0, 1))
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7, loc="upper center")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"What the discriminator thinks: P(real) of {len(hr)} HR patches and of the generator's versions "
+                 f"of them (the first {count} shown)", fontsize=10)
+    return fig

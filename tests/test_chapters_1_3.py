@@ -1,0 +1,299 @@
+"""Chapters 1-3 of the course: what their small computations show (srlib.explain), how the training cells say what
+they are about to do (srlib.stage_plan), how chapter 1 gets its data offline (srlib.download.data_plan), and an
+exercise setting of each training chapter run through papermill in the smoke profile."""
+
+import dataclasses
+import json
+
+import nbformat
+import numpy as np
+import pytest
+from PIL import Image
+
+from srlib import explain
+from srlib.download import DownloadError, data_plan, get_data
+from srlib.metrics import psnr_y
+from srlib.model_card import ModelCard
+from srlib.pipeline import PipelineError, ROOT, run_pipeline
+from srlib.recipes import TrainConfig
+from srlib.stage_plan import StageChange, plan_stage
+from srlib.upscale import receptive_radius
+
+# ---- chapter 1: the data -------------------------------------------------------------------------------
+
+
+def _smooth_image(seed: int, size: int = 96) -> np.ndarray:
+    """A smooth random colour image (low frequencies only), uint8."""
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(0, 255, (size // 8, size // 8, 3)).astype(np.uint8)
+    return np.asarray(Image.fromarray(small).resize((size, size), Image.BICUBIC))
+
+
+def test_a_linear_upscaler_learns_its_own_degradation_and_loses_on_another():
+    train = [_smooth_image(s) for s in range(6)]
+    test = [_smooth_image(s) for s in range(10, 13)]
+    makers = explain.lr_makers(4)
+    table = explain.mismatch_table(train, test, makers, 4)
+    matched, names = table["trained on MATLAB bicubic"], list(makers)
+    bicubic = explain.bicubic_psnr(test, makers["MATLAB bicubic"], 4)
+    assert table["bicubic (nothing learned)"]["MATLAB bicubic"] == pytest.approx(bicubic)
+    assert matched["MATLAB bicubic"] > bicubic  # it learns something bicubic does not know
+    for name in names:  # each model is best on the degradation it learned, by a margin off the diagonal
+        row = table[f"trained on {name}"]
+        assert max(row, key=row.get) == name
+    assert matched["every 4th pixel"] < matched["MATLAB bicubic"] - 2
+    assert list(explain.lr_makers(2))[-1] == "every 2nd pixel"
+
+
+def test_orientations_are_the_eight_flips_and_turns():
+    patch = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(4, 4, 3)
+    variants = explain.orientations(patch)
+    assert len(variants) == 8 and len({v.tobytes() for v in variants.values()}) == 8
+    assert np.array_equal(variants["as cropped"], patch)
+    assert np.array_equal(variants["flipped, turned 90°"], np.rot90(patch[:, ::-1]))
+
+
+def test_the_data_plan_says_where_each_set_comes_from_and_what_to_do_when_it_cannot(tmp_path):
+    data = tmp_path / "data"
+    (data / "benchmark" / "Set5").mkdir(parents=True)
+    (data / "benchmark" / "Set5" / "a.png").write_bytes(b"x")
+    rows = {r["set"]: r for r in data_plan(data, ["Set5", "Set14"], ["T91", "DIV2K_valid_HR"])}
+    assert rows["Set5"]["source"] == "already here"
+    assert rows["Set14"]["source"].startswith("download benchmark.tar")
+    assert rows["DIV2K_valid_HR"]["source"].startswith("download DIV2K_valid_HR.zip")
+    assert rows["T91"]["source"] == "missing"
+    assert str(data.resolve() / "train" / "T91") in rows["T91"]["fix"] and "source_dir" in rows["T91"]["fix"]
+    assert 'training_sets = ["DIV2K_valid_HR"]' in rows["T91"]["fix"]
+
+
+def test_get_data_names_every_missing_set_before_downloading_anything(tmp_path, monkeypatch):
+    import srlib.download
+
+    monkeypatch.setattr(srlib.download, "_download_for", lambda *a: pytest.fail("nothing may be downloaded"))
+    with pytest.raises(DownloadError, match=r"(?s)no training set 'T91'.*no training set 'BSD200'.*DIV2K_valid_HR"):
+        get_data(tmp_path / "data", ["Set5"], ["T91", "BSD200"])
+    filled = tmp_path / "filled"  # a filled data folder works offline, nothing fetched
+    for folder in ("benchmark/Set5", "train/T91"):
+        (filled / folder).mkdir(parents=True)
+        (filled / folder / "a.png").write_bytes(b"x")
+    assert set(get_data(filled, ["Set5"], ["T91"])) == {"Set5", "T91"}
+
+
+# ---- chapter 2: the generator ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_generator():
+    from srlib.models import generator
+
+    return generator(4, blocks=2, filters=8, batch_norm=True)
+
+
+def test_the_sub_pixel_shuffle_moves_each_value_once():
+    x, y = explain.subpixel_example(factor=2, size=2, channels=1)
+    assert y.shape == (4, 4, 1) and sorted(y.ravel()) == list(range(16))
+    for i in range(4):
+        for j in range(4):  # output (2i + a, 2j + b) is input (i, j) of channel 2a + b
+            assert y[i, j, 0] == x[i // 2, j // 2, 2 * (i % 2) + j % 2]
+
+
+def test_parameters_by_part_add_up_and_the_residual_block_adds_its_branch(tiny_generator):
+    rows = explain.parameter_table(tiny_generator)
+    trainable = sum(int(np.prod(w.shape)) for w in tiny_generator.trainable_weights)
+    assert sum(r["trainable"] for r in rows) == trainable
+    assert {r["part"].split(":")[0]: r["count"] for r in rows}["residual blocks"] == 2
+    assert "| **all** |" in explain.parameter_markdown(rows)
+    parts = explain.residual_parts(tiny_generator, np.random.default_rng(0).uniform(size=(12, 12, 3)), block=1)
+    x, branch, out = parts.values()
+    assert out.shape == (12, 12, 8) and np.allclose(out, x + branch, atol=1e-5)
+
+
+def test_an_output_pixel_depends_on_the_lr_pixels_of_the_receptive_field_only(tiny_generator):
+    radius = receptive_radius(tiny_generator.architecture)
+    influence = explain.input_influence(tiny_generator, size=2 * radius + 9)
+    centre = influence.shape[0] // 2
+    reached = np.abs(np.argwhere(influence > 0) - centre).max()
+    assert radius - 2 <= reached <= radius
+
+
+def test_what_each_loss_says_about_distortions_of_a_patch():
+    image = _smooth_image(0, 128)
+    variants = explain.distortions(image, (32, 32, 64, 64), 4)
+    rows = {r["image"]: r for r in explain.loss_table(variants)}
+    assert rows["HR (the target)"]["pixel MSE"] == 0
+    noisy = next(k for k in rows if "noise" in k)
+    tv = {name: row["total variation"] for name, row in rows.items()}
+    assert tv[noisy] > tv["HR (the target)"] > tv["bicubic ×4"]
+    moved = variants["HR moved 1 pixel right"]
+    assert rows["HR moved 1 pixel right"]["PSNR (dB)"] == pytest.approx(psnr_y(moved, variants["HR (the target)"], 4))
+    assert "| HR (the target) | – | 0 |" in explain.loss_markdown(list(rows.values()))
+
+
+def test_the_moving_average_follows_keras_rule():
+    steps, weight, averages = explain.moving_average_walk(decays=(0.9,), steps=50)
+    average = averages[0.9]
+    assert average[0] == weight[0] and np.isclose(average[5], 0.9 * average[4] + 0.1 * weight[5])
+    assert np.std(np.diff(average)) < np.std(np.diff(weight))
+
+
+# ---- chapter 3: the discriminator ----------------------------------------------------------------------
+
+
+def test_the_labels_are_those_the_library_loss_uses():
+    real, fake = explain.discriminator_labels(2000, 0.1, 0.05, seed=0, step=1)
+    assert set(np.round(real, 4)) == {0.0, 0.9} and set(np.round(fake, 4)) == {0.0, 0.9}
+    assert 0.03 < np.mean(np.round(real, 4) == 0) < 0.07 and 0.03 < np.mean(np.round(fake, 4) == 0.9) < 0.07
+    plain_real, plain_fake = explain.discriminator_labels(100, 0.0, 0.0)
+    assert np.allclose(plain_real, 1) and np.allclose(plain_fake, 0, atol=1e-6)
+    assert explain.binary_cross_entropy(np.array([0.0]), 1.0)[0] == pytest.approx(np.log(2))
+
+
+def test_verdicts_are_probabilities_in_both_modes(tiny_generator):
+    d = explain.untrained_discriminator(32, seed=0)
+    patches = np.stack([_smooth_image(s, 32) for s in range(4)])
+    generated = explain.generated_patches(tiny_generator, patches, 4)
+    assert generated.shape == patches.shape and generated.dtype == np.uint8
+    for batch in (None, 2):
+        p = explain.verdicts(d, generated, batch)
+        assert p.shape == (4,) and ((0 <= p) & (p <= 1)).all()
+    assert explain.busiest(np.stack([np.zeros((32, 32, 3)), patches[0] / 255.0])) == 1
+
+
+# ---- the training cells: what they are about to do ----------------------------------------------------
+
+CONFIG = TrainConfig(blocks=2, filters=8, batch_size=2, patch_size=16, vgg_weights=None, learning_rate=1e-3)
+
+
+def _fake_stage(run_dir, stage, steps, config, times=()):
+    """A stage folder as the trainer leaves it: a checkpoint named by its step, the config, history rows."""
+    folder = run_dir / stage
+    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (folder / "checkpoints" / f"ckpt-{steps}.index").write_bytes(b"")
+    (folder / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+    with open(run_dir / "history.jsonl", "a") as history:
+        for step, moment in enumerate(times, 1):
+            history.write(json.dumps({"stage": stage, "step": step, "time": moment}) + "\n")
+
+
+def _fake_generator(run_dir, stage, **architecture):
+    path = run_dir / stage / "generator.weights.h5"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    ModelCard(architecture={"scale": 4, "blocks": 2, "filters": 8, "batch_norm": True, **architecture},
+              recipe="report", stage=stage, steps=8).write(path)
+
+
+def test_a_plan_says_start_resume_or_nothing_to_train(tmp_path):
+    assert plan_stage("report", "sr_vgg", tmp_path, CONFIG, 8).action == "start"
+    _fake_stage(tmp_path, "sr_vgg", 8, CONFIG)
+    done = plan_stage("report", "sr_vgg", tmp_path, CONFIG, 8)
+    assert done.action == "done" and "nothing to train" in done.message and "raise steps" in done.message
+    more = plan_stage("report", "sr_vgg", tmp_path, CONFIG, 20)
+    assert more.action == "resume" and "resumes at step 8 and trains to step 20" in more.message
+    assert not more.restart and plan_stage("report", "sr_vgg", tmp_path, CONFIG, 8, fresh=True).restart
+
+
+def test_a_change_that_cannot_continue_the_run_names_the_fix(tmp_path):
+    _fake_stage(tmp_path, "sr_vgg", 8, CONFIG)
+    with pytest.raises(StageChange, match=r"blocks = 4 \(it was trained with 2\).*fresh = True.*run_dir"):
+        plan_stage("report", "sr_vgg", tmp_path, dataclasses.replace(CONFIG, blocks=4), 8)
+    with pytest.raises(StageChange, match=r"content_loss = 'mse' \(it was trained with 'vgg16_22'\)"):
+        plan_stage("report", "sr_vgg", tmp_path, dataclasses.replace(CONFIG, content_loss="mse"), 8)
+    slower = dataclasses.replace(CONFIG, learning_rate=1e-4)
+    with pytest.raises(StageChange, match=r"all its 8 steps.*learning_rate 0.001 -> 0.0001 would train nothing.*"
+                                          r"fresh = True.*steps above 8"):
+        plan_stage("report", "sr_vgg", tmp_path, slower, 8)
+    assert "with learning_rate 0.001 -> 0.0001" in plan_stage("report", "sr_vgg", tmp_path, slower, 12).message
+    assert plan_stage("report", "sr_vgg", tmp_path, dataclasses.replace(CONFIG, blocks=4), 8, fresh=True).restart
+
+
+def test_a_stage_that_starts_from_another_checks_it_first(tmp_path):
+    with pytest.raises(StageChange, match=r"generator that stage 'sr_vgg' trained \(02_pretrain_sr_vgg.ipynb\).*"
+                                          r"run that notebook first"):
+        plan_stage("report", "discriminator", tmp_path, CONFIG, 4)
+    _fake_generator(tmp_path, "sr_vgg", blocks=3)
+    with pytest.raises(StageChange, match=r"built with blocks = 3.*parameters say blocks = 2.*02_pretrain_sr_vgg"):
+        plan_stage("report", "discriminator", tmp_path, CONFIG, 4)
+    _fake_generator(tmp_path, "sr_vgg")
+    plan = plan_stage("report", "discriminator", tmp_path, CONFIG, 4)
+    assert plan.action == "start" and "the generator of stage 'sr_vgg' (8 steps)" in plan.message
+
+
+def test_a_stage_started_before_the_one_it_starts_from_trained_again_is_flagged(tmp_path):
+    _fake_stage(tmp_path, "sr_vgg", 8, CONFIG, times=[100.0, 101.0])
+    _fake_stage(tmp_path, "discriminator", 4, CONFIG, times=[200.0, 201.0])
+    assert plan_stage("report", "discriminator", tmp_path, CONFIG, 4).warnings == []
+    assert "later stage(s) discriminator" in plan_stage("report", "sr_vgg", tmp_path, CONFIG, 8, fresh=True).warnings[0]
+    with open(tmp_path / "history.jsonl", "a") as history:  # sr_vgg trained again, after the warm-up started
+        history.write(json.dumps({"stage": "sr_vgg", "step": 9, "time": 300.0}) + "\n")
+    warnings = plan_stage("report", "discriminator", tmp_path, CONFIG, 4).warnings
+    assert len(warnings) == 1 and "'sr_vgg' trained again" in warnings[0] and "fresh = True" in warnings[0]
+
+
+@pytest.mark.data
+@pytest.mark.filterwarnings("ignore")
+def test_the_plan_agrees_with_what_the_trainer_then_does(data_dir, tmp_path):
+    from srlib.training import train_stage
+
+    config = dataclasses.replace(CONFIG, val_images=1, progress=False)
+    train = [data_dir / "train" / "T91"]
+    plan = plan_stage("paper", "mse", tmp_path, config, 2)
+    trainer = train_stage("paper", "mse", train, tmp_path, 2, config, restart=plan.restart)
+    assert trainer.current_step == 2
+    assert plan_stage("paper", "mse", tmp_path, config, 2).action == "done"
+    plan = plan_stage("paper", "mse", tmp_path, dataclasses.replace(config, blocks=1), 2, fresh=True)
+    trainer = train_stage("paper", "mse", train, tmp_path, 2, dataclasses.replace(config, blocks=1),
+                          restart=plan.restart)
+    assert trainer.generator.architecture["blocks"] == 1 and list(tmp_path.glob("mse.replaced-*"))
+
+
+# ---- the notebooks: an exercise of each training chapter, in the smoke profile ------------------------
+
+
+@pytest.mark.parametrize("name", ["01_data_prep", "02_pretrain_sr_vgg", "03_pretrain_discriminator"])
+def test_every_exercise_names_a_parameter_of_its_chapter(name):
+    import re
+
+    import papermill
+
+    path = ROOT / "notebooks" / f"{name}.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    exercises = next(c.source for c in notebook.cells if c.cell_type == "markdown" and "## Exercises" in c.source)
+    exercises = exercises[exercises.index("## Exercises"):]
+    items = re.findall(r"^\d+\. (.*?)(?=^\d+\. |\Z)", exercises, re.M | re.S)
+    assert 2 <= len(items) <= 4
+    declared = set(papermill.inspect_notebook(str(path)))
+    for item in items:
+        named = re.findall(r"\*\*`(\w+) = [^`]+`\*\*", item)
+        assert named and set(named) <= declared, (item[:60], named)
+
+
+def _outputs(path) -> str:
+    notebook = nbformat.read(path, as_version=4)
+    return "\n".join(o.get("text", "") + "".join(str(v) for k, v in o.get("data", {}).items() if k.startswith("text/"))
+                     for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+
+
+@pytest.mark.data
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_chapters_1_to_3_run_offline_with_an_exercise_setting_of_each_training_chapter(data_dir, tmp_path):
+    figures = tmp_path / "figures"
+    common = dict(data_dir=data_dir, out_dir=tmp_path / "out", progress=False, figures_dir=str(figures),
+                  vgg_weights="none")  # data_dir is a filled data folder and no mirror is given: nothing is fetched
+    executed = run_pipeline("smoke", "report", notebooks=["01", "02", "03"],
+                            pretrain={"content_loss": "mse"},  # chapter 2, exercise 1
+                            discriminator={"label_smoothing": 0.0},  # chapter 3, exercise 1
+                            **common)
+    chapter1, chapter2, chapter3 = (_outputs(path) for path in executed)
+    assert "already here" in chapter1 and "trained on MATLAB bicubic" in chapter1
+    assert "content loss mse" in chapter2 and "starts from random weights" in chapter2
+    assert "real patches: " in chapter3 and "labelled 0.9" not in chapter3  # no smoothing: real labels are 1 (or 0)
+    assert "mean P(real) after the warm-up" in chapter3
+    for name in ("data_samples.png", "degradation_mismatch.png", "samples_sr_vgg.png", "showcase_sr_vgg.png",
+                 "discriminator_verdicts.png"):
+        assert (figures / name).stat().st_size > 0, name
+    # a learning rate changed for a finished stage cannot take effect: the notebook stops and says what to do
+    with pytest.raises(PipelineError, match=r"StageChange: stage 'sr_vgg' has done all its 8 steps.*fresh = True"):
+        run_pipeline("smoke", "report", notebooks=["02"], pretrain={"content_loss": "mse", "learning_rate": 1e-4},
+                     **common)
+    assert (ROOT / "notebooks" / "02_pretrain_sr_vgg.ipynb").is_file()
