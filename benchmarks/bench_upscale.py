@@ -1,40 +1,135 @@
-"""Speed and peak memory of `srlib.upscale` (tiled) on 512x512 and 2048x2048 inputs, against one
-whole-image `model.predict` of the same network.
+"""Speed and peak memory of `srlib.upscale` with its default memory budget, against one whole-image call of
+the Keras model and against this CPU's dense-conv throughput.
 
-    python benchmarks/bench_upscale.py [--weights PATH] [--tile 192] [--sizes 512 2048] [--out FILE.md]
+    python benchmarks/bench_upscale.py [--weights PATH] [--sizes 512 2048 4096] [--files-size 2048]
+                                       [--max-memory 2G] [--out FILE.md]
+    python benchmarks/bench_upscale.py --memory   # bytes per LR pixel of the body and upsampler windows
 
-Each measurement runs in its own process, which reports its own peak resident memory (ru_maxrss). Prints
-megapixels of output per second and peak memory in GB, and writes the same as a Markdown table with
-``--out`` (the README includes figures/bench_upscale.md). The whole-image predict is skipped for inputs
-whose activations would not fit (above 1024x1024 its upsampling layers alone need tens of GB).
+Each measurement runs in its own process, which reports its peak resident memory (ru_maxrss). A process
+times its first call (on a 64x64 image: tracing and TensorFlow's set-up) apart from its warm calls on the
+full image, and measures a 3x3 conv of 64 to 64 channels on 512x512 before and after them, so that the
+fraction of the dense-conv throughput that the network reaches compares figures taken under a like load (the
+network's nominal cost is 4.44 MFLOP per LR pixel for SRResNet-16 x4). Speeds are megapixels of output
+per second of the best warm call. Printed and (``--out``) written as a Markdown table:
+
+- one `tf.function` of the Keras model over a whole 512x512 image (above that it needs tens of GB);
+- `upscale` (returns an array) at each size, and `upscale_files` (writes the PNG band by band), with the
+  ratio of their speed to the whole-image one;
+- measured interleaved in one process, so that other work on the machine weighs on all alike: the
+  Keras graph against `upscale`'s inference graph (the 9x9 tail computed before the last shuffle) on a
+  whole 256x256 image, and the whole-image Keras call on 512x512 against the default `upscale` on
+  512x512 and on 2048x2048 (``--interleaved-size``).
+
+On a shared machine wall-clock speeds move with the other work (the load average is printed); the CPU
+time of a call, and the interleaved ratios, move much less.
 """
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np
-from srlib.upscale import _load, upscale
-size, weights, tile, mode = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
-image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
-model, _ = _load(weights)
-upscale(image[:64, :64], weights, tile=tile)  # build and trace once, outside the timing
-start = time.perf_counter()
-if mode == "tiled":
-    out = upscale(image, weights, tile=tile)
-else:
-    out = model.predict(image[None].astype(np.float32) / 255.0, verbose=0)[0]
-seconds = time.perf_counter() - start
-peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KB on Linux
-print(json.dumps({"seconds": seconds, "megapixels": out.shape[0] * out.shape[1] / 1e6, "peak_gb": peak_gb}))
+import tensorflow as tf
+kind, size, weights, max_memory = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+
+
+def picture(size):
+    y, x = np.mgrid[:size, :size]
+    base = 120 + 60 * np.sin(y / 23.0) * np.cos(x / 31.0)
+    noise = np.random.default_rng(0).normal(0, 12, (size, size, 3))
+    return np.clip(base[..., None] + noise, 0, 255).astype(np.uint8)  # smooth shapes and grain, like a photo
+
+
+def timed(call, repeats=1, cpu=None):
+    times = []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        call()
+        times.append((time.perf_counter() - start, time.process_time() - start_cpu))
+    if cpu is not None:
+        cpu.append(min(times)[1])  # CPU seconds of all threads: less moved by other work than wall time
+    return min(times)[0]
+
+
+def conv_gflops():
+    x, kernel = tf.random.normal((1, 512, 512, 64)), tf.random.normal((3, 3, 64, 64))
+    conv = tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"))
+    conv(x).numpy()
+    return 2 * 512 * 512 * 64 * 64 * 9 / timed(lambda: conv(x).numpy(), 5) / 1e9
+
+
+def keras_whole():
+    from srlib.models import load_generator
+    from srlib.upscale import weights_path
+    model = load_generator(weights_path(weights))
+    run = tf.function(lambda lr: model(lr, training=False), input_signature=[tf.TensorSpec((1, None, None, 3), tf.float32)])
+    return lambda image: run(tf.constant(image[None].astype(np.float32) / 255.0)).numpy()
+
+
+result, cpu = {}, []
+repeats = 2 if size <= 512 else 1
+if kind in ("whole", "upscale", "files"):
+    result["conv_before"] = conv_gflops()
+if kind == "whole":
+    call = keras_whole()
+    result["first"] = timed(lambda: call(picture(64)))
+    image = picture(size)
+    result["warm"] = timed(lambda: call(image), repeats, cpu)
+elif kind == "upscale":
+    from srlib.upscale import upscale
+    result["first"] = timed(lambda: upscale(picture(64), weights, max_memory=max_memory))
+    image = picture(size)
+    result["warm"] = timed(lambda: upscale(image, weights, max_memory=max_memory), repeats, cpu)
+elif kind == "files":
+    import os, tempfile
+    from PIL import Image
+    from srlib.upscale import upscale_files
+    folder = tempfile.mkdtemp()
+    Image.fromarray(picture(64)).save(f"{folder}/small.png")
+    Image.fromarray(picture(size)).save(f"{folder}/in.png", compress_level=1)
+    run = lambda name: upscale_files([f"{folder}/{name}.png"], f"{folder}/out", weights, overwrite=True,
+                                     max_memory=max_memory, progress=False)
+    result["first"] = timed(lambda: run("small"))
+    result["warm"] = timed(lambda: run("in"), repeats, cpu)
+    result["png_mb"] = os.path.getsize(f"{folder}/out/in.png") / 1e6
+elif kind == "interleaved":
+    from srlib.upscale import upscale
+    keras = keras_whole()
+    small, image, large = picture(256), picture(512), picture(size)
+    calls = {"keras_256": lambda: keras(small), "fast_256": lambda: upscale(small, weights, tile=None),
+             "keras_512": lambda: keras(image), "upscale_512": lambda: upscale(image, weights, max_memory=max_memory),
+             "upscale_large": lambda: upscale(large, weights, max_memory=max_memory)}
+    keras(small), upscale(small, weights, tile=None), upscale(small, weights)
+    times = {name: [] for name in calls}
+    for _ in range(2):
+        for name, call in calls.items():
+            times[name].append(timed(call))
+    result = {name: min(t) for name, t in times.items()}
+elif kind in ("body", "upsampler"):
+    from srlib.upscale import _load
+    net = _load(weights)
+    statm = lambda: int(open("/proc/self/statm").read().split()[1]) * 4096
+    if kind == "body":
+        call, x = net.body, picture(size)[None]
+    else:
+        call, x = net.upsampler, tf.random.normal((1, size, size, net.filters))
+    call(x[:, :32, :32]).numpy()
+    before = statm(); call(x).numpy()
+    result["bytes_per_pixel"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1e3 - before) / size**2
+result["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KB on Linux
+if kind in ("whole", "upscale", "files"):
+    result["conv_gflops"] = (result.pop("conv_before") + conv_gflops()) / 2  # before and after the timed calls
+    result["cpu"] = cpu[0]
+print(json.dumps(result))
 """
 
 
-def measure(size: int, weights: str, tile: int, mode: str) -> dict:
-    run = subprocess.run([sys.executable, "-c", CHILD, str(size), weights, str(tile), mode],
+def measure(kind: str, size: int, weights: str, max_memory: float) -> dict:
+    run = subprocess.run([sys.executable, "-c", CHILD, kind, str(size), weights, str(max_memory)],
                          capture_output=True, text=True)
     if run.returncode != 0:
         return {"error": run.stderr.strip().splitlines()[-1] if run.stderr.strip() else f"exit {run.returncode}"}
@@ -44,32 +139,77 @@ def measure(size: int, weights: str, tile: int, mode: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default="srresnet-x4", help="srresnet-x4 (shipped) or a .weights.h5 file")
-    parser.add_argument("--tile", type=int, default=192)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2048])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2048, 4096], help="input sizes of `upscale`")
+    parser.add_argument("--files-size", type=int, default=2048, help="input size of `upscale_files` (0: skip)")
+    parser.add_argument("--interleaved-size", type=int, default=2048,
+                        help="input size of `upscale` timed interleaved with the whole-image Keras call")
+    parser.add_argument("--max-memory", default="2G", help="upscale's memory budget (default: 2G, its default)")
+    parser.add_argument("--memory", action="store_true", help="only measure bytes per LR pixel of the windows")
     parser.add_argument("--out", help="also write the figures as a Markdown table here")
     args = parser.parse_args()
-    rows = ["| input | method | output MP/s | seconds | peak memory (GB) |", "|---|---|---|---|---|"]
+    from srlib.upscale import _load, parse_memory, weights_path
+
+    max_memory = parse_memory(args.max_memory)
+    weights = str(weights_path(args.weights))
+    if args.memory:
+        for kind, sizes in (("body", (256, 512, 1024)), ("upsampler", (128, 256, 384))):
+            for size in sizes:
+                r = measure(kind, size, weights, max_memory)
+                print(f"{kind} window {size}x{size}: " + (f"{r['bytes_per_pixel']:.0f} bytes per LR pixel"
+                                                         if "error" not in r else f"failed: {r['error']}"))
+        return
+    architecture = _load(weights).architecture
+    f, b, s = architecture["filters"], architecture["blocks"], architecture["scale"]
+    steps = s.bit_length() - 1
+    macs = 81 * 3 * f + (2 * b + 1) * 9 * f * f + sum(9 * f * 4 * f * 4**i for i in range(steps)) + 81 * f * 3 * s * s
+    mflop = 2 * macs / 1e6  # per LR pixel, as the network is defined (the tail as a 9x9 conv at full scale)
+    load_before = os.getloadavg()[0]
+    rows = ["| input | method | output MP/s | vs whole 512x512 | of dense-conv throughput | first call, 64x64 (s) "
+            "| warm call (s) | its CPU time (s) | peak memory (GB) |", "|---|---|---|---|---|---|---|---|---|"]
+    whole_speed = None
+
+    def report(size, method, r):
+        nonlocal whole_speed
+        if "error" in r:
+            print(f"{size}x{size} {method}: failed: {r['error']}")
+            rows.append(f"| {size}x{size} | {method} | failed: {r['error'].replace('|', '/')} | | | | | | |")
+            return
+        speed = size * size * s * s / 1e6 / r["warm"]
+        whole_speed = whole_speed or speed
+        fraction = size * size * mflop / 1e3 / r["warm"] / r["conv_gflops"]
+        print(f"{size}x{size} {method}: {speed:.3f} output MP/s, {speed / whole_speed:.2f}x the whole-image speed, "
+              f"{fraction:.0%} of the dense-conv throughput ({r['conv_gflops']:.0f} GFLOP/s); first call "
+              f"{r['first']:.1f} s, warm {r['warm']:.1f} s ({r['cpu']:.1f} s of CPU); peak memory {r['peak_gb']:.2f} GB"
+              + (f"; PNG of {r['png_mb']:.0f} MB" if "png_mb" in r else ""), flush=True)
+        rows.append(f"| {size}x{size} | {method} | {speed:.3f} | {speed / whole_speed:.2f}x | {fraction:.0%} | "
+                    f"{r['first']:.1f} | {r['warm']:.1f} | {r['cpu']:.1f} | {r['peak_gb']:.2f} |")
+
+    report(512, "one `tf.function` of the Keras model, whole image", measure("whole", 512, weights, max_memory))
+    budget = f"{max_memory / 1e9:g} GB"
     for size in args.sizes:
-        for mode in ("predict", "tiled"):
-            method = "one `model.predict`" if mode == "predict" else f"`upscale`, tiles of {args.tile}"
-            if mode == "predict" and size > 1024:
-                print(f"{size}x{size} whole-image predict: skipped (would not fit in memory)")
-                rows.append(f"| {size}x{size} | {method} | skipped: would not fit in memory | | |")
-                continue
-            r = measure(size, args.weights, args.tile, mode)
-            if "error" in r:
-                print(f"{size}x{size} {mode}: failed: {r['error']}")
-                reason = r["error"].replace("|", "/")
-                rows.append(f"| {size}x{size} | {method} | failed: {reason} | | |")
-                continue
-            print(f"{size}x{size} {mode:8s} {r['megapixels'] / r['seconds']:6.3f} output MP/s  "
-                  f"{r['seconds']:7.2f} s  peak memory {r['peak_gb']:.2f} GB")
-            rows.append(f"| {size}x{size} | {method} | {r['megapixels'] / r['seconds']:.3f} | {r['seconds']:.1f} "
-                        f"| {r['peak_gb']:.2f} |")
+        report(size, f"`upscale`, default budget ({budget})", measure("upscale", size, weights, max_memory))
+    if args.files_size:
+        report(args.files_size, f"`upscale_files` to PNG, band by band ({budget})",
+               measure("files", args.files_size, weights, max_memory))
+    large = args.interleaved_size
+    r = measure("interleaved", large, weights, max_memory)
+    if "error" in r:
+        note = f"The interleaved comparison failed: {r['error']}."
+    else:
+        per_pixel = r["keras_512"] / 512**2 / (r["upscale_large"] / large**2)
+        note = (f"Interleaved in one process (best of 2), so that other work on the machine weighs on all alike: "
+                f"whole 256x256 image, Keras graph {r['keras_256']:.2f} s, `upscale`'s inference graph (tail before "
+                f"the shuffle) {r['fast_256']:.2f} s: {r['keras_256'] / r['fast_256']:.2f}x as fast. One whole-image "
+                f"Keras call on 512x512 {r['keras_512']:.2f} s; the default `upscale` on 512x512 {r['upscale_512']:.2f} s "
+                f"({r['keras_512'] / r['upscale_512']:.2f}x its speed) and on {large}x{large} {r['upscale_large']:.1f} s "
+                f"({per_pixel:.2f}x its speed per pixel).")
+    note += (f" Network cost {mflop:.2f} MFLOP per LR pixel. Load average {load_before:.1f} before the runs and "
+             f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores.")
+    print(note)
     if args.out:
         from srlib.files import write_text
 
-        write_text(args.out, "\n".join(rows) + "\n")
+        write_text(args.out, "\n".join(rows) + "\n\n" + note + "\n")
         print(f"wrote {args.out}")
 
 

@@ -20,9 +20,12 @@ with a logged warning and a count, and raises ``DataError`` when nothing usable 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -201,3 +204,54 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write a uint8 image (format from the extension) atomically: no reader sees a partial file."""
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, np.asarray(image, dtype=np.uint8), extension=Path(path).suffix or ".png")
+
+
+@contextlib.contextmanager
+def png_band_writer(path: str | os.PathLike, height: int, width: int):
+    """Yield ``write(band)``, which appends a band of rows (uint8, (rows, width, 3)) to the RGB PNG ``path``
+    of ``height`` x ``width``, so that a large image never has to be held whole. The file appears once all
+    rows are written, atomically.
+
+    Written here with zlib because neither Pillow nor imageio write a PNG in parts, and pypng, which does,
+    leaves every row unfiltered: its PNG of a 4096x2576 upscaled photo was 19.1 MB against Pillow's 9.2.
+    Every row gets PNG's "Up" filter, which on upscaled images compresses as well as Pillow's per-row
+    choice (9.3 MB), and zlib level 4 is a quarter of level 6's time for files about 5% larger.
+    """
+    row_bytes = width * 3
+    chunk_rows = max(1, (1 << 20) // (row_bytes + 1))  # filter and compress 1 MB at a time, whatever the band
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        def chunk(kind: bytes, data) -> None:
+            file.write(struct.pack(">I", len(data)) + kind)
+            file.write(data)
+            file.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind))))
+
+        file.write(b"\x89PNG\r\n\x1a\n")
+        chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))  # 8-bit RGB, not interlaced
+        compressor = zlib.compressobj(4)
+        previous = np.zeros(row_bytes, np.uint8)  # PNG's row above the first
+        written = 0
+
+        def write(band: np.ndarray) -> None:
+            nonlocal previous, written
+            band = np.asarray(band, np.uint8)
+            if band.ndim != 3 or band.shape[1:] != (width, 3) or written + len(band) > height:
+                raise ValueError(f"a band of shape {band.shape} does not fit a {width}x{height} RGB PNG "
+                                 f"with {written} rows written")
+            rows = band.reshape(len(band), row_bytes)
+            for start in range(0, len(rows), chunk_rows):
+                part = rows[start:start + chunk_rows]
+                filtered = np.empty((len(part), row_bytes + 1), np.uint8)
+                filtered[:, 0] = 2  # "Up": each byte minus the one above it, modulo 256
+                np.subtract(part[:1], previous, out=filtered[:1, 1:])
+                np.subtract(part[1:], part[:-1], out=filtered[1:, 1:])
+                previous = part[-1].copy()
+                data = compressor.compress(filtered)
+                if data:
+                    chunk(b"IDAT", data)
+            written += len(band)
+
+        yield write
+        if written != height:
+            raise ValueError(f"{path}: {written} of {height} rows were written")
+        chunk(b"IDAT", compressor.flush())
+        chunk(b"IEND", b"")

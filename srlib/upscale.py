@@ -1,10 +1,20 @@
-"""Upscaling images of any size with a trained generator, tile by tile.
+"""Upscaling images of any size with a trained generator, tile by tile, within a memory budget.
 
 The generator is fully convolutional, so an output pixel depends only on LR pixels within its receptive
-field (about 40 LR pixels for SRResNet-16). ``upscale`` cuts the LR image into tiles, runs each with
-``overlap`` pixels of real context on every side that has a neighbour, and keeps only the tile's own
-part of the result: memory is bounded by the tile size, and with an overlap near the receptive field the
-result equals the whole-image result (tests/test_upscale.py checks it to one grey level).
+field (40 LR pixels for SRResNet-16). Inference runs it in two parts: the body (head, residual blocks,
+long skip) at LR resolution, 1.6 KB per LR pixel with SRResNet-16's 64 filters and 37 pixels of receptive
+radius, and the upsampler (sub-pixel convs and the 9x9 tail), 16 KB per LR pixel (x4) but only 3 pixels
+of radius. ``upscale`` cuts the image into body windows as large as ``max_memory`` allows, each with the
+real context its result needs on every side that has a neighbour, and runs the upsampler on sub-windows
+of each body window's features; every window keeps only its own part of the result, which equals the
+whole-image result (tests/test_upscale.py checks it to one grey level). Peak memory follows the budget,
+not the image: ``upscale_files`` writes each PNG band by band as rows of windows finish.
+
+The 9x9 tail conv at full resolution has 3 output channels, which runs at a fifth of the speed of the
+other convs (90 against 420 GFLOP/s on the 2-core AVX-512 machine this was measured on); inference
+computes it at half resolution instead, as a 5x5 conv with 12 output channels on the last sub-pixel
+conv's channels followed by the shuffle (``_tail_before_shuffle``): the same function, the kernel
+rearranged, about 1.3x as fast for the whole network.
 
 ``srlib.upscale`` is the function ``upscale`` (the package exports it); reach this module itself with
 ``from srlib.upscale import ...`` or ``importlib.import_module("srlib.upscale")``.
@@ -14,7 +24,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +37,14 @@ log = logging.getLogger(__name__)
 
 SHIPPED = {"srresnet-x4": Path(__file__).resolve().parent / "weights" / "srresnet_x4.weights.h5"}
 DEFAULT_MODEL = "srresnet-x4"
+DEFAULT_MAX_MEMORY = 2 * 10**9  # bytes of tiles and output band, beyond TensorFlow itself (about 0.8 GB)
+
+# Peak memory of a window, in bytes per LR pixel, measured as the growth of the process's peak resident
+# memory on windows of 256^2 to 1024^2 (benchmarks/bench_upscale.py --memory prints it again). The body
+# holds about six tensors of `filters` float32 channels; the upsampler about four of its last sub-pixel
+# conv's output (4 * filters channels at half the output resolution), with TensorFlow's temporaries.
+BODY_BYTES_PER_FILTER = 26
+UPSAMPLER_BYTES_PER_FILTER = 17  # times scale^2
 
 
 def weights_path(weights: str | os.PathLike) -> Path:
@@ -38,38 +58,178 @@ def weights_path(weights: str | os.PathLike) -> Path:
     return path
 
 
-def _load(weights: str | os.PathLike):
-    """The generator and its upscaler, built once per file (and again if the file changes)."""
+def parse_memory(text: str) -> int:
+    """Bytes from "2G", "1.5GB", "500M", "800MB" or a plain number of bytes (decimal units); for --max-memory."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)b?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise SrlibError(f"not an amount of memory: {text!r} (e.g. 2G, 1.5GB, 500M)")
+    return int(float(match[1]) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}[match[2].lower()])
+
+
+def _load(weights: str | os.PathLike) -> "_Network":
+    """The generator's inference network, built once per file (and again if the file changes)."""
     path = weights_path(weights).resolve()
     version = (path.stat().st_ino, path.stat().st_mtime_ns) if path.is_file() else None  # saves replace the inode
     return _load_file(path, version)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_file(path: Path, version):
-    from .models import load_generator, upscale_with  # TensorFlow loads on first use, not on `import srlib`
+def _load_file(path: Path, version) -> "_Network":
+    from .models import load_generator  # TensorFlow loads on first use, not on `import srlib`
 
-    model = load_generator(path)
-    return model, upscale_with(model)
+    return _Network(load_generator(path))
 
 
-def tiles(length: int, tile: int) -> list[tuple[int, int]]:
-    """[start, stop) ranges of at most ``tile`` covering ``range(length)``."""
-    return [(start, min(start + tile, length)) for start in range(0, length, tile)]
+def _tail_before_shuffle(kernel: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A k x k conv (C -> O channels) applied after a x2 depth-to-space, as a (2R + 1) x (2R + 1) conv
+    (4C -> 4O channels, R = (k//2 + 1)//2) applied before it, followed by a x2 depth-to-space of its
+    output: (kernel, bias) of that conv.
+
+    Depth-to-space puts pre-shuffle channel (2p + q) C + c of LR pixel (i, j) at HR pixel (2i + p, 2j + q).
+    HR output pixel (2i + a, 2j + b) reads HR input (2i + a + dy, 2j + b + dx) for |dy|, |dx| <= r = k//2,
+    which is LR pixel (i + m, j + n) with 2m + p = a + dy, 2n + q = b + dx; so |m|, |n| <= R = (r + 1)//2 and
+    new[m + R, n + R, (2p + q) C + c, (2a + b) O + o] = kernel[2m + p - a + r, 2n + q - b + r, c, o]
+    where that index is in range, 0 elsewhere. Zero padding agrees too: an HR pixel is outside the image
+    exactly when its LR pixel is.
+    """
+    k, _, channels, outputs = kernel.shape
+    r = k // 2
+    big_r = (r + 1) // 2
+    new = np.zeros((2 * big_r + 1, 2 * big_r + 1, 4 * channels, 4 * outputs), kernel.dtype)
+    for a, b, p, q in np.ndindex(2, 2, 2, 2):
+        for m, n in np.ndindex(2 * big_r + 1, 2 * big_r + 1):
+            dy, dx = 2 * (m - big_r) + p - a, 2 * (n - big_r) + q - b
+            if abs(dy) <= r and abs(dx) <= r:
+                new[m, n, (2 * p + q) * channels:(2 * p + q + 1) * channels,
+                    (2 * a + b) * outputs:(2 * a + b + 1) * outputs] = kernel[dy + r, dx + r]
+    return new, np.tile(bias, 4)
+
+
+class _Network:
+    """A generator for inference as two TensorFlow functions: ``body`` (uint8 LR -> float features) and
+    ``upsampler`` (features -> uint8 SR), with the tail computed before the last shuffle. Batch norm, if
+    any, is folded into the convs first."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        from .models import fold_batch_norm
+
+        self.architecture = dict(model.architecture)
+        if self.architecture["batch_norm"]:
+            model = fold_batch_norm(model)
+        scale, blocks, filters = (self.architecture[k] for k in ("scale", "blocks", "filters"))
+        self.scale, self.filters = scale, filters
+        self.body_radius, self.upsampler_radius = radii(self.architecture)
+        w = {layer.name: [np.asarray(v, np.float32) for v in layer.get_weights()] for layer in model.layers if layer.weights}
+        steps = int(math.log2(scale))
+        w["tail_conv"] = list(_tail_before_shuffle(*w["tail_conv"]))
+        w[f"up{steps - 1}_prelu"] = [np.tile(w[f"up{steps - 1}_prelu"][0], 4)]  # per channel: same before the shuffle
+        w = {name: [tf.constant(v) for v in values] for name, values in w.items()}
+
+        def conv(x, name):
+            kernel, bias = w[name]
+            return tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"), bias)
+
+        def prelu(x, name):  # what keras' PReLU computes, relu(x) - alpha relu(-x), in fewer ops
+            return tf.maximum(x, 0.0) + w[name][0] * tf.minimum(x, 0.0)
+
+        def body(lr):
+            x = tf.cast(lr, tf.float32) / 255.0 * 2.0 - 1.0
+            x = head = prelu(conv(x, "head_conv"), "head_prelu")
+            for i in range(blocks):
+                x = x + conv(prelu(conv(x, f"block{i}_conv1"), f"block{i}_prelu"), f"block{i}_conv2")
+            return head + conv(x, "body_conv")
+
+        def upsampler(x):
+            for i in range(steps):
+                x = conv(x, f"up{i}_conv")
+                x = prelu(tf.nn.depth_to_space(x, 2), f"up{i}_prelu") if i < steps - 1 else prelu(x, f"up{i}_prelu")
+            sr = tf.nn.depth_to_space(conv(x, "tail_conv"), 2) * 0.5 + 0.5
+            return tf.cast(tf.clip_by_value(tf.round(sr * 255.0), 0.0, 255.0), tf.uint8)
+
+        self.body = tf.function(body, input_signature=[tf.TensorSpec((1, None, None, 3), tf.uint8)])
+        self.upsampler = tf.function(upsampler, input_signature=[tf.TensorSpec((1, None, None, filters), tf.float32)])
+
+    def bytes_per_pixel(self) -> tuple[int, int]:
+        """Peak memory of a body window and of an upsampler window, in bytes per LR pixel."""
+        return (BODY_BYTES_PER_FILTER * self.filters,
+                UPSAMPLER_BYTES_PER_FILTER * self.filters * self.scale**2)
+
+
+def radii(architecture: dict) -> tuple[int, int]:
+    """LR pixels on each side that can influence a result: (of the body's features: 4 for the 9x9 head, 2 per
+    residual block, 1 for the conv after the blocks; of the output given the features: 1 per x2 upsampling
+    conv, halved at each finer grid, and 4 output pixels for the 9x9 tail), each rounded up."""
+    steps = int(math.log2(architecture["scale"]))
+    upsampler = sum(1 / 2**i for i in range(steps)) + 4 / architecture["scale"]
+    return 4 + 2 * architecture["blocks"] + 1, math.ceil(upsampler)
 
 
 def receptive_radius(architecture: dict) -> int:
-    """LR pixels on each side that can influence an output pixel: 4 (9x9 head) + 2 per residual block
-    + 1 (the conv after the blocks) + 1 per x2 upsampling conv + 1 (the 9x9 tail at full scale), rounded up."""
-    upsamplings = {2: 1, 4: 2, 8: 3}[architecture["scale"]]
-    return 4 + 2 * architecture["blocks"] + 1 + upsamplings + 1
+    """LR pixels on each side that can influence an output pixel (40 for SRResNet-16 at x4)."""
+    return sum(radii(architecture))
 
 
-def upscale(image: np.ndarray, weights: str | os.PathLike = DEFAULT_MODEL, tile: int | None = 192,
-            overlap: int | None = None) -> np.ndarray:
-    """Upscale a uint8 RGB (or grayscale) image with a generator: the shipped model by default, or a
-    ``.weights.h5`` file with its JSON sidecar. ``tile=None`` runs the whole image at once; ``overlap``
-    (LR pixels of context around each tile) defaults to the network's receptive radius."""
+def windows(start: int, stop: int, lo: int, hi: int, pieces: int, radius: int) -> list[tuple[int, int, int, int]]:
+    """Cut [start, stop) into at most ``pieces`` parts, each inside a window of one common size that reaches
+    ``radius`` beyond it on both sides, within [lo, hi] (lo <= start, stop <= hi: the data available;
+    nothing is needed beyond it). Returns (part start, part stop, window start, window stop) for each.
+
+    The parts are sized so that every window has the same size (one shape for TensorFlow) and together
+    the windows are as small as they can be: those at ``lo`` or ``hi`` need less context, so hold more.
+    """
+    pad_lo, pad_hi = start - lo, hi - stop
+    size = min(hi - lo, math.ceil((stop - start + pad_lo + pad_hi + 2 * radius * (pieces - 1)) / pieces))
+    if size <= 2 * radius:  # too short to cut: one window
+        size = hi - lo
+    parts, edge = [], start
+    while edge < stop:
+        room = size - (pad_lo if edge == start else radius)
+        part_stop = stop if stop + pad_hi - edge <= room else min(stop, edge + room - radius)
+        window_start = min(max(lo, edge - radius), hi - size)
+        parts.append((edge, part_stop, window_start, window_start + size))
+        edge = part_stop
+    return parts
+
+
+def _window_size(length: int, pieces: int, radius: int) -> int:
+    """The window size of ``windows(0, length, 0, length, pieces, radius)`` without building them."""
+    return min(length, math.ceil((length + 2 * radius * (pieces - 1)) / pieces))
+
+
+def plan(height: int, width: int, radius: int, bytes_per_pixel: float, budget: float,
+         tile: int | None = None, row_bytes: float = 0) -> tuple[int, int]:
+    """Pieces (down, across) to cut a ``height`` x ``width`` LR image into: the fewest computed pixels
+    whose windows (with ``radius`` of context) need at most ``budget`` bytes at ``bytes_per_pixel``, with
+    ``row_bytes`` per LR row of a band of output held meanwhile; or ``tile``-sized pieces when given."""
+    if tile is not None:
+        return math.ceil(height / tile), math.ceil(width / tile)
+    best = None
+    for down in range(1, height + 1):
+        size_y = _window_size(height, down, radius)
+        if down > 1 and size_y <= 2 * radius + 8:
+            break
+        total_y = size_y * down
+        band = row_bytes * (size_y if down == 1 else size_y - radius)  # the tallest part of a row of windows
+        for across in range(1, width + 1):
+            size_x = _window_size(width, across, radius)
+            if across > 1 and size_x <= 2 * radius + 8:
+                break
+            total_x = size_x * across
+            if size_y * size_x * bytes_per_pixel + band <= budget:
+                if best is None or total_y * total_x < best[0]:
+                    best = (total_y * total_x, down, across)
+                break
+        if best is not None and total_y * width >= best[0]:
+            break  # more pieces down can only cost more
+    if best is None:
+        raise SrlibError(f"max_memory of {budget / 1e9:.2f} GB is too small for this network: it needs "
+                         f"about {(2 * radius + 9) ** 2 * bytes_per_pixel / 1e9:.2f} GB for its smallest window")
+    return best[1], best[2]
+
+
+def _check(image) -> np.ndarray:
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise SrlibError(f"upscale takes uint8 images, got {image.dtype} (read files with srlib.read_image)")
@@ -77,39 +237,135 @@ def upscale(image: np.ndarray, weights: str | os.PathLike = DEFAULT_MODEL, tile:
         image = np.repeat(image[..., None], 3, axis=-1)
     if image.ndim != 3 or image.shape[-1] not in (3, 4):
         raise SrlibError(f"upscale takes an HxW, HxWx3 or HxWx4 image, got shape {image.shape}")
-    image = image[..., :3]
-    from .models import generator_config
+    return image[..., :3]
 
-    model, run = _load(weights)
-    architecture = generator_config(model)
-    scale = architecture["scale"]
-    overlap = receptive_radius(architecture) if overlap is None else overlap
+
+def _bands(image: np.ndarray, network: _Network, tile, overlap, max_memory, progress, out=None, desc=None):
+    """Yield (first output row, band of output rows) down the SR image of ``image``, each band complete
+    across; the bands are views of ``out`` when it is given."""
+    from tqdm.auto import tqdm
+
+    scale = network.scale
     height, width = image.shape[:2]
-    if tile is None or (height <= tile and width <= tile):
-        return run(image)
-    if tile < 8 or overlap < 0:
-        raise SrlibError(f"tile must be at least 8 and overlap at least 0, got {tile} and {overlap}")
-    output = np.empty((height * scale, width * scale, 3), np.uint8)
-    for top, bottom in tiles(height, tile):
-        for left, right in tiles(width, tile):
-            t, b = max(0, top - overlap), min(height, bottom + overlap)
-            l, r = max(0, left - overlap), min(width, right + overlap)
-            sr = run(image[t:b, l:r])
-            output[top * scale:bottom * scale, left * scale:right * scale] = sr[
-                (top - t) * scale:(bottom - t) * scale, (left - l) * scale:(right - l) * scale]
-    return output
+    max_memory = parse_memory(max_memory) if isinstance(max_memory, str) else float(max_memory)
+    body_radius, up_radius = network.body_radius, network.upsampler_radius
+    if overlap is not None:
+        if overlap < 0:
+            raise SrlibError(f"overlap must be at least 0, got {overlap}")
+        up_radius = min(up_radius, overlap)
+        body_radius = overlap - up_radius
+    radius = body_radius + up_radius
+    body_bytes, up_bytes = network.bytes_per_pixel()
+    row_bytes = 0 if out is not None else width * scale**2 * 3
+    if tile is None:
+        down, across = 1, 1
+    elif tile == "auto":
+        down, across = plan(height, width, radius, body_bytes, max_memory, row_bytes=row_bytes)
+    elif isinstance(tile, int) and tile >= 8:
+        down, across = plan(height, width, radius, body_bytes, max_memory, tile=tile)
+    else:
+        raise SrlibError(f"tile must be an integer of at least 8, None (whole image) or 'auto', got {tile!r}")
+    rows = windows(0, height, 0, height, down, radius)
+    columns = windows(0, width, 0, width, across, radius)
+    window_pixels = (rows[0][3] - rows[0][2]) * (columns[0][3] - columns[0][2])
+    room = max_memory - window_pixels * 4 * network.filters - row_bytes * max(b - a for a, b, _, _ in rows)
+    if out is None:  # one band's rows, reused: the caller writes each band out before asking for the next
+        buffer = np.empty((max(b - a for a, b, _, _ in rows) * scale, width * scale, 3), np.uint8)
+    work = []  # per body window: its part and the upsampler's windows within its features
+    for top, bottom, y0, y1 in rows:
+        for left, right, x0, x1 in columns:
+            lo_y, hi_y, lo_x, hi_x = max(0, top - up_radius), min(height, bottom + up_radius), \
+                max(0, left - up_radius), min(width, right + up_radius)
+            if tile is None:
+                sub = (1, 1)
+            else:
+                sub = plan(hi_y - lo_y, hi_x - lo_x, up_radius, up_bytes, max(room, (2 * up_radius + 9) ** 2 * up_bytes))
+            work.append(((top, bottom, y0, y1), (left, right, x0, x1),
+                         [(ys, xs) for ys in windows(top, bottom, lo_y, hi_y, sub[0], up_radius)
+                          for xs in windows(left, right, lo_x, hi_x, sub[1], up_radius)]))
+    total = sum(len(subs) for _, _, subs in work)
+    bar = tqdm(total=total, desc=desc or "upscale", unit="tile", leave=False, disable=not progress or total == 1)
+    index = 0
+    try:
+        for top, bottom, _, _ in rows:
+            band = out[top * scale:bottom * scale] if out is not None else buffer[:(bottom - top) * scale]
+            for (_, _, y0, y1), (left, right, x0, x1), subs in work[index:index + len(columns)]:
+                features = network.body(image[None, y0:y1, x0:x1])
+                for (a, b, v0, v1), (c, d, u0, u1) in subs:
+                    sr = network.upsampler(features[:, v0 - y0:v1 - y0, u0 - x0:u1 - x0]).numpy()[0]
+                    band[(a - top) * scale:(b - top) * scale, c * scale:d * scale] = \
+                        sr[(a - v0) * scale:(b - v0) * scale, (c - u0) * scale:(d - u0) * scale]
+                    bar.update()
+                del features
+            index += len(columns)
+            yield top * scale, band
+    finally:
+        bar.close()
+
+
+def upscale(image: np.ndarray, weights: str | os.PathLike = DEFAULT_MODEL, tile: int | str | None = "auto",
+            overlap: int | None = None, max_memory: float | str = DEFAULT_MAX_MEMORY, progress: bool = False) -> np.ndarray:
+    """Upscale a uint8 RGB (or grayscale, or RGBA: alpha dropped) image with a generator: the shipped model
+    by default, or a ``.weights.h5`` file with its JSON sidecar. Returns the uint8 RGB SR image.
+
+    ``max_memory`` (bytes, or a string such as "2G" or "500M") bounds the memory of the windows the image
+    is cut into, beyond TensorFlow itself (about 0.8 GB) and the input and output arrays; ``tile`` (LR pixels per window, before context) overrides the choice,
+    and ``tile=None`` runs the whole image at once. ``overlap`` (LR pixels of context around each window)
+    defaults to the network's receptive radius, which makes the result that of the whole image.
+    ``progress`` shows a progress bar over the windows.
+    """
+    image = _check(image)
+    network = _load(weights)
+    scale = network.scale
+    out = np.empty((image.shape[0] * scale, image.shape[1] * scale, 3), np.uint8)
+    for _ in _bands(image, network, tile, overlap, max_memory, progress, out=out):
+        pass
+    return out
+
+
+def _output_names(files: list[Path]) -> list[str]:
+    """Each input's output file name: its stem + ".png", or, when inputs share a stem (photo.jpg and
+    photo.png), its whole name + ".png" (photo.jpg.png) for all but a .png one. Inputs that would still
+    write the same file (the same name in two folders) are an error naming them."""
+    names = [f"{f.stem}.png" for f in files]
+    stems = {}
+    for name in names:
+        stems[name.casefold()] = stems.get(name.casefold(), 0) + 1
+    for i, path in enumerate(files):
+        if stems[names[i].casefold()] > 1 and path.suffix.lower() != ".png":
+            names[i] = f"{path.name}.png"
+            log.info("%s shares its name with another input: writing it as %s", path, names[i])
+    clashes = {}
+    for path, name in zip(files, names):
+        clashes.setdefault(name.casefold(), []).append(path)
+    clashes = {name: paths for name, paths in clashes.items() if len(paths) > 1}
+    if clashes:
+        described = "; ".join(" and ".join(map(str, paths)) + f" would both be written as {names[files.index(paths[0])]}"
+                              for paths in clashes.values())
+        raise SrlibError(f"several inputs would write the same output: {described} (upscale them into different folders)")
+    return names
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino
 
 
 def upscale_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, weights=DEFAULT_MODEL,
-                  tile: int | None = 192, overwrite: bool = False, progress: bool = True) -> dict:
-    """Upscale image files and folders of images into ``out_dir`` as PNGs named after each input.
+                  tile: int | str | None = "auto", overwrite: bool = False, progress: bool = True,
+                  max_memory: float | str = DEFAULT_MAX_MEMORY) -> dict:
+    """Upscale image files and folders of images into ``out_dir`` as PNGs named after each input
+    (photo.jpg -> photo.png; when inputs share a stem, as photo.jpg and photo.png do, the others keep their
+    extension: photo.jpg -> photo.jpg.png). Each PNG is written band by band, so memory follows
+    ``max_memory`` (see ``upscale``), not the image.
 
-    An unreadable file is reported by name and skipped; an existing output is kept unless ``overwrite``.
+    An unreadable file is reported by name and skipped; an existing output is kept unless ``overwrite``;
+    an output that would be one of the inputs is an error, whatever ``overwrite`` says, before any work.
     Returns {"written": [...], "kept": [...], "failed": [(path, reason)]}.
     """
     from tqdm.auto import tqdm
 
-    from .images import list_image_files, read_image, write_image
+    from .images import list_image_files, png_band_writer, read_image
 
     files = []
     for item in map(Path, inputs):
@@ -121,25 +377,33 @@ def upscale_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, w
             raise SrlibError(f"{item} does not exist")
     if not files:
         raise SrlibError(f"no image files in {', '.join(map(str, inputs))}")
-    names = [f.stem for f in files]
-    duplicates = {n for n in names if names.count(n) > 1}
-    if duplicates:
-        raise SrlibError(f"several inputs would write the same output: {', '.join(sorted(duplicates))}.png")
     out_dir = Path(out_dir)
+    targets = [out_dir / name for name in _output_names(files)]
+    identities = {_identity(f): f for f in files}
+    for target in targets:
+        source = identities.get(_identity(target)) if target.exists() else None
+        if source is not None:  # by path, hard link or symbolic link
+            raise SrlibError(f"refusing to write {target} over the input {source}: choose another output folder")
+    if isinstance(max_memory, str):
+        max_memory = parse_memory(max_memory)  # a wrong amount is an error before any work
+    network = _load(weights)
     out_dir.mkdir(parents=True, exist_ok=True)
     done = {"written": [], "kept": [], "failed": []}
-    for path in tqdm(files, desc="upscale", unit="image", disable=None if progress and len(files) > 1 else True):
-        target = out_dir / f"{path.stem}.png"
+    for path, target in tqdm(list(zip(files, targets)), desc="upscale", unit="image",
+                             disable=None if progress and len(files) > 1 else True):
         if target.exists() and not overwrite:
             log.warning("%s exists: kept (use --overwrite to replace it)", target)
             done["kept"].append(target)
             continue
         try:
-            image = read_image(path)
+            image = _check(read_image(path))
         except ImageReadError as error:
             log.warning("skipping %s: %s", path, error.reason)
             done["failed"].append((path, error.reason))
             continue
-        write_image(target, upscale(image, weights, tile))
+        height, width = image.shape[0] * network.scale, image.shape[1] * network.scale
+        with png_band_writer(target, height, width) as write:
+            for _, band in _bands(image, network, tile, None, max_memory, progress, desc=path.name):
+                write(band)
         done["written"].append(target)
     return done

@@ -2,21 +2,34 @@
 
 import importlib
 import json
+import logging
+import os
+import tracemalloc
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from srlib.errors import SrlibError
-from srlib.models import generator, save_generator
-from srlib.upscale import receptive_radius, tiles, upscale, upscale_files
+from srlib.models import generator, load_generator, save_generator, upscale_with
+from srlib.upscale import parse_memory, plan, receptive_radius, upscale, upscale_files, windows
+
+module = importlib.import_module("srlib.upscale")  # `srlib.upscale` itself is the function
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "small.weights.h5"
     model = generator(scale=4, blocks=16, filters=8)  # SRResNet-16's depth, so its receptive field
-    save_generator(model, path, {"recipe": "test"})
+    save_generator(model, path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A generator too small to be slow on large images."""
+    path = tmp_path_factory.mktemp("tiny") / "tiny.weights.h5"
+    save_generator(generator(scale=4, blocks=1, filters=4, batch_norm=False), path)
     return str(path)
 
 
@@ -26,9 +39,16 @@ def _image(height, width, seed=0):
     return np.clip(base[..., None] + rng.normal(0, 20, (height, width, 3)), 0, 255).astype(np.uint8)
 
 
-def test_tiles_cover_the_range():
-    assert tiles(10, 4) == [(0, 4), (4, 8), (8, 10)]
-    assert tiles(4, 4) == [(0, 4)]
+def test_windows_cover_the_range_with_context_and_one_size():
+    assert windows(10, 20, 10, 20, 1, 5) == [(10, 20, 10, 20)]
+    assert windows(0, 100, 0, 100, 2, 10) == [(0, 50, 0, 60), (50, 100, 40, 100)]
+    assert windows(30, 60, 27, 63, 2, 3) == [(30, 45, 27, 48), (45, 60, 42, 63)]  # context beyond the part
+    for length, pieces, radius in [(1, 3, 0), (79, 2, 40), (150, 4, 40), (173, 3, 40), (2048, 5, 40), (999, 7, 3)]:
+        parts = windows(0, length, 0, length, pieces, radius)
+        assert [p[0] for p in parts[1:]] == [p[1] for p in parts[:-1]] and (parts[0][0], parts[-1][1]) == (0, length)
+        assert len(parts) <= pieces and len({stop - start for _, _, start, stop in parts}) == 1
+        for part_start, part_stop, start, stop in parts:
+            assert 0 <= start <= max(0, part_start - radius) and min(length, part_stop + radius) <= stop <= length
 
 
 def test_tiled_result_equals_the_whole_image_result(weights):
@@ -37,7 +57,37 @@ def test_tiled_result_equals_the_whole_image_result(weights):
     tiled = upscale(image, weights, tile=48)  # overlap: the receptive radius, 40 LR pixels
     assert tiled.shape == whole.shape == (600, 692, 3)
     assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1
+    budgeted = upscale(image, weights, max_memory=4e6)  # 2x3 body windows, each with 2x2 upsampler windows
+    assert np.abs(budgeted.astype(int) - whole.astype(int)).max() <= 1
     assert receptive_radius({"scale": 4, "blocks": 16}) == 40
+    assert receptive_radius({"scale": 2, "blocks": 16}) == 40  # the 9x9 tail reaches 2 LR pixels at x2
+
+
+def test_the_tail_computed_before_the_shuffle_is_the_same_conv():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    for size in (9, 3):
+        kernel, bias = rng.normal(size=(size, size, 5, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32)
+        x = rng.normal(size=(1, 7, 6, 20)).astype(np.float32)
+        after = tf.nn.bias_add(tf.nn.conv2d(tf.nn.depth_to_space(x, 2), kernel, 1, "SAME"), bias)
+        new_kernel, new_bias = module._tail_before_shuffle(kernel, bias)
+        before = tf.nn.depth_to_space(tf.nn.bias_add(tf.nn.conv2d(x, new_kernel, 1, "SAME"), new_bias), 2)
+        assert new_kernel.shape == ((size // 2 + 1) // 2 * 2 + 1,) * 2 + (20, 12)
+        np.testing.assert_allclose(before.numpy(), after.numpy(), atol=1e-4)
+
+
+def test_the_fast_inference_graph_computes_what_the_model_does(tmp_path):
+    image = _image(40, 52)
+    for batch_norm in (False, True):
+        path = tmp_path / f"g{batch_norm}.weights.h5"
+        model = generator(scale=4, blocks=2, filters=8, batch_norm=batch_norm)
+        tail = model.get_layer("tail_conv")
+        tail.set_weights([w * 40 for w in tail.get_weights()])  # an untrained tail gives grey: make it matter
+        save_generator(model, path)
+        keras_result = upscale_with(load_generator(path))(image)
+        assert keras_result.std() > 20
+        assert np.abs(upscale(image, path, tile=None).astype(int) - keras_result).max() <= 1
 
 
 def test_srlib_upscale_is_the_function_and_takes_an_array(weights):
@@ -88,7 +138,7 @@ def test_weights_of_another_architecture_are_a_clear_error(weights, tmp_path):
     sidecar = json.loads(open(weights.replace(".weights.h5", ".json")).read())
     sidecar["architecture"]["blocks"] = 5
     (tmp_path / "wrong.json").write_text(json.dumps(sidecar))
-    with pytest.raises(SrlibError, match="does not hold weights for a generator with .*'blocks': 5"):
+    with pytest.raises(SrlibError, match="wrong.weights.h5"):
         upscale(_image(8, 8), str(wrong))
 
 
@@ -108,8 +158,6 @@ def test_upscale_command_writes_the_readable_files_and_names_the_others(weights,
 
 
 def test_the_shipped_model_missing_is_a_clear_error(monkeypatch, tmp_path):
-    module = importlib.import_module("srlib.upscale")  # `srlib.upscale` itself is the function
-
     monkeypatch.setitem(module.SHIPPED, "srresnet-x4", tmp_path / "absent.weights.h5")
     with pytest.raises(SrlibError, match="srresnet-x4 weights are not in this copy"):
         upscale(_image(8, 8), "srresnet-x4")
@@ -122,3 +170,109 @@ def test_weights_replaced_on_disk_are_loaded_again(tmp_path):
     first = upscale(image, path)
     save_generator(generator(scale=4, blocks=1, filters=4), path)  # other random weights, same file name
     assert not np.array_equal(upscale(image, path), first)
+
+
+def test_the_windows_follow_the_memory_budget_not_the_image(tiny):
+    body_bytes = module.BODY_BYTES_PER_FILTER * 64  # SRResNet-16, 64 filters
+    for size, budget in [(512, 2e9), (2048, 2e9), (9000, 2e9), (9000, 5e8), (2048, 1e8)]:
+        row_bytes = size * 4**2 * 3  # a band of x4 output rows
+        down, across = plan(size, size, 40, body_bytes, budget, row_bytes=row_bytes)
+        rows, columns = windows(0, size, 0, size, down, 40), windows(0, size, 0, size, across, 40)
+        window = (rows[0][3] - rows[0][2]) * (columns[0][3] - columns[0][2])
+        band = row_bytes * max(stop - start for start, stop, _, _ in rows)
+        assert window * body_bytes + band <= budget
+        if budget == 2e9:  # the default: little context computed twice
+            assert len(rows) * len(columns) * window / size**2 < {512: 1.001, 2048: 1.1, 9000: 1.2}[size]
+    assert plan(9000, 9000, 40, body_bytes, 2e9, tile=192) == (47, 47)  # tile= overrides the budget
+    with pytest.raises(SrlibError, match="max_memory of 0.00 GB is too small"):
+        plan(500, 500, 40, body_bytes, 1e6)
+    assert (parse_memory("2G"), parse_memory("1.5GB"), parse_memory("500m"), parse_memory("123")) == (
+        2_000_000_000, 1_500_000_000, 500_000_000, 123)
+    with pytest.raises(SrlibError, match="not an amount of memory"):
+        parse_memory("lots")
+    with pytest.raises(SrlibError, match="not an amount of memory"):
+        upscale(_image(8, 8), tiny, max_memory="2 gigs")
+    assert np.abs(upscale(_image(30, 30), tiny, max_memory="3M").astype(int) - upscale(_image(30, 30), tiny)).max() <= 1
+
+
+def test_a_large_image_is_written_band_by_band_not_held_whole(tiny, tmp_path):
+    image = _image(800, 1000)
+    Image.fromarray(image).save(tmp_path / "large.png")
+    output_bytes = 3200 * 4000 * 3
+    tracemalloc.start()  # numpy reports its arrays to tracemalloc; the old code held the whole output
+    try:
+        upscale_files([tmp_path / "large.png"], tmp_path / "out", tiny, max_memory=8e6, progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # the input (and its copy while decoding), the budget, and the PNG encoder's few MB; not the output
+    assert peak < 2 * image.nbytes + 8e6 + 4e6 < output_bytes / 2, f"{peak / 1e6:.1f} MB held"
+    with Image.open(tmp_path / "out" / "large.png") as png:
+        assert np.abs(np.asarray(png).astype(int) - upscale(image, tiny)).max() <= 1
+
+
+def test_a_single_large_image_shows_progress_unless_told_not_to(tiny, tmp_path, capsys):
+    Image.fromarray(_image(200, 200)).save(tmp_path / "one.png")
+    upscale_files([tmp_path / "one.png"], tmp_path / "a", tiny, max_memory=2e6, progress=True)
+    assert "one.png" in capsys.readouterr().err
+    upscale_files([tmp_path / "one.png"], tmp_path / "b", tiny, max_memory=2e6, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_an_output_is_never_written_over_an_input(tiny, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(_image(10, 12)).save(folder / "a.png")
+    original = (folder / "a.png").read_bytes()
+    for overwrite in (True, False):
+        with pytest.raises(SrlibError, match=r"refusing to write .*a\.png over the input .*a\.png"):
+            upscale_files([folder], folder, tiny, overwrite=overwrite, progress=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(folder / "a.png", out / "a.png")  # the same file under another name
+    with pytest.raises(SrlibError, match="over the input"):
+        upscale_files([folder / "a.png"], out, tiny, overwrite=True, progress=False)
+    (out / "a.png").unlink()
+    (out / "a.png").symlink_to(folder / "a.png")
+    with pytest.raises(SrlibError, match="over the input"):
+        upscale_files([folder / "a.png"], out, tiny, overwrite=True, progress=False)
+    assert (folder / "a.png").read_bytes() == original
+
+
+def test_inputs_sharing_a_name_are_written_apart_and_real_clashes_named_one_by_one(tiny, tmp_path, caplog):
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    Image.fromarray(_image(10, 12)).save(folder / "photo.png")
+    Image.fromarray(_image(10, 12, seed=1)).save(folder / "photo.jpg")
+    Image.fromarray(_image(8, 8)).save(folder / "other.jpg")
+    with caplog.at_level(logging.INFO, logger="srlib.upscale"):
+        done = upscale_files([folder], tmp_path / "out", tiny, progress=False)
+    assert sorted(p.name for p in done["written"]) == ["other.png", "photo.jpg.png", "photo.png"]
+    assert "writing it as photo.jpg.png" in caplog.text
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    Image.fromarray(_image(10, 12)).save(elsewhere / "plain.png")
+    (folder / "plain.png").write_bytes((elsewhere / "plain.png").read_bytes())
+    with pytest.raises(SrlibError) as error:
+        upscale_files([folder, elsewhere], tmp_path / "out2", tiny, progress=False)
+    assert f"{folder / 'plain.png'} and {elsewhere / 'plain.png'} would both be written as plain.png" in str(error.value)
+    assert not (tmp_path / "out2").exists()
+
+
+def test_the_band_writer_makes_a_png_that_readers_decode_and_none_when_rows_are_missing(tmp_path):
+    from srlib.images import png_band_writer, read_image
+
+    image = _image(37, 29)
+    with png_band_writer(tmp_path / "bands.png", 37, 29) as write:
+        for start in (0, 1, 17):
+            write(image[start:{0: 1, 1: 17, 17: 37}[start]])
+    np.testing.assert_array_equal(read_image(tmp_path / "bands.png"), image)
+    with Image.open(tmp_path / "bands.png") as png:
+        assert (png.mode, png.size) == ("RGB", (29, 37))
+    with pytest.raises(ValueError, match="20 of 37 rows"):
+        with png_band_writer(tmp_path / "short.png", 37, 29) as write:
+            write(image[:20])
+    with pytest.raises(ValueError, match="does not fit"):
+        with png_band_writer(tmp_path / "wide.png", 37, 28) as write:
+            write(image)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bands.png"]  # no partial files left
