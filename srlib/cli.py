@@ -89,7 +89,8 @@ def _pipeline(args: argparse.Namespace) -> None:
 def _upscale(args: argparse.Namespace) -> None:
     from .upscale import upscale_files
 
-    done = upscale_files(args.inputs, args.out, weights=args.weights, tile=args.tile or None,
+    tile = "auto" if args.tile is None else (args.tile or None)
+    done = upscale_files(args.inputs, args.out, weights=args.weights, tile=tile, max_memory=args.max_memory,
                          overwrite=args.overwrite, progress=not args.quiet)
     print(f"wrote {len(done['written'])} images to {args.out}"
           + (f"; kept {len(done['kept'])} existing (--overwrite to replace)" if done["kept"] else "")
@@ -180,7 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders of images")
     up.add_argument("-o", "--out", required=True, help="folder for the PNGs (named after the inputs)")
     up.add_argument("--weights", default="srresnet-x4", help="srresnet-x4 (shipped, default) or a .weights.h5 file")
-    up.add_argument("--tile", type=int, default=192, help="LR tile size; memory grows with it (0: whole image)")
+    up.add_argument("--tile", type=int, help="LR pixels per window before context, instead of the size --max-memory "
+                    "allows (0: the whole image at once)")
+    up.add_argument("--max-memory", default="2G", metavar="SIZE", help="memory for the windows and the output rows "
+                    "being written, beyond TensorFlow's own ~0.8 GB (default: 2G; e.g. 500M, 8G)")
     up.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     up.add_argument("--quiet", action="store_true", help="no progress bar")
     up.set_defaults(run=_upscale)

@@ -192,8 +192,8 @@ class Trainer:
             self.folder.history.truncate(self.stage.name, self.current_step)
             log.info("%s/%s resumes at step %d", self.recipe, self.stage.name, self.current_step)
             if init_generator is not None:
-                log.warning("%s resumes its own training: --init-generator %s is not used", self.stage.name,
-                            init_generator)
+                log.warning("%s resumes its own training; the starting weights %s (init_generator) are not used",
+                            self.stage.name, init_generator)
             return True
         self.folder.history.truncate(self.stage.name, 0)
         self.folder.initialised_from = None  # an interrupted earlier start may have left its own
