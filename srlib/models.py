@@ -91,11 +91,6 @@ def generator(scale: int = 4, blocks: int = 16, filters: int = 64, batch_norm: b
     return model
 
 
-def generator_config(model: keras.Model) -> dict:
-    """The architecture arguments ``model`` was built with: ``generator(**config)`` rebuilds it."""
-    return dict(model.architecture)
-
-
 def fold_batch_norm(model: keras.Model) -> keras.Model:
     """The same generator without batch norm: each BN layer (inference mode) folded into the conv before it.
 
@@ -103,7 +98,7 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
     the conv's kernel and bias can absorb it exactly; the result computes what ``model(x, training=False)``
     does. Fine-tuning the folded network trains the function that inference uses (BN's train/test gap gone).
     """
-    config = generator_config(model)
+    config = model.architecture
     if not config["batch_norm"]:
         raise SrlibError("this generator has no batch norm to fold")
     folded = generator(config["scale"], config["blocks"], config["filters"], batch_norm=False, name=model.name)

@@ -176,14 +176,8 @@ class RunFolder:
         now = dataclasses.asdict(config)
         before = _read_object(path) if path.is_file() and self.holds_checkpoints() else {}
         if before:
-            stage = _stage_named(self.stage)
-            old, new = _effective(before, stage), _effective(now, stage)
-            fixed = [k for k in RESUME_FIXED if k in before]
-            if not (CONTENT_LOSSES.get(old.get("content_loss")) or CONTENT_LOSSES.get(new.get("content_loss"))):
-                fixed = [k for k in fixed if k != "vgg_weights"]  # no VGG in this stage: its weights do not matter
-            changed = [f"{k}: {old[k]} -> {new[k]}" for k in fixed if old[k] != new[k]]
-            if before.get("ema") and not now["ema"]:  # the average would be dropped silently
-                changed.append(f"ema: {before['ema']} -> None")
+            changed = [f"{k}: {old} -> {new}" for k, (old, new) in
+                       changed_settings(before, now, _stage_named(self.stage)).items()]
             if changed:
                 raise SrlibError(f"{self.stage_dir} was trained with other settings ({'; '.join(changed)}): resume "
                                  "with the same settings, train in a new run folder, or pass --restart to train "
@@ -367,6 +361,19 @@ def _stage_named(name: str):
     """The recipe ``Stage`` called ``name`` when exactly one recipe has it, else None."""
     stages = {id(s): s for stages in RECIPES.values() for s in stages.values() if s.name == name}
     return next(iter(stages.values())) if len(stages) == 1 else None
+
+
+def changed_settings(before: dict, now: dict, stage) -> dict[str, tuple]:
+    """The settings (``TrainConfig`` dicts) a stage cannot resume with: {name: (value it was trained with, value
+    now)}, comparing what ``stage`` (a recipe ``Stage``, or None) would use; an EMA may be added, not dropped."""
+    old, new = _effective(before, stage), _effective(now, stage)
+    fixed = [k for k in RESUME_FIXED if k in before]
+    if not (CONTENT_LOSSES.get(old.get("content_loss")) or CONTENT_LOSSES.get(new.get("content_loss"))):
+        fixed = [k for k in fixed if k != "vgg_weights"]  # no VGG in this stage: its weights do not matter
+    changed = {k: (old.get(k), new.get(k)) for k in fixed if old.get(k) != new.get(k)}
+    if before.get("ema") and not now.get("ema"):  # the average would be dropped silently
+        changed["ema"] = (before["ema"], None)
+    return changed
 
 
 def _effective(config: dict, stage) -> dict:

@@ -24,7 +24,7 @@ from pathlib import Path
 from .errors import SrlibError
 from .model_card import ModelCard
 from .recipes import RECIPES, TrainConfig, get_stage, stage_for
-from .run_folder import RESUME_FIXED, HistoryLog, _effective
+from .run_folder import HistoryLog, _effective, changed_settings
 
 # the notebook of the course that trains each part of a recipe (srlib.pipeline.NOTEBOOK_STAGES)
 _NOTEBOOKS = {"pretrain": "02_pretrain_sr_vgg", "discriminator": "03_pretrain_discriminator", "gan": "04_full_train"}
@@ -140,14 +140,9 @@ def plan_stage(recipe: str, stage: str, run_dir: str | os.PathLike, config: Trai
     now = dataclasses.asdict(_resolved(config, spec))
     base = get_stage(recipe, stage)
     old, new = _effective(before, base), _effective(now, base)
-    fixed = [k for k in RESUME_FIXED if k in before]
-    if not (base.vgg or spec.vgg):
-        fixed = [k for k in fixed if k != "vgg_weights"]  # no VGG in this stage: its weights do not matter
-    changed = [k for k in fixed if old.get(k) != new.get(k)]
-    if before.get("ema") and not now["ema"]:
-        changed.append("ema")
+    changed = changed_settings(before, now, base)  # what the run folder would refuse
     if changed:
-        what = ", ".join(f"{k} = {new.get(k)!r} (it was trained with {old.get(k)!r})" for k in changed)
+        what = ", ".join(f"{k} = {value!r} (it was trained with {was!r})" for k, (was, value) in changed.items())
         raise StageChange(
             f"stage {stage!r} in {run_dir} has {done} steps trained with other settings, and a checkpoint can only "
             f"continue with its own: {what}. To train it with the new settings set fresh = True (the old run is "

@@ -4,33 +4,18 @@ and the random-VGG flag carried into later stages."""
 import json
 import re
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from srlib.data import PatchSource, training_dataset
 from srlib.errors import SrlibError
 from srlib.model_card import ModelCard, card_path
 from srlib.models import generator, load_generator, load_weights, save_generator
 from srlib.training import Trainer, TrainConfig
-
-TINY = dict(scale=2, blocks=1, filters=8, batch_size=2, patch_size=32, vgg_weights=None, progress=False)
+from tiny_runs import TINY, batches, write_train_folder
 
 
 @pytest.fixture(scope="module")
 def train_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("train")
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        base = np.add.outer(np.sin(np.arange(48) / (3 + i)), np.cos(np.arange(40) / 4))
-        image = np.dstack([base * 60 + 120 + rng.normal(0, 5, base.shape) for _ in range(3)])
-        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(folder / f"{i}.png")
-    return folder
-
-
-def _batches(folder, config):
-    source = PatchSource([folder], patch_size=config.patch_size)
-    return lambda start: training_dataset(source, config.scale, config.batch_size, start)
+    return write_train_folder(tmp_path_factory.mktemp("train"))
 
 
 @pytest.fixture
@@ -126,11 +111,11 @@ def test_load_weights_refuses_the_weights_of_another_network(tmp_path, stored, b
 
 def test_the_random_vgg_flag_survives_into_later_stages(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=100)
-    Trainer("report", "sr_vgg", tmp_path / "report", config).fit(_batches(train_folder, config), steps=1)
+    Trainer("report", "sr_vgg", tmp_path / "report", config).fit(batches(train_folder, config), steps=1)
     source = tmp_path / "report" / "generator.weights.h5"
     assert ModelCard.read(source).vgg_weights == "random"
     gan = TrainConfig(**TINY, checkpoint_every=100, content_loss="mse")  # no VGG of its own
-    Trainer("paper", "gan", tmp_path / "gan", gan, init_generator=source).fit(_batches(train_folder, gan), steps=1)
+    Trainer("paper", "gan", tmp_path / "gan", gan, init_generator=source).fit(batches(train_folder, gan), steps=1)
     card = ModelCard.read(tmp_path / "gan" / "generator.weights.h5")
     assert card.vgg_weights is None and card.initialised_from["random_vgg"] is True
     assert card.random_vgg and "RANDOM VGG" in card.provenance()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from srlib.errors import SrlibError
-from srlib.models import (SubpixelUpsampling, discriminator, generator, generator_config, load_generator,
+from srlib.models import (SubpixelUpsampling, discriminator, generator, load_generator,
                           save_generator, vgg_feature_extractor)
 from srlib.model_card import card_path
 
@@ -13,7 +13,7 @@ from srlib.model_card import card_path
 def test_srresnet_16_has_about_1_55_million_parameters():
     model = generator(scale=4, blocks=16, filters=64)
     assert model.count_params() == 1_554_883  # 1.55 M, as in the paper's SRResNet
-    assert generator_config(model) == {"scale": 4, "blocks": 16, "filters": 64, "batch_norm": True}
+    assert model.architecture == {"scale": 4, "blocks": 16, "filters": 64, "batch_norm": True}
 
 
 @pytest.mark.parametrize("scale", [2, 4, 8])
@@ -27,7 +27,7 @@ def test_generator_is_fully_convolutional_for_each_scale(scale, size):
 
 
 def test_generator_options_and_bad_scale():
-    assert generator_config(generator(2, blocks=3, filters=8, batch_norm=False)) == {
+    assert generator(2, blocks=3, filters=8, batch_norm=False).architecture == {
         "scale": 2, "blocks": 3, "filters": 8, "batch_norm": False}
     with pytest.raises(SrlibError, match="scale must be one of"):
         generator(scale=3)
@@ -147,7 +147,7 @@ def test_auto_vgg_weights_fall_back_to_random_loudly(monkeypatch, caplog):
 
 
 def test_folding_batch_norm_keeps_the_inference_function():
-    from srlib.models import fold_batch_norm, generator, generator_config
+    from srlib.models import fold_batch_norm, generator
 
     model = generator(scale=4, blocks=2, filters=8)
     rng = np.random.default_rng(0)
@@ -155,7 +155,7 @@ def test_folding_batch_norm_keeps_the_inference_function():
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.set_weights([rng.uniform(0.5, 2, 8), rng.normal(0, 0.5, 8), rng.normal(0, 0.5, 8), rng.uniform(0.2, 3, 8)])
     folded = fold_batch_norm(model)
-    assert generator_config(folded) == {"scale": 4, "blocks": 2, "filters": 8, "batch_norm": False}
+    assert folded.architecture == {"scale": 4, "blocks": 2, "filters": 8, "batch_norm": False}
     x = rng.uniform(0, 1, (2, 11, 13, 3)).astype("float32")
     np.testing.assert_allclose(folded(x, training=False), model(x, training=False), atol=1e-5)
     with pytest.raises(SrlibError, match="no batch norm"):

@@ -14,39 +14,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
-from srlib.data import PatchSource, training_dataset
 from srlib.errors import SrlibError
 from srlib.run_folder import HistoryLog, RunFolder, RunFolderBusy
 from srlib.training import Trainer, TrainConfig
+from tiny_runs import TINY, batches, write_train_folder
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = dict(scale=2, blocks=1, filters=8, batch_size=2, patch_size=32, vgg_weights=None, progress=False)
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 @pytest.fixture(scope="module")
 def train_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("train")
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        base = np.add.outer(np.sin(np.arange(48) / (3 + i)), np.cos(np.arange(40) / 4))
-        image = np.dstack([base * 60 + 120 + rng.normal(0, 5, base.shape) for _ in range(3)])
-        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(folder / f"{i}.png")
-    return folder
-
-
-def _batches(folder, config):
-    source = PatchSource([folder], patch_size=config.patch_size)
-    return lambda start: training_dataset(source, config.scale, config.batch_size, start)
+    return write_train_folder(tmp_path_factory.mktemp("train"))
 
 
 def _train(folder, run, steps, recipe="paper", stage="mse", **settings):
     """Train ``recipe/stage`` in ``run`` up to ``steps`` steps; returns the fitted trainer."""
     config = TrainConfig(**{**TINY, "checkpoint_every": 2, **settings})
     trainer = Trainer(recipe, stage, run, config, from_scratch=True)
-    trainer.fit(_batches(folder, config), steps=steps)
+    trainer.fit(batches(folder, config), steps=steps)
     return trainer
 
 
@@ -83,7 +70,7 @@ def test_a_lost_or_garbage_state_file_resumes_from_the_newest_checkpoint(train_f
     assert _same(_weights(resumed.generator), trained)  # not the step-0 weights
     assert _steps(tmp_path) == [1, 2, 3, 4]
     assert _warnings(caplog, "resumes from ckpt-4, the newest checkpoint found by its files")
-    resumed.fit(_batches(train_folder, config), steps=6)  # saving works again, and prunes by the files
+    resumed.fit(batches(train_folder, config), steps=6)  # saving works again, and prunes by the files
     assert _steps(tmp_path) == [1, 2, 3, 4, 5, 6]
     assert sorted(p.name for p in state.parent.glob("*.index")) == ["ckpt-4.index", "ckpt-6.index"]
     assert 'model_checkpoint_path: "ckpt-6"' in state.read_text()
@@ -175,7 +162,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(train_folder, 
     assert "ckpt-4" in warning and "damaged" in warning and str(checkpoints / "damaged") in warning
     assert {p.name: p.read_bytes() for p in (checkpoints / "damaged").iterdir()} == damaged  # kept as they were
     assert _steps(tmp_path) == [1, 2]  # the steps after ckpt-2 are done again, each once
-    resumed.fit(_batches(train_folder, config), steps=4)
+    resumed.fit(batches(train_folder, config), steps=4)
     assert _steps(tmp_path) == [1, 2, 3, 4]
     assert (checkpoints / "ckpt-4.index").is_file() and len(list((checkpoints / "damaged").iterdir())) == 2
 
@@ -312,7 +299,7 @@ def test_zero_steps_is_a_clear_error_not_an_export(train_folder, tmp_path, capsy
 
     config = TrainConfig(**TINY)
     with pytest.raises(SrlibError, match="steps must be at least 1, got 0"):
-        Trainer("paper", "mse", tmp_path / "a", config).fit(_batches(train_folder, config), steps=0)
+        Trainer("paper", "mse", tmp_path / "a", config).fit(batches(train_folder, config), steps=0)
     assert not list((tmp_path / "a").rglob("*.weights.h5"))
     code = main(["train", "--recipe", "paper", "--stage", "mse", "--data", str(train_folder), "--steps", "0",
                  "--run-dir", str(tmp_path / "b"), "--scale", "2", "--blocks", "1", "--filters", "8",

@@ -16,25 +16,14 @@ from PIL import Image
 from srlib.data import PatchSource, training_dataset
 from srlib.errors import DataError, SrlibError
 from srlib.training import RECIPES, Trainer, TrainConfig, TrainingError
+from tiny_runs import TINY, batches, write_train_folder
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = dict(scale=2, blocks=1, filters=8, batch_size=2, patch_size=32, vgg_weights=None, progress=False)
 
 
 @pytest.fixture(scope="module")
 def train_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("train")
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        base = np.add.outer(np.sin(np.arange(48) / (3 + i)), np.cos(np.arange(40) / 4))
-        image = np.dstack([base * 60 + 120 + rng.normal(0, 5, base.shape) for _ in range(3)])
-        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(folder / f"{i}.png")
-    return folder
-
-
-def _batches(folder, config):
-    source = PatchSource([folder], patch_size=config.patch_size)
-    return lambda start: training_dataset(source, config.scale, config.batch_size, start)
+    return write_train_folder(tmp_path_factory.mktemp("train"))
 
 
 def _snapshot(model):
@@ -56,7 +45,7 @@ def test_each_stage_trains_only_its_networks(train_folder, tmp_path, recipe, sta
     generator_before = _snapshot(trainer.generator)
     discriminator_before = _snapshot(trainer.discriminator)
     features_before = _snapshot(trainer.features)
-    last = trainer.fit(_batches(train_folder, config), steps=2)
+    last = trainer.fit(batches(train_folder, config), steps=2)
 
     rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
@@ -77,7 +66,7 @@ def test_each_stage_trains_only_its_networks(train_folder, tmp_path, recipe, sta
 def test_a_stage_starts_from_the_previous_stage(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=100)
     first = Trainer("report", "sr_vgg", tmp_path, config)
-    first.fit(_batches(train_folder, config), steps=1)
+    first.fit(batches(train_folder, config), steps=1)
     second = Trainer("report", "discriminator", tmp_path, config)
     for a, b in zip(first.generator.weights, second.generator.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -93,7 +82,7 @@ def test_missing_starting_weights_are_clear_errors(tmp_path):
 
 def test_resuming_with_other_options_is_a_clear_error(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=1)
-    Trainer("paper", "mse", tmp_path, config).fit(_batches(train_folder, config), steps=1)
+    Trainer("paper", "mse", tmp_path, config).fit(batches(train_folder, config), steps=1)
     with pytest.raises(SrlibError, match=r"other settings \(filters: 8 -> 16\)"):
         Trainer("paper", "mse", tmp_path, TrainConfig(**{**TINY, "filters": 16}))
 
@@ -104,13 +93,13 @@ def _averages(trainer):
 
 def test_an_ema_can_be_added_to_a_running_stage_but_not_dropped(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=2)
-    Trainer("paper", "mse", tmp_path, config).fit(_batches(train_folder, config), steps=2)
+    Trainer("paper", "mse", tmp_path, config).fit(batches(train_folder, config), steps=2)
     with_ema = TrainConfig(**TINY, checkpoint_every=2, ema=0.5)
     trainer = Trainer("paper", "mse", tmp_path, with_ema)
     assert trainer.current_step == 2
     trained = [v.numpy() for v in trainer.generator.trainable_variables]
     assert all(np.array_equal(a, b) for a, b in zip(_averages(trainer), trained))  # starts at the restored weights
-    trainer.fit(_batches(train_folder, with_ema), steps=4)
+    trainer.fit(batches(train_folder, with_ema), steps=4)
     averages = _averages(trainer)
     assert not all(np.array_equal(a, v.numpy()) for a, v in zip(averages, trainer.generator.trainable_variables))
     resumed = Trainer("paper", "mse", tmp_path, with_ema)  # the average itself is restored now
@@ -123,16 +112,16 @@ def test_an_ema_can_be_added_to_a_running_stage_but_not_dropped(train_folder, tm
 def test_learning_rate_drops_tenfold_after_half_the_steps(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=100)
     trainer = Trainer("paper", "gan", tmp_path, config, from_scratch=True)
-    trainer.fit(_batches(train_folder, config), steps=4)
+    trainer.fit(batches(train_folder, config), steps=4)
     rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
     assert [r["lr"] for r in rows] == pytest.approx([1e-4, 1e-4, 1e-5, 1e-5])
 
 
 def test_the_sidecar_records_every_learning_rate_a_resumed_stage_used(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=2, learning_rate=2e-4)
-    Trainer("paper", "mse", tmp_path, config).fit(_batches(train_folder, config), steps=2)
+    Trainer("paper", "mse", tmp_path, config).fit(batches(train_folder, config), steps=2)
     lower = TrainConfig(**TINY, checkpoint_every=2, learning_rate=5e-5)
-    Trainer("paper", "mse", tmp_path, lower).fit(_batches(train_folder, lower), steps=4)
+    Trainer("paper", "mse", tmp_path, lower).fit(batches(train_folder, lower), steps=4)
     sidecar = json.loads((tmp_path / "generator.json").read_text())
     assert sidecar["steps"] == 4
     assert sidecar["learning_rates"] == [{"from_step": 1, "rate": 2e-4}, {"from_step": 3, "rate": 5e-5}]
@@ -174,14 +163,14 @@ def _steps(history: Path, stage: str):
 
 def test_interrupted_run_resumes_with_each_step_once(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=2)
-    batches = _batches(train_folder, config)
+    data = batches(train_folder, config)
     trainer = Trainer("paper", "mse", tmp_path, config)
     with pytest.raises(tf.errors.OpError, match="_Interrupt"):  # raised inside the input pipeline
-        trainer.fit(_failing_after(batches, 3, "interrupt"), steps=6)
+        trainer.fit(_failing_after(data, 3, "interrupt"), steps=6)
     assert _steps(tmp_path / "history.jsonl", "mse") == [1, 2, 3]  # step 3 was logged, not checkpointed
     resumed = Trainer("paper", "mse", tmp_path, config)
     assert resumed.current_step == 2
-    resumed.fit(batches, steps=6)
+    resumed.fit(data, steps=6)
     assert _steps(tmp_path / "history.jsonl", "mse") == [1, 2, 3, 4, 5, 6]
     finished = Trainer("paper", "mse", tmp_path, config)
     assert finished.current_step == 6
@@ -190,12 +179,12 @@ def test_interrupted_run_resumes_with_each_step_once(train_folder, tmp_path):
 
 def test_interrupted_before_the_first_checkpoint_restarts_cleanly(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=100)
-    batches = _batches(train_folder, config)
+    data = batches(train_folder, config)
     with pytest.raises(tf.errors.OpError, match="_Interrupt"):  # raised inside the input pipeline
-        Trainer("paper", "mse", tmp_path, config).fit(_failing_after(batches, 2, "interrupt"), steps=4)
+        Trainer("paper", "mse", tmp_path, config).fit(_failing_after(data, 2, "interrupt"), steps=4)
     with open(tmp_path / "history.jsonl", "a") as history:
         history.write('{"stage": "mse", "step": 3, "pix')  # a line torn by kill -9
-    Trainer("paper", "mse", tmp_path, config).fit(batches, steps=4)
+    Trainer("paper", "mse", tmp_path, config).fit(data, steps=4)
     assert _steps(tmp_path / "history.jsonl", "mse") == [1, 2, 3, 4]
 
 
@@ -203,7 +192,7 @@ def test_nan_loss_stops_with_a_clear_error_and_a_good_checkpoint(train_folder, t
     config = TrainConfig(**TINY, checkpoint_every=2)
     trainer = Trainer("paper", "mse", tmp_path, config)
     with pytest.raises(TrainingError, match=r"non-finite loss at step 3 of stage paper/mse"):
-        trainer.fit(_failing_after(_batches(train_folder, config), 2, "nan"), steps=6)
+        trainer.fit(_failing_after(batches(train_folder, config), 2, "nan"), steps=6)
     restored = Trainer("paper", "mse", tmp_path, config)
     assert restored.current_step == 2
     assert all(np.all(np.isfinite(w.numpy())) for w in restored.generator.weights)
@@ -216,15 +205,15 @@ def test_ema_generator_is_averaged_and_exported(train_folder, tmp_path):
 
     config = TrainConfig(**TINY, checkpoint_every=100, ema=0.5)
     trainer = Trainer("paper", "mse", tmp_path, config)
-    trainer.fit(_batches(train_folder, config), steps=1)
+    trainer.fit(batches(train_folder, config), steps=1)
     first = _averages(trainer)  # Keras starts the average at the weights of the first step
     assert all(np.array_equal(a, v.numpy()) for a, v in zip(first, trainer.generator.trainable_variables))
     trainer = Trainer("paper", "mse", tmp_path, config)
-    trainer.fit(_batches(train_folder, config), steps=2)
+    trainer.fit(batches(train_folder, config), steps=2)
     for variable, before, averaged in zip(trainer.generator.trainable_variables, first, _averages(trainer)):
         np.testing.assert_allclose(averaged, 0.5 * before + 0.5 * variable.numpy(), rtol=1e-6, atol=1e-7)
     trainer = Trainer("paper", "mse", tmp_path, config)
-    trainer.fit(_batches(train_folder, config), steps=4)
+    trainer.fit(batches(train_folder, config), steps=4)
     exported = load_generator(tmp_path / "generator.weights.h5")
     # the export holds the average for trainable weights and the live values of the others (BN statistics)
     for variable, average in zip(exported.trainable_variables, _averages(trainer)):
@@ -358,23 +347,21 @@ def test_train_stage_and_stage_generators_follow_the_recipe(train_folder, tmp_pa
 
 
 def test_a_generator_without_batch_norm_can_start_from_one_with_it(train_folder, tmp_path):
-    from srlib.models import generator_config
-
     config = TrainConfig(**TINY, checkpoint_every=100)
     bn_run = Trainer("paper", "mse", tmp_path / "bn", config)
-    bn_run.fit(_batches(train_folder, config), steps=3)
+    bn_run.fit(batches(train_folder, config), steps=3)
     source = tmp_path / "bn" / "generator.weights.h5"
     plain = TrainConfig(**{**TINY, "batch_norm": False}, checkpoint_every=100)
     trainer = Trainer("paper", "mse", tmp_path / "plain", plain, init_generator=source)
     assert trainer.generator.architecture["batch_norm"] is False
     x = np.random.default_rng(0).uniform(0, 1, (1, 10, 12, 3)).astype("float32")
     np.testing.assert_allclose(trainer.generator(x, training=False), bn_run.generator(x, training=False), atol=1e-5)
-    trainer.fit(_batches(train_folder, plain), steps=1)
+    trainer.fit(batches(train_folder, plain), steps=1)
     sidecar = json.loads((tmp_path / "plain" / "generator.json").read_text())
     assert sidecar["architecture"]["batch_norm"] is False
     assert sidecar["initialised_from"] == {"weights": str(source), "batch_norm_folded": True, "random_vgg": False,
                                            "recipe": "paper", "stage": "mse", "steps": 3,
-                                           "architecture": generator_config(bn_run.generator)}
+                                           "architecture": bn_run.generator.architecture}
 
 
 def test_tensorboard_shows_every_loss_term_validation_and_the_sample(train_folder, tmp_path):
@@ -386,7 +373,7 @@ def test_tensorboard_shows_every_loss_term_validation_and_the_sample(train_folde
     config = TrainConfig(**TINY, checkpoint_every=100, validate_every=2)
     trainer = Trainer("report", "full", tmp_path / "run", config, from_scratch=True,
                       validation=[("v", np.asarray(Image.open(val / "v.png")))])
-    trainer.fit(_batches(train_folder, config), steps=2)
+    trainer.fit(batches(train_folder, config), steps=2)
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "full"), size_guidance={"tensors": 0, "images": 0})
     events.Reload()
     tags = set(events.Tags()["tensors"])  # TF2 summaries are stored as tensors
@@ -432,10 +419,10 @@ def test_tensorboard_keeps_each_step_once_after_a_resume(train_folder, tmp_path)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     config = TrainConfig(**TINY, checkpoint_every=2)
-    batches = _batches(train_folder, config)
+    data = batches(train_folder, config)
     with pytest.raises(tf.errors.OpError, match="_Interrupt"):  # raised inside the input pipeline
-        Trainer("paper", "mse", tmp_path, config).fit(_failing_after(batches, 3, "interrupt"), steps=4)
-    Trainer("paper", "mse", tmp_path, config).fit(batches, steps=4)  # step 3 again, from the checkpoint at 2
+        Trainer("paper", "mse", tmp_path, config).fit(_failing_after(data, 3, "interrupt"), steps=4)
+    Trainer("paper", "mse", tmp_path, config).fit(data, steps=4)  # step 3 again, from the checkpoint at 2
     events = EventAccumulator(str(tmp_path / "tensorboard" / "mse"), size_guidance={"tensors": 0})
     events.Reload()
     assert [event.step for event in events.Tensors("g_loss")] == [1, 2, 3, 4]
@@ -443,8 +430,8 @@ def test_tensorboard_keeps_each_step_once_after_a_resume(train_folder, tmp_path)
 
 def test_the_learning_rate_drops_at_the_step_planned_when_the_stage_started(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=1)
-    Trainer("paper", "gan", tmp_path, config, from_scratch=True).fit(_batches(train_folder, config), steps=2)
-    Trainer("paper", "gan", tmp_path, config).fit(_batches(train_folder, config), steps=4)  # extended: drop stays at 1
+    Trainer("paper", "gan", tmp_path, config, from_scratch=True).fit(batches(train_folder, config), steps=2)
+    Trainer("paper", "gan", tmp_path, config).fit(batches(train_folder, config), steps=4)  # extended: drop stays at 1
     rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
     assert [r["lr"] for r in rows] == pytest.approx([1e-4, 1e-5, 1e-5, 1e-5])
 
@@ -452,6 +439,6 @@ def test_the_learning_rate_drops_at_the_step_planned_when_the_stage_started(trai
 def test_a_finished_trainer_cannot_train_again_without_its_lock(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=1)
     trainer = Trainer("paper", "mse", tmp_path, config)
-    trainer.fit(_batches(train_folder, config), steps=1)
+    trainer.fit(batches(train_folder, config), steps=1)
     with pytest.raises(SrlibError, match="released its run folder"):
-        trainer.fit(_batches(train_folder, config), steps=2)
+        trainer.fit(batches(train_folder, config), steps=2)
