@@ -55,6 +55,10 @@ def timed(call, repeats=1, cpu=None):
     return min(times)[0]
 
 
+def rss_gb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # peak so far; KB on Linux
+
+
 def conv_gflops():
     x, kernel = tf.random.normal((1, 512, 512, 64)), tf.random.normal((3, 3, 64, 64))
     conv = tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"))
@@ -77,11 +81,13 @@ if kind in ("whole", "upscale", "files"):
 if kind == "whole":
     call = keras_whole()
     result["first"] = timed(lambda: call(picture(64)))
+    result["base_gb"] = rss_gb()
     image = picture(size)
     result["warm"] = timed(lambda: call(image), repeats, cpu)
 elif kind == "upscale":
     from srlib.upscale import upscale
     result["first"] = timed(lambda: upscale(picture(64), weights, max_memory=max_memory))
+    result["base_gb"] = rss_gb()
     image = picture(size)
     result["warm"] = timed(lambda: upscale(image, weights, max_memory=max_memory), repeats, cpu)
 elif kind == "files":
@@ -94,6 +100,7 @@ elif kind == "files":
     run = lambda name: upscale_files([f"{folder}/{name}.png"], f"{folder}/out", weights, overwrite=True,
                                      max_memory=max_memory, progress=False)
     result["first"] = timed(lambda: run("small"))
+    result["base_gb"] = rss_gb()
     result["warm"] = timed(lambda: run("in"), repeats, cpu)
     result["png_mb"] = os.path.getsize(f"{folder}/out/in.png") / 1e6
 elif kind == "interleaved":
@@ -109,6 +116,8 @@ elif kind == "interleaved":
         for name, call in calls.items():
             times[name].append(timed(call))
     result = {name: min(t) for name, t in times.items()}
+    whole = np.clip(np.round(keras(image)[0] * 255), 0, 255).astype(np.int16)
+    result["largest_difference"] = int(np.abs(upscale(image, weights, max_memory="200M") - whole).max())
 elif kind in ("body", "upsampler"):
     from srlib.upscale import _load
     net = _load(weights)
@@ -120,7 +129,7 @@ elif kind in ("body", "upsampler"):
     call(x[:, :32, :32]).numpy()
     before = statm(); call(x).numpy()
     result["bytes_per_pixel"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1e3 - before) / size**2
-result["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KB on Linux
+result["peak_gb"] = rss_gb()
 if kind in ("whole", "upscale", "files"):
     result["conv_gflops"] = (result.pop("conv_before") + conv_gflops()) / 2  # before and after the timed calls
     result["cpu"] = cpu[0]
@@ -165,32 +174,40 @@ def main() -> None:
     mflop = 2 * macs / 1e6  # per LR pixel, as the network is defined (the tail as a 9x9 conv at full scale)
     load_before = os.getloadavg()[0]
     rows = ["| input | method | output MP/s | vs whole 512x512 | of dense-conv throughput | first call, 64x64 (s) "
-            "| warm call (s) | its CPU time (s) | peak memory (GB) |", "|---|---|---|---|---|---|---|---|---|"]
+            "| warm call (s) | its CPU time (s) | peak memory (GB) | of it, beyond TensorFlow and the arrays (GB) |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     whole_speed = None
 
-    def report(size, method, r):
+    def report(size, method, r, arrays=None):
+        """``arrays``: bytes of the input and output arrays the call holds whole, or None (no budget applies)."""
         nonlocal whole_speed
         if "error" in r:
             print(f"{size}x{size} {method}: failed: {r['error']}")
-            rows.append(f"| {size}x{size} | {method} | failed: {r['error'].replace('|', '/')} | | | | | | |")
+            rows.append(f"| {size}x{size} | {method} | failed: {r['error'].replace('|', '/')} | | | | | | | |")
             return
+        # what the budget bounds: the peak less the process after its first call (TensorFlow, the model) and the
+        # arrays the caller holds in any case
+        windows = None if arrays is None else r["peak_gb"] - r["base_gb"] - arrays / 1e9
         speed = size * size * s * s / 1e6 / r["warm"]
         whole_speed = whole_speed or speed
         fraction = size * size * mflop / 1e3 / r["warm"] / r["conv_gflops"]
         print(f"{size}x{size} {method}: {speed:.3f} output MP/s, {speed / whole_speed:.2f}x the whole-image speed, "
               f"{fraction:.0%} of the dense-conv throughput ({r['conv_gflops']:.0f} GFLOP/s); first call "
               f"{r['first']:.1f} s, warm {r['warm']:.1f} s ({r['cpu']:.1f} s of CPU); peak memory {r['peak_gb']:.2f} GB"
+              + (f" ({r['base_gb']:.2f} after the first call, {windows:.2f} beyond it and the arrays)" if windows is not None else "")
               + (f"; PNG of {r['png_mb']:.0f} MB" if "png_mb" in r else ""), flush=True)
         rows.append(f"| {size}x{size} | {method} | {speed:.3f} | {speed / whole_speed:.2f}x | {fraction:.0%} | "
-                    f"{r['first']:.1f} | {r['warm']:.1f} | {r['cpu']:.1f} | {r['peak_gb']:.2f} |")
+                    f"{r['first']:.1f} | {r['warm']:.1f} | {r['cpu']:.1f} | {r['peak_gb']:.2f} | "
+                    + ("–" if windows is None else f"{windows:.2f}") + " |")
 
     report(512, "one `tf.function` of the Keras model, whole image", measure("whole", 512, weights, max_memory))
     budget = f"{max_memory / 1e9:g} GB"
     for size in args.sizes:
-        report(size, f"`upscale`, default budget ({budget})", measure("upscale", size, weights, max_memory))
+        report(size, f"`upscale`, default budget ({budget})", measure("upscale", size, weights, max_memory),
+               arrays=size * size * 3 * (1 + s * s))
     if args.files_size:
         report(args.files_size, f"`upscale_files` to PNG, band by band ({budget})",
-               measure("files", args.files_size, weights, max_memory))
+               measure("files", args.files_size, weights, max_memory), arrays=args.files_size**2 * 3)
     large = args.interleaved_size
     r = measure("interleaved", large, weights, max_memory)
     if "error" in r:
@@ -202,7 +219,8 @@ def main() -> None:
                 f"the shuffle) {r['fast_256']:.2f} s: {r['keras_256'] / r['fast_256']:.2f}x as fast. One whole-image "
                 f"Keras call on 512x512 {r['keras_512']:.2f} s; the default `upscale` on 512x512 {r['upscale_512']:.2f} s "
                 f"({r['keras_512'] / r['upscale_512']:.2f}x its speed) and on {large}x{large} {r['upscale_large']:.1f} s "
-                f"({per_pixel:.2f}x its speed per pixel).")
+                f"({per_pixel:.2f}x its speed per pixel). `upscale` in windows (a 200 MB budget) and the whole-image "
+                f"Keras call differ by at most {r['largest_difference']} grey level on the 512x512 image.")
     note += (f" Network cost {mflop:.2f} MFLOP per LR pixel. Load average {load_before:.1f} before the runs and "
              f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores.")
     print(note)

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 SHIPPED = {"srresnet-x4": Path(__file__).resolve().parent / "weights" / "srresnet_x4.weights.h5"}
 DEFAULT_MODEL = "srresnet-x4"
-DEFAULT_MAX_MEMORY = 2 * 10**9  # bytes of tiles and output band, beyond TensorFlow itself (about 0.8 GB)
+DEFAULT_MAX_MEMORY = 2 * 10**9  # bytes of tiles and output band, beyond TensorFlow itself and the model (about 1 GB)
 
 # Peak memory of a window, in bytes per LR pixel, measured as the growth of the process's peak resident
 # memory on windows of 256^2 to 1024^2 (benchmarks/bench_upscale.py --memory prints it again). The body
@@ -309,7 +309,7 @@ def upscale(image: np.ndarray, weights: str | os.PathLike = DEFAULT_MODEL, tile:
     by default, or a ``.weights.h5`` file with its JSON sidecar. Returns the uint8 RGB SR image.
 
     ``max_memory`` (bytes, or a string such as "2G" or "500M") bounds the memory of the windows the image
-    is cut into, beyond TensorFlow itself (about 0.8 GB) and the input and output arrays; ``tile`` (LR pixels per window, before context) overrides the choice,
+    is cut into, beyond TensorFlow itself and the model (about 1 GB) and the input and output arrays; ``tile`` (LR pixels per window, before context) overrides the choice,
     and ``tile=None`` runs the whole image at once. ``overlap`` (LR pixels of context around each window)
     defaults to the network's receptive radius, which makes the result that of the whole image.
     ``progress`` shows a progress bar over the windows.
