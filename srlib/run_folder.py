@@ -238,6 +238,13 @@ class RunFolder:
             raise SrlibError(f"no checkpoint in {self.checkpoint_dir} could be read ({what}){kept}. To train this "
                              "stage again from the start, pass --restart (restart=True): its files are moved aside, "
                              "not deleted")
+        exported = self.stage_dir / "generator.weights.h5"
+        if exported.is_file():  # its checkpoints were deleted: starting again would overwrite what it trained
+            card = exported.with_suffix("").with_suffix(".json")
+            steps = _read_object(card).get("steps", "some") if card.is_file() else "some"
+            raise SrlibError(f"{self.stage_dir} has no checkpoint left but holds the generator it exported after "
+                             f"{steps} steps ({exported.name}); to train this stage again from the start, pass "
+                             "--restart (restart=True): its files are moved aside, not deleted")
         return None
 
     def _state_names(self) -> str | None:

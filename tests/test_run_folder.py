@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -203,6 +204,21 @@ def test_all_checkpoints_damaged_is_an_error_until_restart(train_folder, tmp_pat
     assert damaged == ["ckpt-2.index", "ckpt-4.index"]
     assert [json.loads(line)["step"] for line in (aside / "history.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
     assert (aside / "tensorboard").is_dir() and not _steps(tmp_path)
+
+
+def test_a_stage_whose_checkpoints_were_deleted_never_restarts_silently(train_folder, tmp_path):
+    _train(train_folder, tmp_path, 4)
+    exported = (tmp_path / "mse" / "generator.weights.h5").read_bytes()
+    shutil.rmtree(tmp_path / "mse" / "checkpoints")
+    config = TrainConfig(**TINY, checkpoint_every=2)
+    with pytest.raises(SrlibError, match=re.escape(f"{tmp_path / 'mse'} has no checkpoint left but holds the "
+                                                   "generator it exported after 4 steps") + ".*pass --restart"):
+        Trainer("paper", "mse", tmp_path, config)
+    assert _steps(tmp_path) == [1, 2, 3, 4]  # nothing was thrown away
+    assert (tmp_path / "mse" / "generator.weights.h5").read_bytes() == exported
+    restarted = Trainer("paper", "mse", tmp_path, config, restart=True)
+    assert restarted.current_step == 0
+    restarted.close()
 
 
 def test_checkpoint_files_without_an_index_never_restart_silently(tmp_path):
