@@ -213,5 +213,37 @@ def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLi
         print(f"[{profile}/{recipe}] {name} done in {time.monotonic() - started:.0f} s -> {target}", flush=True)
         executed.append(target)
         if publish_dir is not None:
-            write_text(Path(publish_dir) / target.name, target.read_text().replace(str(ROOT), ".."))
+            write_text(Path(publish_dir) / target.name, publishable(target.read_text()))
     return executed
+
+
+def publishable(notebook_json: str, photo_bytes: int = 100_000, quality: int = 85) -> str:
+    """An executed notebook (its JSON text) as committed for reading on GitHub: this checkout's paths made
+    relative, and each PNG output larger than ``photo_bytes`` stored as a JPEG of ``quality`` when that is
+    less than half the size (photographs and image grids; line plots stay PNG, whose lines JPEG would blur).
+    Returns the JSON text."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    notebook = json.loads(notebook_json.replace(str(ROOT), ".."))
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            png = data.get("image/png")
+            if not png or len(png) * 3 // 4 <= photo_bytes:
+                continue
+            image = Image.open(io.BytesIO(base64.b64decode(png)))
+            if image.mode in ("RGBA", "LA", "P"):  # on white, as the notebook shows it
+                image = image.convert("RGBA")
+                image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, "JPEG", quality=quality)
+            if buffer.tell() * 2 < len(png) * 3 // 4:
+                data["image/jpeg"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+                del data["image/png"]
+                metadata = output.get("metadata", {})
+                if "image/png" in metadata:
+                    metadata["image/jpeg"] = metadata.pop("image/png")
+    return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"

@@ -146,3 +146,38 @@ def test_smoke_pipeline_runs_every_notebook_and_writes_the_figures(data_dir, tmp
     # offline, the VGG stages trained against random features, and the table says so
     assert "RANDOM" in rows[f"{recipe}/{trained[-1]}"]["note"]
     assert "random weights" in (figures / "benchmark_x4.md").read_text()
+
+
+def test_published_chapters_store_photographs_as_jpeg_and_plots_as_png():
+    import base64
+    import io
+
+    import nbformat
+    import numpy as np
+    from PIL import Image
+
+    from srlib.pipeline import ROOT, publishable
+
+    def png(array):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, "PNG")
+        return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+    y, x = np.mgrid[:400, :400]
+    photo = np.clip(120 + 60 * np.sin(y / 9)[..., None] + np.random.default_rng(0).normal(0, 20, (400, 400, 3)),
+                    0, 255).astype(np.uint8)
+    plot = np.full((400, 600, 3), 255, np.uint8)
+    plot[200, :] = plot[:, 300] = 0  # a few lines on white: small as a PNG
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("show()", outputs=[
+        nbformat.v4.new_output("display_data", data={"image/png": png(photo), "text/plain": "<Figure>"}),
+        nbformat.v4.new_output("display_data", data={"image/png": png(plot), "text/plain": "<Figure>"}),
+        nbformat.v4.new_output("stream", text=f"saved to {ROOT}/figures/x.png\n")])])
+    published = publishable(nbformat.writes(notebook))
+    nbformat.validate(nbformat.reads(published, as_version=4))
+    first, second, text = nbformat.reads(published, as_version=4).cells[0].outputs
+    assert set(first.data) == {"image/jpeg", "text/plain"} and set(second.data) == {"image/png", "text/plain"}
+    jpeg = base64.b64decode(first.data["image/jpeg"])
+    assert len(jpeg) * 2 < len(base64.b64decode(png(photo)))
+    blocks = lambda a: np.asarray(a, float).reshape(50, 8, 50, 8, 3).mean(axis=(1, 3))  # JPEG drops the grain
+    assert np.abs(blocks(Image.open(io.BytesIO(jpeg))) - blocks(photo)).mean() < 1.5  # the same picture
+    assert text.text == "saved to ../figures/x.png\n"
