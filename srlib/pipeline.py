@@ -218,8 +218,8 @@ def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLi
 
 
 def publishable(notebook_json: str, photo_bytes: int = 100_000, quality: int = 85) -> str:
-    """An executed notebook (its JSON text) as committed for reading on GitHub: this checkout's paths made
-    relative, and each PNG output larger than ``photo_bytes`` stored as a JPEG of ``quality`` when that is
+    """An executed notebook (its JSON text) as committed for reading on GitHub: this checkout's paths, and those
+    beside it, made relative to ``notebooks/``, and each PNG output larger than ``photo_bytes`` stored as a JPEG of ``quality`` when that is
     less than half the size (photographs and image grids; line plots stay PNG, whose lines JPEG would blur).
     Returns the JSON text."""
     import base64
@@ -227,7 +227,10 @@ def publishable(notebook_json: str, photo_bytes: int = 100_000, quality: int = 8
 
     from PIL import Image
 
-    notebook = json.loads(notebook_json.replace(str(ROOT), ".."))
+    text = notebook_json.replace(str(ROOT), "..")
+    if ROOT.parent != ROOT.parent.parent:  # a data mirror beside the checkout (../shared/data)
+        text = text.replace(str(ROOT.parent) + "/", "../../")
+    notebook = json.loads(text)
     for cell in notebook["cells"]:
         for output in cell.get("outputs", []):
             data = output.get("data", {})

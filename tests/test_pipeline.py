@@ -171,7 +171,7 @@ def test_published_chapters_store_photographs_as_jpeg_and_plots_as_png():
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("show()", outputs=[
         nbformat.v4.new_output("display_data", data={"image/png": png(photo), "text/plain": "<Figure>"}),
         nbformat.v4.new_output("display_data", data={"image/png": png(plot), "text/plain": "<Figure>"}),
-        nbformat.v4.new_output("stream", text=f"saved to {ROOT}/figures/x.png\n")])])
+        nbformat.v4.new_output("stream", text=f"saved to {ROOT}/figures/x.png from {ROOT.parent}/shared/data\n")])])
     published = publishable(nbformat.writes(notebook))
     nbformat.validate(nbformat.reads(published, as_version=4))
     first, second, text = nbformat.reads(published, as_version=4).cells[0].outputs
@@ -180,4 +180,4 @@ def test_published_chapters_store_photographs_as_jpeg_and_plots_as_png():
     assert len(jpeg) * 2 < len(base64.b64decode(png(photo)))
     blocks = lambda a: np.asarray(a, float).reshape(50, 8, 50, 8, 3).mean(axis=(1, 3))  # JPEG drops the grain
     assert np.abs(blocks(Image.open(io.BytesIO(jpeg))) - blocks(photo)).mean() < 1.5  # the same picture
-    assert text.text == "saved to ../figures/x.png\n"
+    assert text.text == "saved to ../figures/x.png from ../../shared/data\n"
