@@ -31,11 +31,11 @@ benchmark: $(STAMP)
 		--sets $(SETS) --scale 4 --out figures/bicubic_x4.json
 	$(PY) tools/readme_tables.py
 
-# The README's results: bicubic and the shipped SRResNet beside the published figures, and zoomed crops.
+# The README's results: bicubic and the shipped SRResNet and SRGAN-MSE beside the published figures, and zoomed crops.
 CROPS ?= Set5/butterfly Set14/zebra BSD100/148026 Urban100/img_092
 results: $(STAMP)
 	@test -d $(BENCH_DATA)/benchmark/Set5 || test -d $(BENCH_DATA)/Set5 || { echo "no data: put the sets in data/benchmark/, or give a mirror: make $@ DATA=../shared/data" >&2; exit 2; }
-	$(PY) -m srlib benchmark --model bicubic srresnet-x4 --data $(BENCH_DATA) --sets $(SETS) \
+	$(PY) -m srlib benchmark --model bicubic srresnet-x4 srgan-mse-x4 --data $(BENCH_DATA) --sets $(SETS) \
 		--table figures/results_x4.md --crops figures/results_x4_crops.png --crop-images $(CROPS)
 	$(PY) tools/readme_tables.py
 

@@ -103,13 +103,14 @@ def _upscale(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .pipeline import PROFILES
     from .recipes import CONTENT_LOSSES, RECIPES, TrainConfig
+    from .upscale import SHIPPED
 
     parser = argparse.ArgumentParser(prog="python -m srlib", description="SRGAN course project tools")
     commands = parser.add_subparsers(dest="command", required=True)
 
     bench = commands.add_parser("benchmark", help="PSNR/SSIM on the standard test sets")
-    bench.add_argument("--model", nargs="+", action="extend", choices=["bicubic", "srresnet-x4"],
-                       help="bicubic and/or srresnet-x4 (the shipped model); default: bicubic unless --weights")
+    bench.add_argument("--model", nargs="+", action="extend", choices=["bicubic", *SHIPPED],
+                       help="bicubic and/or the shipped models (" + ", ".join(SHIPPED) + "); default: bicubic unless --weights")
     bench.add_argument("--weights", nargs="+", action="extend", metavar="PATH",
                        help="also score these trained generators (.weights.h5 with the .json sidecar)")
     bench.add_argument("--data", required=True, help="folder holding the set folders (or a benchmark/ folder of them)")
@@ -180,11 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("upscale", help="upscale images (files or folders) to PNGs")
     up.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders of images")
     up.add_argument("-o", "--out", required=True, help="folder for the PNGs (named after the inputs)")
-    up.add_argument("--weights", default="srresnet-x4", help="srresnet-x4 (shipped, default) or a .weights.h5 file")
+    up.add_argument("--weights", default="srresnet-x4", help="a shipped model (" + ", ".join(SHIPPED) +
+                    "; default srresnet-x4) or a .weights.h5 file")
     up.add_argument("--tile", type=int, help="LR pixels per window before context, instead of the size --max-memory "
                     "allows (0: the whole image at once)")
     up.add_argument("--max-memory", default="2G", metavar="SIZE", help="memory for the windows and the output rows "
-                    "being written, beyond TensorFlow's own ~0.8 GB (default: 2G; e.g. 500M, 8G)")
+                    "being written, beyond TensorFlow's own ~1 GB (default: 2G; e.g. 500M, 8G)")
     up.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     up.add_argument("--quiet", action="store_true", help="no progress bar")
     up.set_defaults(run=_upscale)

@@ -35,7 +35,10 @@ from .errors import ImageReadError, SrlibError
 
 log = logging.getLogger(__name__)
 
-SHIPPED = {"srresnet-x4": Path(__file__).resolve().parent / "weights" / "srresnet_x4.weights.h5"}
+# the shipped generators: SRResNet-16 (pixel MSE, the sharpest by PSNR) and SRGAN-MSE (the same network fine-tuned
+# with the paper's adversarial term: finer texture, lower PSNR); README, "Results"
+SHIPPED = {name: Path(__file__).resolve().parent / "weights" / f"{name.replace('-', '_')}.weights.h5"
+           for name in ("srresnet-x4", "srgan-mse-x4")}
 DEFAULT_MODEL = "srresnet-x4"
 DEFAULT_MAX_MEMORY = 2 * 10**9  # bytes of tiles and output band, beyond TensorFlow itself and the model (about 1 GB)
 

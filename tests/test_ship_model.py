@@ -64,7 +64,7 @@ def test_the_shipped_sidecar_holds_the_measured_figures_and_the_model_upscales(s
                                             "--sets Set5 Set14 BSD100 Urban100")
     direct = run_benchmark(upscale_with(load_generator(source)), four_sets, ["Set5", "Urban100"], 4, "x", progress=False)
     for name in ("Set5", "Urban100"):
-        assert sidecar["benchmark"][name] == {k: direct["results"][name][k] for k in ("psnr", "ssim", "n")}
+        assert sidecar["benchmark"][name] == {k: direct["results"][name][k] for k in ("psnr", "ssim", "detail", "colour", "n")}
     assert upscale(np.zeros((9, 7, 3), np.uint8)).shape == (36, 28, 3)  # the default model is now this one
 
 

@@ -1,10 +1,10 @@
 """Put a trained generator into the package as the shipped model, with its measured figures.
 
-    python tools/ship_model.py runs/paper_x4/generator.weights.h5 --data ../shared/data
+    python tools/ship_model.py runs/paper_x4/generator.weights.h5 --data ../shared/data [--name srgan-mse-x4]
 
 Runs `python -m srlib benchmark --weights SOURCE` on Set5, Set14, BSD100 and Urban100, then writes
-`srlib/weights/srresnet_x4.weights.h5` and its sidecar `srresnet_x4.json` (architecture, recipe, training
-data, steps, training settings and the figures the command measured), both atomically. Refuses a
+`srlib/weights/<name>.weights.h5` (srresnet_x4 by default) and its sidecar `<name>.json` (architecture, recipe,
+training data, steps, training settings and the figures the command measured), both atomically. Refuses a
 generator that is not x4, or that was trained against random VGG features.
 """
 
@@ -62,7 +62,7 @@ def _ship(snapshot: Path, source: Path, args) -> int:
         architecture=card.architecture, name=args.name, recipe=card.recipe, stage=card.stage, steps=card.steps,
         training_data=training_data or None, initialised_from=card.initialised_from, vgg_weights=card.vgg_weights,
         config=card.config, learning_rates=card.learning_rates,
-        benchmark={name: {k: row[k] for k in ("psnr", "ssim", "n")} for name, row in report["results"].items()},
+        benchmark={name: {k: row[k] for k in ("psnr", "ssim", "detail", "colour", "n")} for name, row in report["results"].items()},
         extra={"benchmark_command": " ".join(["python -m srlib benchmark --weights", str(source), *command[3:-2]]),
                "protocol": report["protocol"], "shipped": datetime.date.today().isoformat()})
     # both files are complete before either replaces the old ones (the card first, then the weights)
