@@ -1,6 +1,6 @@
 """Seconds per training step: the whole trainer against the bare network step, and XLA on against off.
 
-    python benchmarks/bench_train_step.py [--data ../shared/data/train] [--steps 12] [--xla]
+    python benchmarks/bench_train_step.py [--data ../shared/data/train] [--steps 30] [--xla]
     python benchmarks/bench_train_step.py --compare-xla [--steps 6] [--rounds 2]
 
 The first form uses SRResNet-16 (64 filters), batch 16, HR 96, x4, pixel MSE and Adam. The trainer's
@@ -97,7 +97,7 @@ def compare_xla(steps: int, rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/train")
-    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=30)  # fewer: a few slow steps move the ratio by 0.1
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--xla", action="store_true", help="compile both steps with XLA")
     parser.add_argument("--compare-xla", action="store_true", help="XLA on and off for each profile's network")
