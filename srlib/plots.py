@@ -246,8 +246,9 @@ def plot_validation(rows: list[dict], bicubic_psnr: float | None = None, title: 
         ax.plot(steps + offsets[stage], psnr, marker="o", markersize=4,
                 label=f"{stage_label(stage)}: last {psnr[-1]:.2f} dB; {stats_text(psnr, 'dB')}")
         if len(psnr) == 1:
+            # below the point: the stage names sit at the top of the axes
             ax.annotate(f"{psnr[0]:.2f} dB", (steps[0] + offsets[stage], psnr[0]), textcoords="offset points",
-                        xytext=(0, 6), ha="center", fontsize=8)
+                        xytext=(0, -8), ha="center", va="top", fontsize=8)
     _mark_stages(ax, offsets, stages_in(rows))
     if bicubic_psnr is not None:
         ax.axhline(bicubic_psnr, color="gray", linestyle="--",
