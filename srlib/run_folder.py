@@ -38,6 +38,8 @@ from .files import remove_stale_temp_files, write_json, write_text
 from .recipes import CONTENT_LOSSES, RECIPES, STAGE_SETTINGS
 
 log = logging.getLogger(__name__)
+# how a user asks for a stage to start again: the CLI flag, the Trainer argument, the chapters' parameter
+RESTART_HOW = "--restart (restart=True; fresh = True in a chapter)"
 
 # Settings that change what a checkpoint holds or what a step computes: a stage resumes only with the same
 # values (the learning rate may change, and is recorded step by step; an EMA may be added).
@@ -236,16 +238,21 @@ class RunFolder:
             what = "; ".join(damaged) or "files: " + ", ".join(sorted(p.name for p in self.checkpoint_dir.iterdir()))
             kept = f"; the damaged files are kept in {self.checkpoint_dir / 'damaged'}" if damaged else ""
             raise SrlibError(f"no checkpoint in {self.checkpoint_dir} could be read ({what}){kept}. To train this "
-                             "stage again from the start, pass --restart (restart=True): its files are moved aside, "
+                             f"stage again from the start, pass {RESTART_HOW}: its files are moved aside, "
                              "not deleted")
+        return None
+
+    def check_not_lost(self) -> None:
+        """An error when the stage has no checkpoint files left but holds the generator it exported (its
+        checkpoints were deleted): starting again would overwrite what it trained. Called before anything
+        in the folder is written."""
         exported = self.stage_dir / "generator.weights.h5"
-        if exported.is_file():  # its checkpoints were deleted: starting again would overwrite what it trained
+        if exported.is_file() and not self.holds_checkpoints():
             card = exported.with_suffix("").with_suffix(".json")
             steps = _read_object(card).get("steps", "some") if card.is_file() else "some"
             raise SrlibError(f"{self.stage_dir} has no checkpoint left but holds the generator it exported after "
                              f"{steps} steps ({exported.name}); to train this stage again from the start, pass "
-                             "--restart (restart=True): its files are moved aside, not deleted")
-        return None
+                             f"{RESTART_HOW}: its files are moved aside, not deleted")
 
     def _state_names(self) -> str | None:
         """The newest checkpoint that TensorFlow's ``checkpoint`` state file names; None when there is no such

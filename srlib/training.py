@@ -82,6 +82,7 @@ class Trainer:
         try:
             if restart:
                 self.folder.restart()
+            self.folder.check_not_lost()
             if self.stage.vgg and self.config.vgg_weights == "auto":
                 self.config = dataclasses.replace(
                     self.config, vgg_weights=resolve_vgg_weights("auto", self.stage.vgg[0]))

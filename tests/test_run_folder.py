@@ -216,6 +216,10 @@ def test_a_stage_whose_checkpoints_were_deleted_never_restarts_silently(train_fo
         Trainer("paper", "mse", tmp_path, config)
     assert _steps(tmp_path) == [1, 2, 3, 4]  # nothing was thrown away
     assert (tmp_path / "mse" / "generator.weights.h5").read_bytes() == exported
+    assert json.loads((tmp_path / "mse" / "config.json").read_text())["checkpoint_every"] == 2
+    with pytest.raises(SrlibError, match="no checkpoint left"):  # refused before its settings are recorded
+        Trainer("paper", "mse", tmp_path, TrainConfig(**TINY, checkpoint_every=3))
+    assert json.loads((tmp_path / "mse" / "config.json").read_text())["checkpoint_every"] == 2
     restarted = Trainer("paper", "mse", tmp_path, config, restart=True)
     assert restarted.current_step == 0
     restarted.close()
