@@ -217,20 +217,40 @@ def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLi
     return executed
 
 
+def _relative_paths(value, relative):
+    """``value`` (parsed notebook JSON) with ``relative`` applied to every string except image data."""
+    if isinstance(value, str):
+        return relative(value)
+    if isinstance(value, list):
+        return [_relative_paths(v, relative) for v in value]
+    if isinstance(value, dict):
+        return {k: v if k.startswith("image/") and isinstance(v, str) else _relative_paths(v, relative)
+                for k, v in value.items()}
+    return value
+
+
 def publishable(notebook_json: str, photo_bytes: int = 100_000, quality: int = 85) -> str:
     """An executed notebook (its JSON text) as committed for reading on GitHub: this checkout's paths, and those
-    beside it, made relative to ``notebooks/``, and each PNG output larger than ``photo_bytes`` stored as a JPEG of ``quality`` when that is
-    less than half the size (photographs and image grids; line plots stay PNG, whose lines JPEG would blur).
-    Returns the JSON text."""
+    beside it, made relative to ``notebooks/`` (in text, never in image data), and each PNG output larger than
+    ``photo_bytes`` stored as a JPEG of ``quality`` when that is less than half the size (photographs and image
+    grids; line plots stay PNG, whose lines JPEG would blur). Returns the JSON text."""
     import base64
     import io
+    import re
 
     from PIL import Image
 
-    text = notebook_json.replace(str(ROOT), "..")
+    folders = [(str(ROOT), "..")]
     if ROOT.parent != ROOT.parent.parent:  # a data mirror beside the checkout (../shared/data)
-        text = text.replace(str(ROOT.parent) + "/", "../../")
-    notebook = json.loads(text)
+        folders.append((str(ROOT.parent), "../.."))
+    patterns = [(re.compile(re.escape(path) + r"(?=/|$|[\s\"'`),;:|])"), short) for path, short in folders]
+
+    def relative(text: str) -> str:
+        for pattern, short in patterns:
+            text = pattern.sub(short, text)
+        return text
+
+    notebook = _relative_paths(json.loads(notebook_json), relative)
     for cell in notebook["cells"]:
         for output in cell.get("outputs", []):
             data = output.get("data", {})

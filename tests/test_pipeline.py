@@ -166,18 +166,24 @@ def test_published_chapters_store_photographs_as_jpeg_and_plots_as_png():
     y, x = np.mgrid[:400, :400]
     photo = np.clip(120 + 60 * np.sin(y / 9)[..., None] + np.random.default_rng(0).normal(0, 20, (400, 400, 3)),
                     0, 255).astype(np.uint8)
-    plot = np.full((400, 600, 3), 255, np.uint8)
-    plot[200, :] = plot[:, 300] = 0  # a few lines on white: small as a PNG
+    rgba = np.dstack([photo, np.full((400, 400), 255, np.uint8)])  # as matplotlib writes figures
+    sharp = np.where(np.random.default_rng(1).random((1000, 1000, 1)) < 0.5, 0, 255).repeat(3, -1).astype(np.uint8)
+    assert len(base64.b64decode(png(sharp))) > 100_000  # large, but JPEG would not halve it
+    figure = {"text/plain": "<Figure>"}
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("show()", outputs=[
-        nbformat.v4.new_output("display_data", data={"image/png": png(photo), "text/plain": "<Figure>"}),
-        nbformat.v4.new_output("display_data", data={"image/png": png(plot), "text/plain": "<Figure>"}),
-        nbformat.v4.new_output("stream", text=f"saved to {ROOT}/figures/x.png from {ROOT.parent}/shared/data\n")])])
+        nbformat.v4.new_output("display_data", data={"image/png": png(rgba), **figure},
+                               metadata={"image/png": {"width": 400}}),
+        nbformat.v4.new_output("display_data", data={"image/png": png(sharp), **figure}),
+        nbformat.v4.new_output("stream", text=f"saved to {ROOT}/figures/x.png from {ROOT.parent}/shared/data, "
+                                              f"and {ROOT}2/x\n")])])
     published = publishable(nbformat.writes(notebook))
     nbformat.validate(nbformat.reads(published, as_version=4))
     first, second, text = nbformat.reads(published, as_version=4).cells[0].outputs
-    assert set(first.data) == {"image/jpeg", "text/plain"} and set(second.data) == {"image/png", "text/plain"}
+    assert set(first.data) == {"image/jpeg", "text/plain"} and first.metadata == {"image/jpeg": {"width": 400}}
+    assert set(second.data) == {"image/png", "text/plain"} and second.data["image/png"] == png(sharp)
     jpeg = base64.b64decode(first.data["image/jpeg"])
-    assert len(jpeg) * 2 < len(base64.b64decode(png(photo)))
+    assert len(jpeg) * 2 < len(base64.b64decode(png(rgba)))
     blocks = lambda a: np.asarray(a, float).reshape(50, 8, 50, 8, 3).mean(axis=(1, 3))  # JPEG drops the grain
     assert np.abs(blocks(Image.open(io.BytesIO(jpeg))) - blocks(photo)).mean() < 1.5  # the same picture
-    assert text.text == "saved to ../figures/x.png from ../../shared/data\n"
+    # a folder beside the checkout whose name starts with the checkout's is beside it, not inside
+    assert text.text == f"saved to ../figures/x.png from ../../shared/data, and ../../{ROOT.name}2/x\n"
