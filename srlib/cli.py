@@ -3,7 +3,7 @@
   benchmark   PSNR/SSIM of a model on Set5, Set14, BSD100, Urban100 (the literature's protocol)
   train       run one stage of a training recipe, resuming from the run folder's last checkpoint
   pipeline    run the course notebooks 01-06 with papermill, sized by a profile (smoke, cpu, gpu)
-  upscale     upscale image files or folders with the shipped model (or any trained generator)
+  upscale     upscale image files or folders with a shipped model (srresnet-x4, srgan-mse-x4) or any trained generator
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pipe = commands.add_parser("pipeline", help="run the notebooks 01-06 in order with papermill")
     pipe.add_argument("--profile", default="cpu", choices=list(PROFILES),
-                      help="smoke (CI, minutes), cpu (the demo, ~20 min on 2 cores), gpu (one sitting on one GPU, the "
+                      help="smoke (CI, minutes), cpu (the demo, ~25 min on 2 cores), gpu (one sitting on one GPU, the "
                            "paper's GAN from the shipped SRResNet), gpu-full (the report's scale, days)")
     pipe.add_argument("--recipe", default="report", choices=list(RECIPES))
     pipe.add_argument("--source", metavar="DIR", help="copy the data from this mirror (benchmark/<set>, train/<set>) "

@@ -14,7 +14,7 @@ The 9x9 tail conv at full resolution has 3 output channels, which runs at a fift
 other convs (90 against 420 GFLOP/s on the 2-core AVX-512 machine this was measured on); inference
 computes it at half resolution instead, as a 5x5 conv with 12 output channels on the last sub-pixel
 conv's channels followed by the shuffle (``_tail_before_shuffle``): the same function, the kernel
-rearranged, about 1.3x as fast for the whole network.
+rearranged, about 1.4x as fast for the whole network (benchmarks/bench_upscale.py).
 
 ``srlib.upscale`` is the function ``upscale`` (the package exports it); reach this module itself with
 ``from srlib.upscale import ...`` or ``importlib.import_module("srlib.upscale")``.
@@ -51,9 +51,12 @@ UPSAMPLER_BYTES_PER_FILTER = 17  # times scale^2
 
 
 def weights_path(weights: str | os.PathLike) -> Path:
-    """The file of a shipped model's name (e.g. "srresnet-x4"), or ``weights`` itself as a path."""
+    """The file of a shipped model's name ("srresnet-x4", "srgan-mse-x4"), or ``weights`` itself as a path."""
     if str(weights) not in SHIPPED:
-        return Path(weights)
+        path = Path(weights)
+        if not path.exists() and not path.name.endswith(".h5"):  # a mistyped name, e.g. srgan_mse_x4
+            raise SrlibError(f"{weights} is neither a shipped model ({', '.join(SHIPPED)}) nor a file")
+        return path
     path = SHIPPED[str(weights)]
     if not path.is_file():
         raise SrlibError(f"the {weights} weights are not in this copy of srlib ({path}); give a trained "
@@ -308,8 +311,9 @@ def _bands(image: np.ndarray, network: _Network, tile, overlap, max_memory, prog
 
 def upscale(image: np.ndarray, weights: str | os.PathLike = DEFAULT_MODEL, tile: int | str | None = "auto",
             overlap: int | None = None, max_memory: float | str = DEFAULT_MAX_MEMORY, progress: bool = False) -> np.ndarray:
-    """Upscale a uint8 RGB (or grayscale, or RGBA: alpha dropped) image with a generator: the shipped model
-    by default, or a ``.weights.h5`` file with its JSON sidecar. Returns the uint8 RGB SR image.
+    """Upscale a uint8 RGB (or grayscale, or RGBA: alpha dropped) image with a generator: a shipped model's name
+    (``"srresnet-x4"``, the default, or ``"srgan-mse-x4"``), or a ``.weights.h5`` file with its JSON sidecar.
+    Returns the uint8 RGB SR image.
 
     ``max_memory`` (bytes, or a string such as "2G" or "500M") bounds the memory of the windows the image
     is cut into, beyond TensorFlow itself and the model (about 1 GB) and the input and output arrays; ``tile`` (LR pixels per window, before context) overrides the choice,

@@ -42,7 +42,8 @@ def _trained(tmp_path, **metadata):
     save_generator(generator(scale=4, blocks=1, filters=4), path,
                    {"recipe": "paper", "stage": "mse", "steps": 12, "vgg_weights": None,
                     "training_data": {"name": "BSD200+T91", "images": 290, "folders": ["/somewhere/train"]},
-                    "initialised_from": {"steps": 4500, "batch_norm_folded": True}, **metadata})
+                    "initialised_from": {"steps": 4500, "batch_norm_folded": True,
+                                         "weights": "/somewhere/else/bn_step4500.weights.h5"}, **metadata})
     return path
 
 
@@ -58,7 +59,8 @@ def test_the_shipped_sidecar_holds_the_measured_figures_and_the_model_upscales(s
     assert target.read_bytes() == source.read_bytes()
     assert (sidecar["recipe"], sidecar["stage"], sidecar["steps"]) == ("paper", "mse", 12)
     assert sidecar["training_data"] == {"name": "BSD200+T91", "images": 290}  # no machine-local folders
-    assert sidecar["initialised_from"] == {"steps": 4500, "batch_norm_folded": True}
+    assert sidecar["initialised_from"] == {"steps": 4500, "batch_norm_folded": True,
+                                           "weights": "bn_step4500.weights.h5"}  # no machine-local path
     assert sidecar["architecture"] == {"scale": 4, "blocks": 1, "filters": 4, "batch_norm": True}
     assert sidecar["benchmark_command"] == (f"python -m srlib benchmark --weights {source} --data {four_sets} "
                                             "--sets Set5 Set14 BSD100 Urban100")

@@ -129,3 +129,13 @@ def test_the_srgan_name_works_wherever_the_srresnet_name_does(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "small.png")), sr)
     args = build_parser().parse_args(["benchmark", "--model", "srgan-mse-x4", "--data", str(tmp_path)])
     assert args.model == ["srgan-mse-x4"]
+
+
+def test_every_shipped_model_has_a_label_for_the_tables_and_a_mistyped_name_is_named():
+    from srlib.errors import SrlibError
+    from srlib.reporting import SHIPPED_LABELS
+    from srlib.upscale import weights_path
+
+    assert set(SHIPPED_LABELS) == set(SHIPPED)  # notebook 06 and the tables go by SHIPPED_LABELS
+    with pytest.raises(SrlibError, match=r"srgan_mse_x4 is neither a shipped model \(srresnet-x4, srgan-mse-x4\) nor a file"):
+        weights_path("srgan_mse_x4")

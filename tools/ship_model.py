@@ -2,10 +2,11 @@
 
     python tools/ship_model.py runs/paper_x4/generator.weights.h5 --data ../shared/data [--name srgan-mse-x4]
 
-Runs `python -m srlib benchmark --weights SOURCE` on Set5, Set14, BSD100 and Urban100, then writes
-`srlib/weights/<name>.weights.h5` (srresnet_x4 by default) and its sidecar `<name>.json` (architecture, recipe,
-training data, steps, training settings and the figures the command measured), both atomically. Refuses a
-generator that is not x4, or that was trained against random VGG features.
+Runs `python -m srlib benchmark --weights SOURCE` on Set5, Set14, BSD100 and Urban100, then writes the file of
+`--name` in `srlib/weights/` (srresnet_x4.weights.h5 by default, srgan_mse_x4.weights.h5 for srgan-mse-x4) and its
+sidecar (architecture, recipe, training data, steps, what it started from, training settings and the figures the
+command measured, with no machine-local paths), both atomically. Refuses a generator that is not x4, or that was
+trained against random VGG features.
 """
 
 import argparse
@@ -58,9 +59,14 @@ def _ship(snapshot: Path, source: Path, args) -> int:
     target = SHIPPED[args.name]
     target.parent.mkdir(parents=True, exist_ok=True)
     training_data = {k: v for k, v in (card.training_data or {}).items() if k != "folders"}  # not local paths
+    origin = dict(card.initialised_from or {}) or None
+    if origin and Path(origin.get("weights", "")).is_absolute():  # relative to the checkout, or the file's name
+        weights = Path(origin["weights"])
+        root = Path(__file__).resolve().parent.parent
+        origin["weights"] = str(weights.relative_to(root)) if weights.is_relative_to(root) else weights.name
     shipped = ModelCard(
         architecture=card.architecture, name=args.name, recipe=card.recipe, stage=card.stage, steps=card.steps,
-        training_data=training_data or None, initialised_from=card.initialised_from, vgg_weights=card.vgg_weights,
+        training_data=training_data or None, initialised_from=origin, vgg_weights=card.vgg_weights,
         config=card.config, learning_rates=card.learning_rates,
         benchmark={name: {k: row[k] for k in ("psnr", "ssim", "detail", "colour", "n")} for name, row in report["results"].items()},
         extra={"benchmark_command": " ".join(["python -m srlib benchmark --weights", str(source), *command[3:-2]]),
