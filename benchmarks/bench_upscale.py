@@ -30,6 +30,8 @@ import os
 import subprocess
 import sys
 
+from srlib.upscale import DEFAULT_MODEL, SHIPPED
+
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np
@@ -147,7 +149,8 @@ def measure(kind: str, size: int, weights: str, max_memory: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default="srresnet-x4", help="srresnet-x4 (shipped) or a .weights.h5 file")
+    parser.add_argument("--weights", default=DEFAULT_MODEL, help=f"a shipped model ({', '.join(SHIPPED)}; default "
+                        f"{DEFAULT_MODEL}) or a .weights.h5 file")
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2048, 4096], help="input sizes of `upscale`")
     parser.add_argument("--files-size", type=int, default=2048, help="input size of `upscale_files` (0: skip)")
     parser.add_argument("--interleaved-size", type=int, default=2048,

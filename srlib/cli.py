@@ -103,7 +103,7 @@ def _upscale(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .pipeline import PROFILES
     from .recipes import CONTENT_LOSSES, RECIPES, TrainConfig
-    from .upscale import SHIPPED
+    from .upscale import DEFAULT_MODEL, SHIPPED
 
     parser = argparse.ArgumentParser(prog="python -m srlib", description="SRGAN course project tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -181,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("upscale", help="upscale images (files or folders) to PNGs")
     up.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders of images")
     up.add_argument("-o", "--out", required=True, help="folder for the PNGs (named after the inputs)")
-    up.add_argument("--weights", default="srresnet-x4", help="a shipped model (" + ", ".join(SHIPPED) +
-                    "; default srresnet-x4) or a .weights.h5 file")
+    up.add_argument("--weights", default=DEFAULT_MODEL, help="a shipped model (" + ", ".join(SHIPPED) +
+                    f"; default {DEFAULT_MODEL}) or a .weights.h5 file")
     up.add_argument("--tile", type=int, help="LR pixels per window before context, instead of the size --max-memory "
                     "allows (0: the whole image at once)")
     up.add_argument("--max-memory", default="2G", metavar="SIZE", help="memory for the windows and the output rows "

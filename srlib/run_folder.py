@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from .errors import SrlibError
 from .files import remove_stale_temp_files, write_json, write_text
+from .model_card import card_path
 from .recipes import CONTENT_LOSSES, RECIPES, STAGE_SETTINGS
 
 log = logging.getLogger(__name__)
@@ -248,7 +249,7 @@ class RunFolder:
         in the folder is written."""
         exported = self.stage_dir / "generator.weights.h5"
         if exported.is_file() and not self.holds_checkpoints():
-            card = exported.with_suffix("").with_suffix(".json")
+            card = card_path(exported)
             steps = _read_object(card).get("steps", "some") if card.is_file() else "some"
             raise SrlibError(f"{self.stage_dir} has no checkpoint left but holds the generator it exported after "
                              f"{steps} steps ({exported.name}); to train this stage again from the start, pass "

@@ -8,6 +8,7 @@ writes ``<out>_discriminator.png``, ``<out>_loss_shares.png`` and ``<out>_valida
 """
 
 import argparse
+from pathlib import Path
 
 from srlib import plots
 from srlib.run_folder import HistoryLog
@@ -20,8 +21,6 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="prefix of the PNG files")
     parser.add_argument("--window", type=int, default=plots.SMOOTHING, help="steps in the moving average")
     args = parser.parse_args()
-    from pathlib import Path
-
     rows = HistoryLog(Path(args.history)).rows()
     figures = {"discriminator": plots.plot_discriminator(rows, args.stage, window=args.window),
                "loss_shares": plots.plot_loss_shares(rows, args.stage, window=args.window),

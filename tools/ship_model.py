@@ -20,7 +20,7 @@ from pathlib import Path
 from srlib.cli import main as srlib_main
 from srlib.files import atomic_path, write_json
 from srlib.model_card import ModelCard, card_path
-from srlib.upscale import SHIPPED
+from srlib.upscale import DEFAULT_MODEL, SHIPPED
 
 SETS = ["Set5", "Set14", "BSD100", "Urban100"]
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", help="a trained generator (.weights.h5 with its .json sidecar)")
     parser.add_argument("--data", required=True, help="folder holding benchmark/{Set5,Set14,BSD100,Urban100}")
-    parser.add_argument("--name", default="srresnet-x4", choices=sorted(SHIPPED))
+    parser.add_argument("--name", default=DEFAULT_MODEL, choices=sorted(SHIPPED))
     args = parser.parse_args(argv)
     source = Path(args.source)
     if not source.is_file() or not card_path(source).is_file():
