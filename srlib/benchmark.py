@@ -29,6 +29,11 @@ KNOWN_SETS = ("Set5", "Set14", "BSD100", "Urban100")
 
 MIN_SIDE = 11  # SSIM's gaussian window
 
+
+def min_hr_side(scale: int) -> int:
+    """The shortest HR side that can be scored at ``scale``: after modcrop and the border shave, SSIM's window."""
+    return MIN_SIDE + 3 * scale
+
 # An upscaler takes an LR uint8 RGB image and returns the SR image, scale times larger.
 Upscaler = Callable[[np.ndarray], np.ndarray]
 
@@ -99,9 +104,9 @@ def run_benchmarks(
         files = list_image_files(set_dir, recursive=False)
         for path in tqdm(files, desc=f"{name} x{scale}", unit="img", disable=None if progress else True, leave=False):
             hr = read_image(path)
-            if min(hr.shape[:2]) < MIN_SIDE + 3 * scale:  # after modcrop and shave, SSIM needs 11 pixels
+            if min(hr.shape[:2]) < min_hr_side(scale):
                 raise DataError(f"{path} is {hr.shape[1]}x{hr.shape[0]}: too small to benchmark at x{scale} "
-                                f"(each side needs at least {MIN_SIDE + 3 * scale} pixels)")
+                                f"(each side needs at least {min_hr_side(scale)} pixels)")
             hr = modcrop(hr, scale)
             lr = bicubic_downscale(hr, scale)
             for model, upscale in upscalers.items():

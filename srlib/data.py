@@ -164,9 +164,9 @@ def validation_images(folder: str | os.PathLike, limit: int | None = None, scale
                       ) -> list[tuple[str, np.ndarray]]:
     """The HR images of a small fixed validation set (e.g. Set5), sorted by name; images too small to score
     at ``scale`` (the benchmark's rule) are skipped with a warning naming them."""
-    from .benchmark import MIN_SIDE
+    from .benchmark import min_hr_side  # benchmark imports data
 
-    loaded = read_image_folder(folder, min_size=MIN_SIDE + 3 * scale)
+    loaded = read_image_folder(folder, min_size=min_hr_side(scale))
     pairs = [(path.stem, image) for path, image in zip(loaded.paths, loaded.images)]
     return pairs[:limit] if limit else pairs
 

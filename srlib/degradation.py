@@ -30,13 +30,13 @@ def round_half_up(x):
     return np.floor(np.asarray(x) + 0.5)
 
 
-def _cubic(x: np.ndarray) -> np.ndarray:
-    """Keys' cubic convolution kernel with a = -0.5, as MATLAB's imresize uses."""
+def cubic_kernel(x: np.ndarray, a: float = -0.5) -> np.ndarray:
+    """Keys' cubic convolution kernel; a = -0.5 is MATLAB's imresize (OpenCV's INTER_CUBIC uses -0.75)."""
     absx = np.abs(x)
     absx2 = absx**2
     absx3 = absx**3
-    return (1.5 * absx3 - 2.5 * absx2 + 1) * (absx <= 1) + (
-        -0.5 * absx3 + 2.5 * absx2 - 4 * absx + 2
+    return ((a + 2) * absx3 - (a + 3) * absx2 + 1) * (absx <= 1) + (
+        a * absx3 - 5 * a * absx2 + 8 * a * absx - 4 * a
     ) * ((absx > 1) & (absx <= 2))
 
 
@@ -58,7 +58,7 @@ def resize_weights(in_length: int, out_length: int, scale: float) -> tuple[np.nd
     taps = int(np.ceil(kernel_width)) + 2
     indices = left[:, None] + np.arange(taps)[None, :]  # 1-based
     distance = u[:, None] - indices
-    weights = scale * _cubic(distance * scale) if antialias else _cubic(distance)
+    weights = scale * cubic_kernel(distance * scale) if antialias else cubic_kernel(distance)
     weights /= weights.sum(axis=1, keepdims=True)
 
     mirrored = np.concatenate([np.arange(in_length), np.arange(in_length)[::-1]])

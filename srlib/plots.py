@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from .degradation import cubic_kernel
 from .files import atomic_path
 
 # history keys of the generator's loss terms (each already times its weight), in the order the recipes add
@@ -511,11 +512,6 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
 # --- the course's small computations (chapters 1-3; the numbers come from srlib.explain) ---------------
 
 
-def _keys_cubic(x: np.ndarray, a: float) -> np.ndarray:
-    x = np.abs(x)
-    return np.where(x <= 1, (a + 2) * x**3 - (a + 3) * x**2 + 1, np.where(x <= 2, a * (x**3 - 5 * x**2 + 8 * x - 4), 0))
-
-
 def plot_resize_kernels(scale: int = 4):
     """Left: the bicubic kernel (MATLAB's a = -0.5 beside OpenCV's a = -0.75) that upscaling weighs LR pixels
     with. Right: the weights of the HR pixels that make one LR pixel, for MATLAB's bicubic (the kernel stretched
@@ -525,8 +521,8 @@ def plot_resize_kernels(scale: int = 4):
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     x = np.linspace(-2.5, 2.5, 501)
-    left.plot(x, _keys_cubic(x, -0.5), label="MATLAB imresize (a = -0.5)")
-    left.plot(x, _keys_cubic(x, -0.75), "--", label="OpenCV INTER_CUBIC (a = -0.75)")
+    left.plot(x, cubic_kernel(x, -0.5), label="MATLAB imresize (a = -0.5)")
+    left.plot(x, cubic_kernel(x, -0.75), "--", label="OpenCV INTER_CUBIC (a = -0.75)")
     left.axhline(0, color="gray", linewidth=0.8)
     left.set(title="Bicubic kernel for upscaling", xlabel="distance from the new pixel (LR pixels)",
              ylabel="weight of an LR pixel")
@@ -538,7 +534,7 @@ def plot_resize_kernels(scale: int = 4):
     right.stem(offsets, weights[index], linefmt="C0-", markerfmt="C0o", basefmt=" ",
                label=f"MATLAB bicubic ÷{scale}: {len(offsets)} HR pixels")
     near = np.array([-1.5, -0.5, 0.5, 1.5])
-    right.stem(near + 0.08, _keys_cubic(near, -0.5), linefmt="C1-", markerfmt="C1s", basefmt=" ",
+    right.stem(near + 0.08, cubic_kernel(near, -0.5), linefmt="C1-", markerfmt="C1s", basefmt=" ",
                label="TensorFlow bicubic, no antialiasing: 4")
     right.stem([index * scale - centre - 0.08], [1.0], linefmt="C3-", markerfmt="C3^", basefmt=" ",
                label=f"every {scale}th pixel: 1, off centre")

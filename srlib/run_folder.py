@@ -195,12 +195,7 @@ class RunFolder:
     def checkpoints(self) -> list[Path]:
         """The checkpoint prefixes in the folder (``.../ckpt-N``), newest first, found from their files, so
         that a lost or damaged ``checkpoint`` state file loses nothing."""
-        found = []
-        for index in self.checkpoint_dir.glob("ckpt-*.index"):
-            match = re.fullmatch(r"ckpt-(\d+)\.index", index.name)
-            if match:
-                found.append((int(match.group(1)), index.with_suffix("")))
-        return [prefix for _, prefix in sorted(found, reverse=True)]
+        return [self.checkpoint_dir / f"ckpt-{step}" for step in checkpoint_steps(self.checkpoint_dir)]
 
     def holds_checkpoints(self) -> bool:
         """Whether the stage has saved a checkpoint: its checkpoint folder holds anything (even only
@@ -378,10 +373,17 @@ def _stage_named(name: str):
     return next(iter(stages.values())) if len(stages) == 1 else None
 
 
+def checkpoint_steps(checkpoint_dir: str | os.PathLike) -> list[int]:
+    """The steps of the checkpoints in ``checkpoint_dir``, newest first, from their files (``ckpt-<step>.index``)."""
+    found = [int(m.group(1)) for p in Path(checkpoint_dir).glob("ckpt-*.index")
+             if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name))]
+    return sorted(found, reverse=True)
+
+
 def changed_settings(before: dict, now: dict, stage) -> dict[str, tuple]:
     """The settings (``TrainConfig`` dicts) a stage cannot resume with: {name: (value it was trained with, value
     now)}, comparing what ``stage`` (a recipe ``Stage``, or None) would use; an EMA may be added, not dropped."""
-    old, new = _effective(before, stage), _effective(now, stage)
+    old, new = effective_settings(before, stage), effective_settings(now, stage)
     fixed = [k for k in RESUME_FIXED if k in before]
     if not (CONTENT_LOSSES.get(old.get("content_loss")) or CONTENT_LOSSES.get(new.get("content_loss"))):
         fixed = [k for k in fixed if k != "vgg_weights"]  # no VGG in this stage: its weights do not matter
@@ -391,7 +393,7 @@ def changed_settings(before: dict, now: dict, stage) -> dict[str, tuple]:
     return changed
 
 
-def _effective(config: dict, stage) -> dict:
+def effective_settings(config: dict, stage) -> dict:
     """``config`` (a ``TrainConfig`` as a dict) with the stage's own value for each stage setting left at
     None, as ``TrainConfig.stage`` applies them."""
     if stage is None:

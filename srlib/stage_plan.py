@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 from .errors import SrlibError
 from .model_card import ModelCard
 from .recipes import RECIPES, TrainConfig, get_stage, stage_for
-from .run_folder import HistoryLog, _effective, changed_settings
+from .run_folder import HistoryLog, changed_settings, checkpoint_steps, effective_settings
 
 # the notebook of the course that trains each part of a recipe (srlib.pipeline.NOTEBOOK_STAGES)
 _NOTEBOOKS = {"pretrain": "02_pretrain_sr_vgg", "discriminator": "03_pretrain_discriminator", "gan": "04_full_train"}
@@ -61,9 +60,8 @@ def notebook_of(recipe: str, stage: str) -> str:
 
 def checkpointed_step(run_dir: str | os.PathLike, stage: str) -> int | None:
     """The step of a stage's newest checkpoint (from the files' names, ``ckpt-<step>.index``); None without any."""
-    found = [int(m.group(1)) for p in (Path(run_dir) / stage / "checkpoints").glob("ckpt-*.index")
-             if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name))]
-    return max(found) if found else None
+    found = checkpoint_steps(Path(run_dir) / stage / "checkpoints")
+    return found[0] if found else None
 
 
 def _stage_times(run_dir: Path, stage: str) -> tuple[float | None, float | None]:
@@ -139,7 +137,7 @@ def plan_stage(recipe: str, stage: str, run_dir: str | os.PathLike, config: Trai
     before = _read_config(run_dir / stage / "config.json")
     now = dataclasses.asdict(_resolved(config, spec))
     base = get_stage(recipe, stage)
-    old, new = _effective(before, base), _effective(now, base)
+    old, new = effective_settings(before, base), effective_settings(now, base)
     changed = changed_settings(before, now, base)  # what the run folder would refuse
     if changed:
         what = ", ".join(f"{k} = {value!r} (it was trained with {was!r})" for k, (was, value) in changed.items())
