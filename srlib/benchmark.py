@@ -13,6 +13,7 @@ colour, the mean of each image's largest absolute channel shift (so a tint in on
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Callable
@@ -24,6 +25,8 @@ from .degradation import bicubic_downscale, bicubic_upscale, modcrop
 from .errors import DataError, SrlibError
 from .images import list_image_files, read_image, write_image
 from .metrics import colour_shift, detail_ratio, psnr_y, ssim_y
+
+log = logging.getLogger(__name__)
 
 KNOWN_SETS = ("Set5", "Set14", "BSD100", "Urban100")
 
@@ -72,6 +75,22 @@ def evaluate_image(hr: np.ndarray, upscale: Upscaler, scale: int, lr: np.ndarray
     if sr.shape != hr.shape:
         raise ValueError(f"the model returned {sr.shape} for an LR input {lr.shape}; expected {hr.shape}")
     return psnr_y(sr, hr, scale), ssim_y(sr, hr, scale), sr
+
+
+def colour_offset(upscale: Upscaler, files: list[Path], scale: int, progress: bool = True) -> np.ndarray:
+    """The mean over ``files`` (HR images, each scored as the benchmark scores it) of SR minus HR per channel:
+    R, G, B in grey levels (uint8). ``models.shift_colour(model, -offset)`` removes it."""
+    shifts = []
+    for path in tqdm(files, desc="colour", unit="img", disable=None if progress else True, leave=False):
+        hr = modcrop(read_image(path), scale)
+        if min(hr.shape[:2]) < min_hr_side(scale):
+            log.warning("skipping %s: %dx%d is too small to score at x%d", path, hr.shape[1], hr.shape[0], scale)
+            continue
+        _, _, sr = evaluate_image(hr, upscale, scale)
+        shifts.append(colour_shift(sr, hr, scale))
+    if not shifts:
+        raise DataError(f"no image of {len(files)} large enough to measure colour at x{scale}")
+    return np.mean(shifts, axis=0)
 
 
 def run_benchmark(

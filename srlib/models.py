@@ -118,6 +118,17 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
     return folded
 
 
+def shift_colour(model: keras.Model, shift) -> keras.Model:
+    """Add ``shift`` (R, G, B, in grey levels of uint8) to every output pixel of ``model``, a generator of this
+    module, through the bias of its last conv (``sr = 0.5 * tail_conv + 0.5``, linear in that bias); returns
+    ``model``, changed in place. With the other weights fixed, the bias that minimises the pixel MSE on a set of
+    images is the current one less their mean SR - HR: ``shift_colour(model, -offset)`` is that fit."""
+    tail = model.get_layer("tail_conv")
+    kernel, bias = tail.get_weights()
+    tail.set_weights([kernel, bias + 2.0 * np.asarray(shift, np.float32) / 255.0])
+    return model
+
+
 def discriminator(patch_size: int = 96, name: str = "discriminator") -> keras.Model:
     """The SRGAN discriminator: eight 3x3 convs (64 to 512, stride 2 every other), dense 1024, one logit."""
     image = keras.Input(shape=(patch_size, patch_size, 3), name="image")

@@ -160,3 +160,14 @@ def test_folding_batch_norm_keeps_the_inference_function():
     np.testing.assert_allclose(folded(x, training=False), model(x, training=False), atol=1e-5)
     with pytest.raises(SrlibError, match="no batch norm"):
         fold_batch_norm(folded)
+
+
+def test_shifting_the_colour_moves_every_output_pixel_by_that_many_grey_levels():
+    from srlib.models import shift_colour
+
+    model = generator(scale=2, blocks=1, filters=4, batch_norm=False)
+    x = np.random.default_rng(0).uniform(0, 1, (1, 9, 7, 3)).astype("float32")
+    before = model(x, training=False).numpy()
+    assert shift_colour(model, [3.0, -1.5, 0.25]) is model
+    moved = (model(x, training=False).numpy() - before) * 255
+    np.testing.assert_allclose(moved, np.broadcast_to([3.0, -1.5, 0.25], moved.shape), atol=1e-3)

@@ -78,3 +78,45 @@ def test_a_generator_trained_on_random_vgg_or_missing_is_not_shipped(ship, four_
     assert main([str(tmp_path / "none.weights.h5"), "--data", str(four_sets)]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not target.parent.exists()
+
+
+def test_colour_calibration_removes_the_tint_measured_on_the_training_images(ship, four_sets, tmp_path, capsys):
+    from srlib.benchmark import colour_offset
+    from srlib.images import list_image_files
+    from srlib.models import load_generator, shift_colour, upscale_with
+
+    main, target = ship
+    source = _trained(tmp_path, stage="gan")
+    tinted = shift_colour(load_generator(source), [0.0, 0.0, 6.0])  # a GAN's blue cast, exaggerated
+    tinted.save_weights(source)
+    train = tmp_path / "train" / "T91"
+    train.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for i in range(3):
+        Image.fromarray(rng.integers(40, 220, (48, 40, 3), dtype=np.uint8)).save(train / f"t{i}.png")
+    files = list_image_files(train)
+    tint = colour_offset(upscale_with(load_generator(source)), files, 4, progress=False)
+    assert tint[2] - tint[:2].mean() > 4  # the tint is there before
+
+    assert main([str(source), "--data", str(four_sets), "--calibrate-colour", str(train.parent)]) == 0
+    assert "colour calibrated on 3 images" in capsys.readouterr().out
+    shipped = load_generator(target)
+    assert np.abs(colour_offset(upscale_with(shipped), files, 4, progress=False)).max() < 0.1
+    sidecar = json.loads(target.with_name("srresnet_x4.json").read_text())
+    calibration = sidecar["colour_calibration"]
+    assert (calibration["images"], calibration["folders"]) == (3, ["train"])
+    np.testing.assert_allclose(calibration["removed"], tint, atol=1e-3)
+    assert sidecar["benchmark_command"].startswith("python -m srlib benchmark --model srresnet-x4 --data")
+    # only the last conv's bias moved
+    for before, after in zip(load_generator(source).layers, shipped.layers):
+        for w0, w1 in zip(before.get_weights(), after.get_weights()):
+            assert np.array_equal(w0, w1) or (after.name == "tail_conv" and w0.ndim == 1), after.name
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_colour_calibration_on_a_benchmark_image_is_refused(ship, four_sets, tmp_path, capsys):
+    main, target = ship
+    assert main([str(_trained(tmp_path)), "--data", str(four_sets),
+                 "--calibrate-colour", str(four_sets / "benchmark" / "Set14")]) == 2
+    assert "is a benchmark image: calibrating on it would fit the test" in capsys.readouterr().err
+    assert not target.parent.exists()
