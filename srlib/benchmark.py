@@ -77,20 +77,21 @@ def evaluate_image(hr: np.ndarray, upscale: Upscaler, scale: int, lr: np.ndarray
     return psnr_y(sr, hr, scale), ssim_y(sr, hr, scale), sr
 
 
-def colour_offset(upscale: Upscaler, files: list[Path], scale: int, progress: bool = True) -> np.ndarray:
-    """The mean over ``files`` (HR images, each scored as the benchmark scores it) of SR minus HR per channel:
-    R, G, B in grey levels (uint8). ``models.shift_colour(model, -offset)`` removes it."""
+def colour_offset(upscale: Upscaler, files: list[Path], scale: int, progress: bool = True) -> tuple[np.ndarray, int]:
+    """The mean over ``files`` (HR images, each scored as the benchmark scores it) of SR minus HR per channel,
+    R, G, B in grey levels (uint8), and how many images it averages: an image too small to score is skipped with
+    a warning. ``models.shift_colour(model, -offset)`` removes it."""
     shifts = []
     for path in tqdm(files, desc="colour", unit="img", disable=None if progress else True, leave=False):
-        hr = modcrop(read_image(path), scale)
+        hr = read_image(path)
         if min(hr.shape[:2]) < min_hr_side(scale):
             log.warning("skipping %s: %dx%d is too small to score at x%d", path, hr.shape[1], hr.shape[0], scale)
             continue
         _, _, sr = evaluate_image(hr, upscale, scale)
-        shifts.append(colour_shift(sr, hr, scale))
+        shifts.append(colour_shift(sr, modcrop(hr, scale), scale))
     if not shifts:
         raise DataError(f"no image of {len(files)} large enough to measure colour at x{scale}")
-    return np.mean(shifts, axis=0)
+    return np.mean(shifts, axis=0), len(shifts)
 
 
 def run_benchmark(

@@ -13,6 +13,7 @@ import logging
 import math
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
@@ -118,14 +119,18 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
     return folded
 
 
-def shift_colour(model: keras.Model, shift) -> keras.Model:
+def shift_colour(model: keras.Model, shift: Sequence[float]) -> keras.Model:
     """Add ``shift`` (R, G, B, in grey levels of uint8) to every output pixel of ``model``, a generator of this
     module, through the bias of its last conv (``sr = 0.5 * tail_conv + 0.5``, linear in that bias); returns
-    ``model``, changed in place. With the other weights fixed, the bias that minimises the pixel MSE on a set of
-    images is the current one less their mean SR - HR: ``shift_colour(model, -offset)`` is that fit."""
+    ``model``, changed in place. With the other weights fixed and no pixel clipped, ``shift_colour(model,
+    -offset)``, where ``offset`` is the mean over some images of SR - HR (``benchmark.colour_offset``), gives
+    the bias with the least pixel MSE on them, each image weighted alike."""
+    shift = np.asarray(shift, np.float32)
+    if shift.shape != (3,):
+        raise SrlibError(f"a colour shift is three numbers (R, G, B), got {shift.tolist()}")
     tail = model.get_layer("tail_conv")
     kernel, bias = tail.get_weights()
-    tail.set_weights([kernel, bias + 2.0 * np.asarray(shift, np.float32) / 255.0])
+    tail.set_weights([kernel, bias + 2.0 * shift / 255.0])
     return model
 
 

@@ -171,3 +171,5 @@ def test_shifting_the_colour_moves_every_output_pixel_by_that_many_grey_levels()
     assert shift_colour(model, [3.0, -1.5, 0.25]) is model
     moved = (model(x, training=False).numpy() - before) * 255
     np.testing.assert_allclose(moved, np.broadcast_to([3.0, -1.5, 0.25], moved.shape), atol=1e-3)
+    with pytest.raises(SrlibError, match="three numbers"):
+        shift_colour(model, 2.0)

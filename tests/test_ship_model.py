@@ -64,6 +64,8 @@ def test_the_shipped_sidecar_holds_the_measured_figures_and_the_model_upscales(s
     assert sidecar["architecture"] == {"scale": 4, "blocks": 1, "filters": 4, "batch_norm": True}
     assert sidecar["benchmark_command"] == (f"python -m srlib benchmark --weights {source} --data {four_sets} "
                                             "--sets Set5 Set14 BSD100 Urban100")
+    assert sidecar["ship_command"] == f"python tools/ship_model.py {source} --data {four_sets} --name srresnet-x4"
+    assert "colour_calibration" not in sidecar
     direct = run_benchmark(upscale_with(load_generator(source)), four_sets, ["Set5", "Urban100"], 4, "x", progress=False)
     for name in ("Set5", "Urban100"):
         assert sidecar["benchmark"][name] == {k: direct["results"][name][k] for k in ("psnr", "ssim", "detail", "colour", "n")}
@@ -87,36 +89,58 @@ def test_colour_calibration_removes_the_tint_measured_on_the_training_images(shi
 
     main, target = ship
     source = _trained(tmp_path, stage="gan")
-    tinted = shift_colour(load_generator(source), [0.0, 0.0, 6.0])  # a GAN's blue cast, exaggerated
-    tinted.save_weights(source)
     train = tmp_path / "train" / "T91"
     train.mkdir(parents=True)
     rng = np.random.default_rng(2)
     for i in range(3):
         Image.fromarray(rng.integers(40, 220, (48, 40, 3), dtype=np.uint8)).save(train / f"t{i}.png")
+    Image.fromarray(np.full((20, 30, 3), 99, np.uint8)).save(train / "tiny.png")  # too small to score: skipped
     files = list_image_files(train)
-    tint = colour_offset(upscale_with(load_generator(source)), files, 4, progress=False)
-    assert tint[2] - tint[:2].mean() > 4  # the tint is there before
+    untinted, _ = colour_offset(upscale_with(load_generator(source)), files, 4, progress=False)
+    tinted = shift_colour(load_generator(source), [0.0, 0.0, 6.0])  # a GAN's blue cast, exaggerated
+    tinted.save_weights(source)
+    tint, scored = colour_offset(upscale_with(load_generator(source)), files, 4, progress=False)
+    assert scored == 3
+    np.testing.assert_allclose(tint - untinted, [0.0, 0.0, 6.0], atol=0.3)  # the network's own shift, and the tint
 
     assert main([str(source), "--data", str(four_sets), "--calibrate-colour", str(train.parent)]) == 0
     assert "colour calibrated on 3 images" in capsys.readouterr().out
     shipped = load_generator(target)
-    assert np.abs(colour_offset(upscale_with(shipped), files, 4, progress=False)).max() < 0.1
+    assert np.abs(colour_offset(upscale_with(shipped), files, 4, progress=False)[0]).max() < 0.1
     sidecar = json.loads(target.with_name("srresnet_x4.json").read_text())
     calibration = sidecar["colour_calibration"]
     assert (calibration["images"], calibration["folders"]) == (3, ["train"])
     np.testing.assert_allclose(calibration["removed"], tint, atol=1e-3)
+    # the shipped weights are not the source's, so the benchmark command names the shipped model
     assert sidecar["benchmark_command"].startswith("python -m srlib benchmark --model srresnet-x4 --data")
+    assert sidecar["ship_command"] == (f"python tools/ship_model.py {source} --data {four_sets} --name srresnet-x4 "
+                                       f"--calibrate-colour {train.parent}")
     # only the last conv's bias moved
     for before, after in zip(load_generator(source).layers, shipped.layers):
         for w0, w1 in zip(before.get_weights(), after.get_weights()):
             assert np.array_equal(w0, w1) or (after.name == "tail_conv" and w0.ndim == 1), after.name
+    # calibrating twice would hide what the first removed
+    assert main([str(target), "--data", str(four_sets), "--calibrate-colour", str(train.parent)]) == 2
+    assert "colour-calibrated already" in capsys.readouterr().err
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_colour_calibration_on_a_benchmark_image_is_refused(ship, four_sets, tmp_path, capsys):
+@pytest.mark.parametrize("where", ["the set's folder", "a folder holding it", "a copy", "a sub-folder of a set"])
+def test_colour_calibration_on_a_benchmark_image_is_refused(ship, four_sets, tmp_path, capsys, where):
     main, target = ship
-    assert main([str(_trained(tmp_path)), "--data", str(four_sets),
-                 "--calibrate-colour", str(four_sets / "benchmark" / "Set14")]) == 2
+    set14 = four_sets / "benchmark" / "Set14"
+    if where == "the set's folder":
+        folder = set14
+    elif where == "a folder holding it":
+        folder = four_sets
+    elif where == "a copy":
+        folder = tmp_path / "train"
+        folder.mkdir()
+        (folder / "renamed.png").write_bytes((set14 / "a.png").read_bytes())
+    else:
+        folder = set14 / "LR_bicubic"
+        folder.mkdir()
+        Image.fromarray(np.full((30, 30, 3), 7, np.uint8)).save(folder / "a_x4.png")
+    assert main([str(_trained(tmp_path)), "--data", str(four_sets), "--calibrate-colour", str(folder)]) == 2
     assert "is a benchmark image: calibrating on it would fit the test" in capsys.readouterr().err
     assert not target.parent.exists()

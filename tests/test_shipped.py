@@ -56,7 +56,9 @@ def test_the_srgan_card_says_it_is_the_paper_gan_with_pixel_content_loss_from_th
     calibration = sidecar["colour_calibration"]
     assert calibration["folders"] == ["T91", "BSD200"] and calibration["images"] == 291
     assert 0.3 < calibration["removed"][2] < 1.0 and max(map(abs, calibration["removed"][:2])) < 0.3
-    assert "colour_calibration" not in _sidecar()  # SRResNet-16 has no tint to remove (0.16-0.24 grey levels)
+    assert sidecar["ship_command"].endswith("--name srgan-mse-x4 --calibrate-colour ../shared/data/train/T91 "
+                                            "../shared/data/train/BSD200")
+    assert "colour_calibration" not in _sidecar()  # SRResNet-16 was shipped as trained
 
 
 def test_the_srgan_trades_psnr_for_detail_within_the_issues_bounds():

@@ -1,24 +1,28 @@
 """Put a trained generator into the package as the shipped model, with its measured figures.
 
     python tools/ship_model.py runs/paper_x4/generator.weights.h5 --data ../shared/data [--name srgan-mse-x4]
-        [--calibrate-colour ../shared/data/train]
+        [--calibrate-colour ../shared/data/train/T91 ../shared/data/train/BSD200]
 
 With `--calibrate-colour FOLDER...`, first removes the generator's mean colour shift measured on the HR images in
-those folders (its training images; never a benchmark set, which is refused): the bias of its last conv becomes the
-one that minimises the pixel MSE on them with every other weight fixed (`srlib.models.shift_colour`). A GAN's
-adversarial term can tint the output by a grey level or so, which pixel MSE, weighted 10^3 times more but
-quadratic in the shift, barely resists; the card records the shift removed.
+those folders, its training images (`srlib.benchmark.colour_offset`, `srlib.models.shift_colour`): the bias of its
+last conv moves by minus the mean over those images of SR - HR per channel, which is the bias with the least pixel
+MSE on them, each image weighted alike, with every other weight fixed (and no pixel clipped). A GAN's adversarial
+term can tint the output by a grey level or so, which the pixel MSE barely resists (a uniform shift of one grey
+level adds 6e-5 to it). A benchmark image among them (by path or by content) is refused. The card records the
+shift removed.
 
-Runs `python -m srlib benchmark --weights SOURCE` on Set5, Set14, BSD100 and Urban100, then writes the file of
-`--name` in `srlib/weights/` (srresnet_x4.weights.h5 by default, srgan_mse_x4.weights.h5 for srgan-mse-x4) and its
-sidecar (architecture, recipe, training data, steps, what it started from, training settings and the figures the
-command measured, with no machine-local paths), both atomically. Refuses a generator that is not x4, or that was
-trained against random VGG features.
+Runs `python -m srlib benchmark --weights` on the generator (calibrated or not) for Set5, Set14, BSD100 and
+Urban100, then writes the file of `--name` in `srlib/weights/` (srresnet_x4.weights.h5 by default,
+srgan_mse_x4.weights.h5 for srgan-mse-x4) and its sidecar (architecture, recipe, training data, steps, what it
+started from, training settings, the figures the command measured and the commands, with no machine-local paths
+beyond the ones given), both atomically. Refuses a generator that is not x4, or that was trained against random
+VGG features.
 """
 
 import argparse
 import dataclasses
 import datetime
+import hashlib
 import json
 import shutil
 import sys
@@ -28,10 +32,10 @@ from pathlib import Path
 from srlib.benchmark import colour_offset, find_set_dir
 from srlib.cli import main as srlib_main
 from srlib.errors import SrlibError
-from srlib.images import list_image_files
-from srlib.models import load_generator, save_generator, shift_colour, upscale_with
 from srlib.files import atomic_path, write_json
+from srlib.images import list_image_files
 from srlib.model_card import ModelCard, card_path
+from srlib.models import load_generator, save_generator, shift_colour, upscale_with
 from srlib.upscale import DEFAULT_MODEL, SHIPPED
 
 SETS = ["Set5", "Set14", "BSD100", "Urban100"]
@@ -89,11 +93,14 @@ def _ship(snapshot: Path, source: Path, args) -> int:
         training_data=training_data or None, initialised_from=origin, vgg_weights=card.vgg_weights,
         config=card.config, learning_rates=card.learning_rates,
         benchmark={name: {k: row[k] for k in ("psnr", "ssim", "detail", "colour", "n")} for name, row in report["results"].items()},
-        # the weights shipped are the source's unless calibrated; then the command names the shipped model
         extra={**{k: v for k, v in card.extra.items() if k == "colour_calibration"},
+               # the weights shipped are the source's unless calibrated; then the command names the shipped model
                "benchmark_command": " ".join(["python -m srlib benchmark",
                                               *(["--model", args.name] if args.calibrate_colour else ["--weights", str(source)]),
                                               *command[3:-2]]),
+               "ship_command": " ".join(["python tools/ship_model.py", str(source), "--data", args.data,
+                                         "--name", args.name,
+                                         *(["--calibrate-colour", *args.calibrate_colour] if args.calibrate_colour else [])]),
                "protocol": report["protocol"], "shipped": datetime.date.today().isoformat()})
     # both files are complete before either replaces the old ones (the card first, then the weights)
     with atomic_path(target) as weights_tmp, atomic_path(card_path(target)) as card_tmp:
@@ -106,27 +113,41 @@ def _ship(snapshot: Path, source: Path, args) -> int:
 def _calibrate_colour(snapshot: Path, card: ModelCard, args) -> tuple[Path, ModelCard]:
     """The generator at ``snapshot`` with its mean colour shift on the images of ``args.calibrate_colour``
     removed, saved beside it, and its card (which records the shift)."""
-    tests = {p.resolve() for name in SETS for p in list_image_files(find_set_dir(args.data, name), recursive=False)}
+    if "colour_calibration" in card.extra:
+        raise SrlibError(f"{args.source} is colour-calibrated already: ship the generator it was made from")
     files = [path for folder in args.calibrate_colour for path in list_image_files(folder)]
     if not files:
         raise SrlibError(f"no images in {', '.join(args.calibrate_colour)} to calibrate the colour on")
-    clash = next((path for path in files if path.resolve() in tests), None)
-    if clash is not None:
-        raise SrlibError(f"{clash} is a benchmark image: calibrating on it would fit the test; give the training images")
+    _refuse_benchmark_images(files, args.data)
     model = load_generator(snapshot)
-    offset = colour_offset(upscale_with(model), files, card.architecture["scale"])
+    offset, scored = colour_offset(upscale_with(model), files, card.architecture["scale"])
     shift_colour(model, -offset)
     card = dataclasses.replace(card, extra={**card.extra, "colour_calibration": {
-        "images": len(files), "folders": [Path(folder).name for folder in args.calibrate_colour],
+        "images": scored, "folders": [Path(folder).name for folder in args.calibrate_colour],
         "removed": [round(float(c), 3) for c in offset],
         "how": "the mean over these images of SR - HR per channel (R, G, B, grey levels), scored as the benchmark "
                "does, subtracted through the last conv's bias (srlib.models.shift_colour)"}})
     calibrated = snapshot.parent / "calibrated" / snapshot.name
     calibrated.parent.mkdir()
     save_generator(model, calibrated, card)
-    print(f"colour calibrated on {len(files)} images: removed R, G, B "
+    print(f"colour calibrated on {scored} images: removed R, G, B "
           f"{', '.join(f'{c:+.2f}' for c in offset)} grey levels")
     return calibrated, card
+
+
+def _refuse_benchmark_images(files: list[Path], data: str) -> None:
+    """An error naming the first of ``files`` that lies in a benchmark set's folder or has the bytes of an image
+    there (a copy or a link): calibrating on it would fit the test."""
+    set_dirs = [find_set_dir(data, name).resolve() for name in SETS]
+    tests = {_digest(path) for folder in set_dirs for path in list_image_files(folder)}
+    for path in files:
+        if any(path.resolve().is_relative_to(folder) for folder in set_dirs) or _digest(path) in tests:
+            raise SrlibError(f"{path} is a benchmark image: calibrating on it would fit the test; "
+                             "give the training images")
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 if __name__ == "__main__":
