@@ -477,7 +477,10 @@ def crops_figure(scenes: list[tuple[str, dict[str, np.ndarray]]], crop: int = 80
     and smaller images such as the LR input show the same region, enlarged without smoothing). Each crop is
     titled with its panel's label, e.g. a model's PSNR and detail ratio as ``benchmark.showcase`` gives them."""
     columns = max(len(panels) for _, panels in scenes)
-    fig, axes = plt.subplots(len(scenes), columns, figsize=(size * columns, size * len(scenes) + 0.3), squeeze=False)
+    line = int(size * 13)  # characters of a title's line
+    title_lines = sum(max(_fit_title(name, line).count("\n") + 1 for name in panels) for _, panels in scenes)
+    fig, axes = plt.subplots(len(scenes), columns, figsize=(size * columns, size * len(scenes) + 0.2 * title_lines + 0.1),
+                             squeeze=False)
     for row, (title, panels) in enumerate(scenes):
         names = list(panels)
         reference = panels[names[-1]]
@@ -493,7 +496,7 @@ def crops_figure(scenes: list[tuple[str, dict[str, np.ndarray]]], crop: int = 80
                 continue
             t, l, h, w = _crop_box(panels[names[column]], reference, box)
             ax.imshow(panels[names[column]][t:t + h, l:l + w], interpolation="nearest")
-            ax.set_title(_fit_title(names[column], int(size * 13)), fontsize=9)
+            ax.set_title(_fit_title(names[column], line), fontsize=9)
             if column == 0:
                 ax.set_ylabel(title, fontsize=10)
     fig.tight_layout()

@@ -132,6 +132,21 @@ def test_crops_figure_shows_the_same_region_of_every_panel_one_scene_per_row():
     np.testing.assert_array_equal(np.asarray(shown_hr)[::4, ::4], shown_lr)  # the LR crop is the HR crop's grid
 
 
+def test_crops_figure_titles_of_two_lines_stay_clear_of_the_row_above():
+    from srlib.plots import crops_figure
+
+    hr = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    long = "GAN after 60 steps, random VGG (24.99 dB, detail 0.31)"  # chapter 4's title, two lines at size 3.4
+    figure = crops_figure([(f"Set5/{i}", {"LR input": hr[::4, ::4], "pretrained (32.45 dB, detail 0.12)": hr,
+                                          long: hr, "HR": hr}) for i in "ab"], crop=96, size=3.4)
+    figure.canvas.draw()  # places the square images in their axes
+    renderer = figure.canvas.get_renderer()
+    upper, lower = figure.axes[:4], figure.axes[4:]
+    assert "\n" in lower[2].get_title()
+    bottom_of_upper = min(ax.get_window_extent(renderer).y0 for ax in upper)
+    assert max(ax.title.get_window_extent(renderer).y1 for ax in lower) < bottom_of_upper
+
+
 def test_curves_share_one_smoothing_window_with_the_raw_values_faint_behind():
     from srlib.plots import SMOOTHING
 
