@@ -40,8 +40,8 @@ kind, size, weights, max_memory = sys.argv[1], int(sys.argv[2]), sys.argv[3], fl
 
 
 def picture(size):
-    """Smooth shapes and grain, like a photo; made 256 rows at a time, so that its float64 temporaries do not
-    raise the peak memory the measurements read."""
+    # smooth shapes and grain, like a photo; made 256 rows at a time, so that its float64 temporaries do not
+    # raise the peak memory the measurements read
     image = np.empty((size, size, 3), np.uint8)
     rng, x = np.random.default_rng(0), np.arange(size)
     for top in range(0, size, 256):
