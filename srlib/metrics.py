@@ -72,13 +72,20 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     )
 
 
+def power_spectrum(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The power spectrum of a single-channel image, per pixel, with a Hann window so the image's edges add none;
+    and the frequency of each entry in cycles per pixel, the larger of |fy| and |fx|. Both have ``y``'s shape."""
+    window = np.outer(hann(y.shape[0], sym=False), hann(y.shape[1], sym=False))
+    power = np.abs(np.fft.fft2((y - y.mean()) * window)) ** 2 / y.size
+    frequency = np.maximum(np.abs(np.fft.fftfreq(y.shape[0]))[:, None], np.abs(np.fft.fftfreq(y.shape[1]))[None, :])
+    return power, frequency
+
+
 def high_frequency_power(y: np.ndarray, scale: int) -> float:
     """Power of a single-channel image above 1/(2 * scale) cycles per pixel (the frequencies an image ``scale``
-    times smaller cannot hold, along either axis), per pixel, with a Hann window so the image's edges add none."""
-    window = np.outer(hann(y.shape[0], sym=False), hann(y.shape[1], sym=False))
-    power = np.abs(np.fft.fft2((y - y.mean()) * window)) ** 2
-    fy, fx = np.abs(np.fft.fftfreq(y.shape[0]))[:, None], np.abs(np.fft.fftfreq(y.shape[1]))[None, :]
-    return float(power[np.maximum(fy, fx) > 1 / (2 * scale)].sum() / y.size)
+    times smaller cannot hold, along either axis), per pixel (``power_spectrum``)."""
+    power, frequency = power_spectrum(y)
+    return float(power[frequency > 1 / (2 * scale)].sum())
 
 
 def detail_ratio(sr: np.ndarray, hr: np.ndarray, scale: int) -> float:

@@ -335,23 +335,17 @@ def plot_runs(histories: dict[str, list[dict]], stage: str, keys=("adversarial",
 
 
 def plot_spectra(images: dict[str, np.ndarray], scale: int, title: str | None = None):
-    """What the detail ratio measures: the power of each uint8 RGB image's Y channel by spatial frequency (as
-    ``srlib.metrics.high_frequency_power`` computes it: border of ``scale`` shaved, Hann window, frequency the
-    larger of |fx| and |fy|), averaged per frequency band, log scale, with the LR image's Nyquist frequency
-    1/(2 * scale) marked and the band above it shaded. The last image is the HR reference; each label in the
-    legend gets its detail ratio."""
-    from scipy.signal.windows import hann
-
-    from .metrics import detail_ratio, rgb_to_y, shave
+    """What the detail ratio measures: the power of each uint8 RGB image's Y channel by spatial frequency
+    (``srlib.metrics.power_spectrum``, border of ``scale`` shaved, as the detail ratio takes it), averaged per
+    frequency band, log scale, with the LR image's Nyquist frequency 1/(2 * scale) marked and the band above
+    it shaded. The last image is the HR reference; each label in the legend gets its detail ratio."""
+    from .metrics import detail_ratio, power_spectrum, rgb_to_y, shave
 
     reference = images[list(images)[-1]]
     fig, ax = plt.subplots(figsize=(8, 4.2))
     bands = np.linspace(0, 0.5, 41)
     for label, image in images.items():
-        y = shave(rgb_to_y(image), scale)
-        window = np.outer(hann(y.shape[0], sym=False), hann(y.shape[1], sym=False))
-        power = np.abs(np.fft.fft2((y - y.mean()) * window)) ** 2 / y.size
-        frequency = np.maximum(np.abs(np.fft.fftfreq(y.shape[0]))[:, None], np.abs(np.fft.fftfreq(y.shape[1]))[None, :])
+        power, frequency = power_spectrum(shave(rgb_to_y(image), scale))
         band = np.clip(np.digitize(frequency, bands) - 1, 0, len(bands) - 2)
         counts = np.bincount(band.ravel(), minlength=len(bands) - 1)
         mean = np.bincount(band.ravel(), power.ravel(), len(bands) - 1) / np.maximum(counts, 1)

@@ -152,3 +152,16 @@ def test_the_shipped_psnr_network_has_more_detail_than_bicubic_and_less_than_hr(
     bicubic, srresnet = detail_ratio(bicubic_upscale(lr, 4), hr, 4), detail_ratio(sr, hr, 4)
     assert bicubic < 0.2 and bicubic + 0.2 < srresnet < 0.9  # over-smooth, as a PSNR-trained network is
     assert np.abs(colour_shift(sr, hr, 4)).max() < 1
+
+
+def test_the_power_spectrum_puts_a_stripe_pattern_at_its_frequency():
+    from srlib.metrics import high_frequency_power, power_spectrum
+
+    x = np.arange(64)
+    stripes = np.tile(100 * np.sin(2 * np.pi * 0.25 * x), (64, 1))  # 0.25 cycles per pixel along x
+    power, frequency = power_spectrum(stripes)
+    assert power.shape == frequency.shape == (64, 64)
+    assert frequency.flat[np.argmax(power)] == 0.25
+    # above an x4 LR image's Nyquist frequency (1/8) lies nearly all of it; above an x1's (1/2), nothing
+    assert high_frequency_power(stripes, 4) > 0.99 * power.sum()
+    assert high_frequency_power(stripes, 1) < 1e-9 * power.sum()
