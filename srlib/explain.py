@@ -412,5 +412,7 @@ def verdicts(discriminator, images: np.ndarray, batch_size: int | None = None) -
 
 
 def weights_file(run_dir: str | os.PathLike, stage: str, network: str) -> Path:
-    """``<run_dir>/<stage>/<network>.weights.h5``, the network a stage exported."""
-    return Path(run_dir) / stage / f"{network}.weights.h5"
+    """``<run_dir>/<stage>/<network>.weights.h5``, the network a stage exported (``run_folder.stage_weights``)."""
+    from .run_folder import stage_weights
+
+    return stage_weights(run_dir, stage, network)

@@ -242,7 +242,7 @@ class RunFolder:
         """An error when the stage has no checkpoint files left but holds the generator it exported (its
         checkpoints were deleted): starting again would overwrite what it trained. Called before anything
         in the folder is written."""
-        exported = self.stage_dir / "generator.weights.h5"
+        exported = self.weights("generator")
         if exported.is_file() and not self.holds_checkpoints():
             card = card_path(exported)
             steps = _read_object(card).get("steps", "some") if card.is_file() else "some"
@@ -354,7 +354,13 @@ class RunFolder:
 
     def weights(self, network: str, stage: str | None = None) -> Path:
         """``<run-dir>/<stage>/<network>.weights.h5`` (this stage unless another is named)."""
-        return self.run_dir / (stage or self.stage) / f"{network}.weights.h5"
+        return stage_weights(self.run_dir, stage or self.stage, network)
+
+
+def stage_weights(run_dir: str | os.PathLike, stage: str, network: str = "generator") -> Path:
+    """``<run_dir>/<stage>/<network>.weights.h5``: the ``network`` ("generator" or "discriminator") a stage
+    exported."""
+    return Path(run_dir) / stage / f"{network}.weights.h5"
 
 
 def _command() -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from .errors import SrlibError
 from .model_card import ModelCard
 from .recipes import RECIPES, TrainConfig, get_stage, stage_for
-from .run_folder import HistoryLog, changed_settings, checkpoint_steps, effective_settings
+from .run_folder import HistoryLog, changed_settings, checkpoint_steps, effective_settings, stage_weights
 
 # the notebook of the course that trains each part of a recipe (srlib.pipeline.NOTEBOOK_STAGES)
 _NOTEBOOKS = {"pretrain": "02_pretrain_sr_vgg", "discriminator": "03_pretrain_discriminator", "gan": "04_full_train"}
@@ -90,7 +90,7 @@ def _check_start(recipe: str, stage, run_dir: Path, config: TrainConfig, init_ge
         return f"the generator {init_generator}"
     if not stage.previous:
         return "random weights"
-    source = run_dir / stage.previous / "generator.weights.h5"
+    source = stage_weights(run_dir, stage.previous)
     if not source.is_file():
         raise StageChange(
             f"stage {stage.name!r} starts from the generator that stage {stage.previous!r} trained "

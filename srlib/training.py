@@ -29,7 +29,7 @@ from .model_card import ModelCard, card_path
 from .models import (discriminator, fold_batch_norm, generator, load_generator, load_weights,
                      resolve_vgg_weights, save_generator, upscale_with, vgg_feature_extractor)
 from .recipes import RECIPES, TrainConfig, get_stage, stage_names
-from .run_folder import RunFolder
+from .run_folder import RunFolder, stage_weights
 from .srgan import SRGAN
 
 __all__ = ["Trainer", "TrainConfig", "TrainingError", "train_stage", "stage_generators", "RECIPES", "stage_names"]
@@ -381,7 +381,7 @@ def stage_generators(run_dir: str | os.PathLike, recipe: str) -> list[dict]:
     keep the generator frozen (the report's discriminator warm-up), are left out."""
     found, random_vgg = [], False
     for name in stage_names(recipe):
-        path = Path(run_dir) / name / "generator.weights.h5"
+        path = stage_weights(run_dir, name)
         if not path.is_file() or not RECIPES[recipe][name].train_generator:
             continue
         card = ModelCard.read(path) or ModelCard(architecture={})
