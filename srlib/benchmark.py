@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from .degradation import bicubic_downscale, bicubic_upscale, modcrop
 from .errors import DataError, SrlibError
+from .files import remove_stale_temp_files
 from .images import list_image_files, read_image, write_image
 from .metrics import colour_shift, detail_ratio, psnr_y, ssim_y
 
@@ -119,6 +120,8 @@ def run_benchmarks(
     returns {name: benchmark JSON document}. ``save_images`` writes each SR image as
     ``DIR/<name>/<set>/<image>.png`` (``DIR/<set>/<image>.png`` with one upscaler)."""
     set_dirs = {name: find_set_dir(data_dir, name) for name in sets}  # fail before any work
+    if save_images is not None and Path(save_images).is_dir():
+        remove_stale_temp_files(save_images)  # half-written PNGs of a killed earlier run
     per_image = {model: {name: [] for name in sets} for model in upscalers}
     for name, set_dir in set_dirs.items():
         files = list_image_files(set_dir, recursive=False)

@@ -92,15 +92,18 @@ def is_temp_file(path: str | os.PathLike) -> bool:
     return bool(match) and match["suffix"] in ("", _suffix(Path(match["name"])))
 
 
-def remove_stale_temp_files(folder: str | os.PathLike, before: float | None = None) -> list[Path]:
-    """Delete the temporary files and folders of killed atomic writes in ``folder`` and below; returns them.
+def remove_stale_temp_files(folder: str | os.PathLike, before: float | None = None,
+                            recursive: bool = True) -> list[Path]:
+    """Delete the temporary files and folders of killed atomic writes in ``folder`` (and below, unless not
+    ``recursive``); returns them.
 
     Only those last changed before ``before`` (default: when this process loaded srlib.files, so never one
     it is writing) and not being written by this process are deleted.
     """
     before = _STARTED if before is None else before
     removed = []
-    for parent, folders, files in os.walk(folder):
+    walk = os.walk(folder) if recursive else [next(os.walk(folder), (folder, [], []))]
+    for parent, folders, files in walk:
         for name in files + folders:
             path = Path(parent) / name
             if not is_temp_file(path) or os.path.abspath(path) in _in_progress:

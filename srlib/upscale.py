@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ImageReadError, SrlibError
+from .files import remove_stale_temp_files
 
 log = logging.getLogger(__name__)
 
@@ -395,6 +396,7 @@ def upscale_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, w
         max_memory = parse_memory(max_memory)  # a wrong amount is an error before any work
     network = _load(weights)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out_dir, recursive=False)  # half-written PNGs of a killed earlier run
     done = {"written": [], "kept": [], "failed": []}
     for path, target in tqdm(list(zip(files, targets)), desc="upscale", unit="image",
                              disable=None if progress and len(files) > 1 else True):

@@ -30,6 +30,13 @@ def tiny_sets(tmp_path):
 
 
 def test_cli_writes_the_documented_json_and_the_sr_images(tiny_sets, tmp_path, capsys):
+    import os
+    import time
+
+    killed = tmp_path / "sr" / "Set5" / ".img0.png.tmp-0123456789ab.png"  # a PNG a killed earlier run half wrote
+    killed.parent.mkdir(parents=True)
+    killed.write_bytes(b"half")
+    os.utime(killed, (time.time() - 3600, time.time() - 3600))
     out = tmp_path / "result.json"
     code = main(["benchmark", "--model", "bicubic", "--data", str(tiny_sets), "--sets", "Set5", "Set14",
                  "--scale", "4", "--out", str(out), "--save-images", str(tmp_path / "sr")])
@@ -37,6 +44,7 @@ def test_cli_writes_the_documented_json_and_the_sr_images(tiny_sets, tmp_path, c
     report = json.loads(out.read_text())
     assert report["model"] == "bicubic" and report["scale"] == 4
     assert list(report["results"]) == ["Set5", "Set14"]
+    assert not killed.exists()
     for name, n in [("Set5", 2), ("Set14", 1)]:
         row = report["results"][name]
         assert row["n"] == n

@@ -239,6 +239,22 @@ def test_an_output_is_never_written_over_an_input(tiny, tmp_path):
     assert (folder / "a.png").read_bytes() == original
 
 
+def test_half_written_outputs_of_a_killed_run_are_removed_from_the_output_folder_only(tiny, tmp_path):
+    import time
+
+    Image.fromarray(_image(10, 12)).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    (out / "mine").mkdir(parents=True)
+    killed = [out / ".a.png.tmp-0123456789ab.png", out / ".b.png.tmp-abcdef012345.png"]  # e.g. a 4096² band write
+    kept = [out / "mine" / ".c.png.tmp-00aa11bb22cc.png", out / "notes.txt"]  # below the folder; not a temporary
+    for path in killed + kept:
+        path.write_bytes(b"half")
+        os.utime(path, (time.time() - 3600, time.time() - 3600))  # left by a process killed an hour ago
+    upscale_files([tmp_path / "a.png"], out, tiny, progress=False)
+    assert (out / "a.png").is_file()
+    assert not any(path.exists() for path in killed) and all(path.exists() for path in kept)
+
+
 def test_inputs_sharing_a_name_are_written_apart_and_real_clashes_named_one_by_one(tiny, tmp_path, caplog):
     folder = tmp_path / "camera"
     folder.mkdir()
