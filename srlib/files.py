@@ -1,8 +1,8 @@
 """Atomic file writes (an interrupted run never leaves a half-written output behind) and JSON lines.
 
-A write goes to a temporary file beside the target, named ``.<name>.tmp-<12 hex digits><suffix>``
-(``TEMP_NAME``), which is renamed over the target once complete; ``remove_stale_temp_files`` deletes the
-ones a killed run left behind.
+A write goes to a temporary file beside the target, named ``.<name>.tmp-<pid>-<12 hex digits><suffix>``
+(``TEMP_NAME``; the writer's process id), which is renamed over the target once complete;
+``remove_stale_temp_files`` deletes the ones a killed run left behind, never one whose writer still runs.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-TEMP_NAME = re.compile(r"\.(?P<name>.+)\.tmp-[0-9a-f]{12}(?P<suffix>.*)")
+TEMP_NAME = re.compile(r"\.(?P<name>.+)\.tmp-(?:(?P<pid>[0-9]+)-)?[0-9a-f]{12}(?P<suffix>.*)")  # no pid: older srlib
 _STARTED = time.time()  # every temporary file this process makes is newer than this
 _in_progress: set[str] = set()  # the temporary files this process is writing now
 
@@ -37,7 +37,7 @@ def temp_beside(path: str | os.PathLike, folder: bool = False) -> Path:
     """
     path = Path(path)
     for _ in range(100):
-        tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(6)}{'' if folder else _suffix(path)}")
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(6)}{'' if folder else _suffix(path)}")
         try:
             if folder:
                 os.mkdir(tmp)
@@ -98,7 +98,8 @@ def remove_stale_temp_files(folder: str | os.PathLike, before: float | None = No
     ``recursive``); returns them.
 
     Only those last changed before ``before`` (default: when this process loaded srlib.files, so never one
-    it is writing) and not being written by this process are deleted.
+    it is writing), not being written by this process and whose writer (the process id in the name) no
+    longer runs are deleted: another process may be writing into the same folder.
     """
     before = _STARTED if before is None else before
     removed = []
@@ -106,7 +107,7 @@ def remove_stale_temp_files(folder: str | os.PathLike, before: float | None = No
     for parent, folders, files in walk:
         for name in files + folders:
             path = Path(parent) / name
-            if not is_temp_file(path) or os.path.abspath(path) in _in_progress:
+            if not is_temp_file(path) or os.path.abspath(path) in _in_progress or _writer_runs(path):
                 continue
             try:
                 if path.lstat().st_mtime >= before:
@@ -122,6 +123,20 @@ def remove_stale_temp_files(folder: str | os.PathLike, before: float | None = No
     if removed:
         log.info("removed %d temporary file(s) left by an interrupted run in %s", len(removed), folder)
     return removed
+
+
+def _writer_runs(path: Path) -> bool:
+    """Whether the process named in a temporary file's name runs (another than this one)."""
+    pid = TEMP_NAME.fullmatch(path.name)["pid"]
+    if pid is None or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except PermissionError:  # it does, as another user's
+        return True
+    except (ProcessLookupError, OverflowError):  # gone; or no process id at all
+        return False
+    return True
 
 
 def write_json(path: str | os.PathLike, data) -> None:

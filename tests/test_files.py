@@ -98,3 +98,27 @@ def test_temporary_files_have_a_fixed_pattern_and_only_stale_ones_are_removed(tm
     assert sorted(removed) == sorted(stale) and not any(p.exists() for p in stale)
     assert all(p.exists() for p in kept) and (tmp_path / "run" / "writing.json").exists()
     assert remove_stale_temp_files(tmp_path / "run") == []  # by default, only what is older than this process
+
+
+def test_a_temporary_file_whose_writer_still_runs_is_never_removed(tmp_path):
+    import subprocess
+    import sys
+
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    try:
+        # another upscale writing a large PNG into the same folder, between two bands: an old time, a live writer
+        busy = tmp_path / f".a.png.tmp-{running.pid}-0123456789ab.png"
+        killed = tmp_path / f".b.png.tmp-{gone.pid}-abcdef012345.png"
+        older = tmp_path / ".c.png.tmp-00aa11bb22cc.png"  # named before srlib put the writer in the name
+        for path in (busy, killed, older):
+            path.write_bytes(b"half")
+            os.utime(path, (time.time() - 3600, time.time() - 3600))
+        assert all(is_temp_file(p) for p in (busy, killed, older))
+        assert sorted(remove_stale_temp_files(tmp_path)) == sorted([killed, older])
+        assert busy.exists()
+    finally:
+        running.kill()
+        running.wait()
+    assert remove_stale_temp_files(tmp_path) == [busy]  # once its writer is gone
