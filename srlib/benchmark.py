@@ -118,10 +118,9 @@ def run_benchmarks(
 ) -> dict[str, dict]:
     """Score each of ``upscalers`` ({name: upscaler}) on each named set, making each image's LR input once;
     returns {name: benchmark JSON document}. ``save_images`` writes each SR image as
-    ``DIR/<name>/<set>/<image>.png`` (``DIR/<set>/<image>.png`` with one upscaler)."""
+    ``DIR/<name>/<set>/<image>.png`` (``DIR/<set>/<image>.png`` with one upscaler), deleting the half-written
+    temporary file of that image a killed earlier run left."""
     set_dirs = {name: find_set_dir(data_dir, name) for name in sets}  # fail before any work
-    if save_images is not None and Path(save_images).is_dir():
-        remove_stale_temp_files(save_images)  # half-written PNGs of a killed earlier run
     per_image = {model: {name: [] for name in sets} for model in upscalers}
     for name, set_dir in set_dirs.items():
         files = list_image_files(set_dir, recursive=False)
@@ -140,6 +139,7 @@ def run_benchmarks(
                     "colour": [round(float(c), 3) for c in colour_shift(sr, hr, scale)]})
                 if save_images is not None:
                     folder = Path(save_images) / (model if len(upscalers) > 1 else "") / name
+                    remove_stale_temp_files(folder, names=[f"{path.stem}.png"])  # of a killed earlier run
                     write_image(folder / f"{path.stem}.png", sr)
     return {model: _report(model, scale, results) for model, results in per_image.items()}
 

@@ -22,6 +22,7 @@ from PIL import Image
 from .degradation import bicubic_downscale, bicubic_upscale, modcrop
 from .images import list_image_files
 from .metrics import psnr_y
+from .model_card import stage_weights
 
 # ---- chapter 1: the data ------------------------------------------------------------------------------
 
@@ -412,7 +413,5 @@ def verdicts(discriminator, images: np.ndarray, batch_size: int | None = None) -
 
 
 def weights_file(run_dir: str | os.PathLike, stage: str, network: str) -> Path:
-    """``<run_dir>/<stage>/<network>.weights.h5``, the network a stage exported (``run_folder.stage_weights``)."""
-    from .run_folder import stage_weights
-
+    """``<run_dir>/<stage>/<network>.weights.h5``, the network a stage exported (``model_card.stage_weights``)."""
     return stage_weights(run_dir, stage, network)

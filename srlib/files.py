@@ -16,6 +16,7 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -93,21 +94,25 @@ def is_temp_file(path: str | os.PathLike) -> bool:
 
 
 def remove_stale_temp_files(folder: str | os.PathLike, before: float | None = None,
-                            recursive: bool = True) -> list[Path]:
-    """Delete the temporary files and folders of killed atomic writes in ``folder`` (and below, unless not
-    ``recursive``); returns them.
+                            names: Collection[str] | None = None) -> list[Path]:
+    """Delete the temporary files and folders of killed atomic writes in ``folder`` and its subfolders; with
+    ``names``, only the temporary files of those file names directly in ``folder`` (a user's output folder
+    is not ours to sweep). Returns what it deleted.
 
     Only those last changed before ``before`` (default: when this process loaded srlib.files, so never one
     it is writing), not being written by this process and whose writer (the process id in the name) no
-    longer runs are deleted: another process may be writing into the same folder.
+    longer runs are deleted: another process may be writing into the same folder. (A folder's time is when
+    an entry was last added to it or removed, not when its files last changed.)
     """
     before = _STARTED if before is None else before
     removed = []
-    walk = os.walk(folder) if recursive else [next(os.walk(folder), (folder, [], []))]
+    walk = os.walk(folder) if names is None else [next(os.walk(folder), (folder, [], []))]
     for parent, folders, files in walk:
-        for name in files + folders:
+        for name in files + (folders if names is None else []):
             path = Path(parent) / name
             if not is_temp_file(path) or os.path.abspath(path) in _in_progress or _writer_runs(path):
+                continue
+            if names is not None and TEMP_NAME.fullmatch(name)["name"] not in names:
                 continue
             try:
                 if path.lstat().st_mtime >= before:

@@ -29,6 +29,12 @@ def card_path(weights_path: str | Path) -> Path:
     return weights_path.with_name(stem + ".json")
 
 
+def stage_weights(run_dir: str | Path, stage: str, network: str = "generator") -> Path:
+    """``<run_dir>/<stage>/<network>.weights.h5``: the ``network`` ("generator" or "discriminator") a stage of
+    a run exported, with its card beside it."""
+    return Path(run_dir) / stage / f"{network}.weights.h5"
+
+
 @dataclass
 class ModelCard:
     """What a generator's weights are and how they were made."""

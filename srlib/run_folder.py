@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from .errors import SrlibError
 from .files import remove_stale_temp_files, write_json, write_text
-from .model_card import card_path
+from .model_card import card_path, stage_weights
 from .recipes import CONTENT_LOSSES, RECIPES, STAGE_SETTINGS
 
 log = logging.getLogger(__name__)
@@ -355,12 +355,6 @@ class RunFolder:
     def weights(self, network: str, stage: str | None = None) -> Path:
         """``<run-dir>/<stage>/<network>.weights.h5`` (this stage unless another is named)."""
         return stage_weights(self.run_dir, stage or self.stage, network)
-
-
-def stage_weights(run_dir: str | os.PathLike, stage: str, network: str = "generator") -> Path:
-    """``<run_dir>/<stage>/<network>.weights.h5``: the ``network`` ("generator" or "discriminator") a stage
-    exported."""
-    return Path(run_dir) / stage / f"{network}.weights.h5"
 
 
 def _command() -> str:

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SrlibError
-from .model_card import ModelCard
+from .model_card import ModelCard, stage_weights
 from .recipes import RECIPES, TrainConfig, get_stage, stage_for
-from .run_folder import HistoryLog, changed_settings, checkpoint_steps, effective_settings, stage_weights
+from .run_folder import HistoryLog, changed_settings, checkpoint_steps, effective_settings
 
 # the notebook of the course that trains each part of a recipe (srlib.pipeline.NOTEBOOK_STAGES)
 _NOTEBOOKS = {"pretrain": "02_pretrain_sr_vgg", "discriminator": "03_pretrain_discriminator", "gan": "04_full_train"}

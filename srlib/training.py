@@ -25,11 +25,11 @@ from .degradation import bicubic_downscale, bicubic_upscale
 from .errors import DataError, SrlibError
 from .files import atomic_path
 from .images import write_image
-from .model_card import ModelCard, card_path
+from .model_card import ModelCard, card_path, stage_weights
 from .models import (discriminator, fold_batch_norm, generator, load_generator, load_weights,
                      resolve_vgg_weights, save_generator, upscale_with, vgg_feature_extractor)
 from .recipes import RECIPES, TrainConfig, get_stage, stage_names
-from .run_folder import RunFolder, stage_weights
+from .run_folder import RunFolder
 from .srgan import SRGAN
 
 __all__ = ["Trainer", "TrainConfig", "TrainingError", "train_stage", "stage_generators", "RECIPES", "stage_names"]

@@ -369,6 +369,7 @@ def upscale_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, w
 
     An unreadable file is reported by name and skipped; an existing output is kept unless ``overwrite``;
     an output that would be one of the inputs is an error, whatever ``overwrite`` says, before any work.
+    Half-written outputs that a killed earlier run left (hidden temporary files) are deleted first.
     Returns {"written": [...], "kept": [...], "failed": [(path, reason)]}.
     """
     from tqdm.auto import tqdm
@@ -396,7 +397,7 @@ def upscale_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, w
         max_memory = parse_memory(max_memory)  # a wrong amount is an error before any work
     network = _load(weights)
     out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(out_dir, recursive=False)  # half-written PNGs of a killed earlier run
+    remove_stale_temp_files(out_dir, names={target.name for target in targets})  # of a killed earlier run
     done = {"written": [], "kept": [], "failed": []}
     for path, target in tqdm(list(zip(files, targets)), desc="upscale", unit="image",
                              disable=None if progress and len(files) > 1 else True):

@@ -2,6 +2,8 @@
 ratio and colour shift beside PSNR / SSIM."""
 
 import json
+import os
+import time
 
 import numpy as np
 import pytest
@@ -30,9 +32,6 @@ def tiny_sets(tmp_path):
 
 
 def test_cli_writes_the_documented_json_and_the_sr_images(tiny_sets, tmp_path, capsys):
-    import os
-    import time
-
     killed = tmp_path / "sr" / "Set5" / ".img0.png.tmp-0123456789ab.png"  # a PNG a killed earlier run half wrote
     killed.parent.mkdir(parents=True)
     killed.write_bytes(b"half")

@@ -158,10 +158,10 @@ def test_the_power_spectrum_puts_a_stripe_pattern_at_its_frequency():
     from srlib.metrics import high_frequency_power, power_spectrum
 
     x = np.arange(64)
-    stripes = np.tile(100 * np.sin(2 * np.pi * 0.25 * x), (64, 1))  # 0.25 cycles per pixel along x
+    stripes = np.tile(100 * np.sin(2 * np.pi * 12 / 64 * x), (64, 1))  # 0.1875 cycles per pixel along x
     power, frequency = power_spectrum(stripes)
     assert power.shape == frequency.shape == (64, 64)
-    assert frequency.flat[np.argmax(power)] == 0.25
-    # above an x4 LR image's Nyquist frequency (1/8) lies nearly all of it; above an x1's (1/2), nothing
-    assert high_frequency_power(stripes, 4) > 0.99 * power.sum()
-    assert high_frequency_power(stripes, 1) < 1e-9 * power.sum()
+    assert frequency.flat[np.argmax(power)] == 12 / 64
+    # all of it lies above an x4 LR image's Nyquist frequency (1/8), none above an x2's (1/4)
+    assert high_frequency_power(stripes, 4) > 0.999 * power.sum()
+    assert high_frequency_power(stripes, 2) < 1e-9 * power.sum()

@@ -239,14 +239,15 @@ def test_an_output_is_never_written_over_an_input(tiny, tmp_path):
     assert (folder / "a.png").read_bytes() == original
 
 
-def test_half_written_outputs_of_a_killed_run_are_removed_from_the_output_folder_only(tiny, tmp_path):
+def test_half_written_outputs_of_a_killed_run_are_removed_and_nothing_else(tiny, tmp_path):
     import time
 
     Image.fromarray(_image(10, 12)).save(tmp_path / "a.png")
     out = tmp_path / "out"
     (out / "mine").mkdir(parents=True)
-    killed = [out / ".a.png.tmp-0123456789ab.png", out / ".b.png.tmp-abcdef012345.png"]  # e.g. a 4096² band write
-    kept = [out / "mine" / ".c.png.tmp-00aa11bb22cc.png", out / "notes.txt"]  # below the folder; not a temporary
+    killed = [out / ".a.png.tmp-0123456789ab.png"]  # this run's output, e.g. a 4096² band write, killed
+    kept = [out / ".b.png.tmp-abcdef012345.png",  # another file's: not this run's to judge
+            out / "mine" / ".a.png.tmp-00aa11bb22cc.png", out / "notes.txt"]  # below the folder; not a temporary
     for path in killed + kept:
         path.write_bytes(b"half")
         os.utime(path, (time.time() - 3600, time.time() - 3600))  # left by a process killed an hour ago
