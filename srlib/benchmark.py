@@ -23,7 +23,6 @@ from tqdm.auto import tqdm
 
 from .degradation import bicubic_downscale, bicubic_upscale, modcrop
 from .errors import DataError, SrlibError
-from .files import remove_stale_temp_files
 from .images import list_image_files, read_image, write_image
 from .metrics import colour_shift, detail_ratio, psnr_y, ssim_y
 
@@ -118,8 +117,7 @@ def run_benchmarks(
 ) -> dict[str, dict]:
     """Score each of ``upscalers`` ({name: upscaler}) on each named set, making each image's LR input once;
     returns {name: benchmark JSON document}. ``save_images`` writes each SR image as
-    ``DIR/<name>/<set>/<image>.png`` (``DIR/<set>/<image>.png`` with one upscaler), deleting the half-written
-    temporary file of that image a killed earlier run left."""
+    ``DIR/<name>/<set>/<image>.png`` (``DIR/<set>/<image>.png`` with one upscaler)."""
     set_dirs = {name: find_set_dir(data_dir, name) for name in sets}  # fail before any work
     per_image = {model: {name: [] for name in sets} for model in upscalers}
     for name, set_dir in set_dirs.items():
@@ -139,7 +137,6 @@ def run_benchmarks(
                     "colour": [round(float(c), 3) for c in colour_shift(sr, hr, scale)]})
                 if save_images is not None:
                     folder = Path(save_images) / (model if len(upscalers) > 1 else "") / name
-                    remove_stale_temp_files(folder, names=[f"{path.stem}.png"])  # of a killed earlier run
                     write_image(folder / f"{path.stem}.png", sr)
     return {model: _report(model, scale, results) for model, results in per_image.items()}
 

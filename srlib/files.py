@@ -63,12 +63,14 @@ def _naming(error: OSError, tmp: Path, path: Path) -> OSError:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step.
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step. The temporary file
+    of ``path`` that a killed earlier write left is deleted first (``remove_stale_temp_files``).
 
     An ``OSError`` that names the temporary file (an unwritable folder, a full disk) is raised naming ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(path.parent, names=[path.name])
     tmp = temp_beside(path)
     _in_progress.add(os.path.abspath(tmp))
     try:

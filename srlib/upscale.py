@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ImageReadError, SrlibError
-from .files import remove_stale_temp_files
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +368,7 @@ def upscale_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, w
 
     An unreadable file is reported by name and skipped; an existing output is kept unless ``overwrite``;
     an output that would be one of the inputs is an error, whatever ``overwrite`` says, before any work.
-    Half-written outputs that a killed earlier run left (hidden temporary files) are deleted first.
+    The half-written output a killed earlier run left (a hidden temporary file) is deleted when its PNG is written.
     Returns {"written": [...], "kept": [...], "failed": [(path, reason)]}.
     """
     from tqdm.auto import tqdm
@@ -397,7 +396,6 @@ def upscale_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, w
         max_memory = parse_memory(max_memory)  # a wrong amount is an error before any work
     network = _load(weights)
     out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(out_dir, names={target.name for target in targets})  # of a killed earlier run
     done = {"written": [], "kept": [], "failed": []}
     for path, target in tqdm(list(zip(files, targets)), desc="upscale", unit="image",
                              disable=None if progress and len(files) > 1 else True):

@@ -122,3 +122,14 @@ def test_a_temporary_file_whose_writer_still_runs_is_never_removed(tmp_path):
         running.kill()
         running.wait()
     assert remove_stale_temp_files(tmp_path) == [busy]  # once its writer is gone
+
+
+def test_a_write_deletes_the_half_written_file_a_killed_write_of_the_same_output_left(tmp_path):
+    killed = tmp_path / ".table.md.tmp-0123456789ab.md"  # e.g. benchmark --table, killed while writing
+    other = tmp_path / ".other.md.tmp-abcdef012345.md"  # another output's: left for the write of that one
+    for path in (killed, other):
+        path.write_text("half")
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    write_text(tmp_path / "table.md", "| a |\n")
+    assert (tmp_path / "table.md").read_text() == "| a |\n"
+    assert not killed.exists() and other.exists()
