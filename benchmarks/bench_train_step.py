@@ -2,6 +2,8 @@
 
     python benchmarks/bench_train_step.py [--data ../shared/data/train] [--steps 30] [--xla]
     python benchmarks/bench_train_step.py --compare-xla [--steps 6] [--rounds 2]
+    python benchmarks/bench_train_step.py --compare-precision [--steps 6] [--rounds 3] [--profiles cpu gpu]
+                                          [--no-xla] [--out figures/bench_train_precision.md]
 
 The first form uses SRResNet-16 (64 filters), batch 16, HR 96, x4, pixel MSE and Adam. The trainer's
 figure is wall-clock time per step inside ``Trainer.fit`` (data pipeline, step, callbacks, history line,
@@ -12,6 +14,7 @@ Adam update on synthetic tensors. The trainer should cost at most 5% more. The l
 ``--compare-xla`` times the bare step of each profile's network, for the pretraining step (generator and
 MSE) and the GAN step (generator, discriminator, adversarial term), with XLA off and on, alternating
 in rounds so that both see the same machine load; it prints the median of each and the ratio on / off.
+``--compare-precision`` does the same for float32 against bfloat16, with XLA as each profile sets it.
 """
 
 import argparse
@@ -27,14 +30,17 @@ import tensorflow as tf
 from srlib.data import PatchSource, training_dataset
 from srlib.models import discriminator, generator
 from srlib.pipeline import PROFILES
+from srlib.precision import policy
 from srlib.recipes import TrainConfig
 from srlib.training import Trainer
 
 
-def bare_step(blocks: int, filters: int, batch: int, patch: int, gan: bool, jit: bool):
+def bare_step(blocks: int, filters: int, batch: int, patch: int, gan: bool, jit: bool, precision: str = "float32",
+              batch_norm: bool = True):
     """A step function (no arguments) of the network on synthetic tensors: forward, backward, Adam."""
-    g = generator(scale=4, blocks=blocks, filters=filters)
-    d = discriminator(patch) if gan else None
+    with policy(precision):
+        g = generator(scale=4, blocks=blocks, filters=filters, batch_norm=batch_norm)
+        d = discriminator(patch) if gan else None
     g_opt, d_opt = keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4)
     g_opt.build(g.trainable_variables)
     if gan:
@@ -94,6 +100,36 @@ def compare_xla(steps: int, rounds: int) -> None:
             print(f"{label:<36} {'GAN' if gan else 'pretrain':<8} {off:>11.3f} {on:>11.3f} {on / off:>7.2f}", flush=True)
 
 
+def compare_precision(steps: int, rounds: int, profiles: list[str], xla: bool | None = None) -> str:
+    """float32 against bfloat16 for each profile's network (XLA as the profile's stage sets it, or ``xla``);
+    returns the figures as a Markdown table."""
+    import os
+
+    rows = ["| profile's network | step | XLA | float32 (s) | bfloat16 (s) | bfloat16 speed-up |",
+            "|---|---|---|---|---|---|"]
+    print(f"{'profile network':<44} {'step':<8} {'float32 (s)':>11} {'bfloat16 (s)':>12} {'speed-up':>8}")
+    for name in profiles:
+        p = PROFILES[name]
+        blocks, filters, batch, patch = p["blocks"], p["filters"], p["batch_size"], p["patch_size"]
+        for gan in (False, True):
+            jit = p["gan" if gan else "pretrain"].get("xla", p["xla"]) if xla is None else xla
+            steps_of = {precision: bare_step(blocks, filters, batch, patch, gan, jit, precision, p["batch_norm"])
+                        for precision in ("float32", "bfloat16")}
+            times = {precision: [] for precision in steps_of}
+            for _ in range(rounds):
+                for precision, step in steps_of.items():
+                    times[precision].append(seconds_per_step(step, steps))
+            f32, bf16 = statistics.median(times["float32"]), statistics.median(times["bfloat16"])
+            label = f"{name}: {blocks} blocks x {filters}{' BN' if p['batch_norm'] else ''}, batch {batch}, HR {patch}"
+            kind = "GAN" if gan else "pretrain"
+            print(f"{label:<44} {kind:<8} {f32:>11.3f} {bf16:>12.3f} {f32 / bf16:>7.2f}x", flush=True)
+            rows.append(f"| {label} | {kind} | {'on' if jit else 'off'} | {f32:.3f} | {bf16:.3f} | {f32 / bf16:.2f}x |")
+    load = os.getloadavg()[0]
+    return "\n".join(rows) + (f"\n\nBare steps (forward, backward, Adam) on synthetic tensors, the median of {rounds} "
+                              f"alternated rounds of {steps} steps; load average {load:.1f} after, on "
+                              f"{os.cpu_count()} cores (benchmarks/bench_train_step.py --compare-precision).")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/train")
@@ -101,7 +137,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--xla", action="store_true", help="compile both steps with XLA")
     parser.add_argument("--compare-xla", action="store_true", help="XLA on and off for each profile's network")
+    parser.add_argument("--compare-precision", action="store_true",
+                        help="float32 against bfloat16 for each profile's network")
+    parser.add_argument("--profiles", nargs="+", default=list(PROFILES), choices=list(PROFILES))
+    parser.add_argument("--no-xla", action="store_true", help="with --compare-precision: XLA off for every step")
+    parser.add_argument("--out", help="with --compare-precision: also write the table (Markdown) here")
     args = parser.parse_args()
+    if args.compare_precision:
+        table = compare_precision(args.steps, args.rounds, args.profiles, False if args.no_xla else None)
+        print(table)
+        if args.out:
+            from srlib.files import write_text
+
+            write_text(args.out, table + "\n")
+            print(f"wrote {args.out}")
+        return
     if args.compare_xla:
         compare_xla(args.steps, args.rounds)
         return

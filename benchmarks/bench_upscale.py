@@ -2,7 +2,7 @@
 the Keras model and against this CPU's dense-conv throughput.
 
     python benchmarks/bench_upscale.py [--weights PATH] [--sizes 512 2048 4096] [--files-size 2048]
-                                       [--max-memory 2G] [--out FILE.md]
+                                       [--max-memory 2G] [--precisions float32 bfloat16] [--data DIR] [--out FILE.md]
     python benchmarks/bench_upscale.py --memory   # bytes per LR pixel of the body and upsampler windows
 
 Each measurement runs in its own process, which reports its peak resident memory (ru_maxrss). A process
@@ -20,6 +20,10 @@ per second of the best warm call. Printed and (``--out``) written as a Markdown 
   whole 256x256 image, and the whole-image Keras call on 512x512 against the default `upscale` on
   512x512 and on 2048x2048 (``--interleaved-size``).
 
+Both precisions are measured (``--precisions``), each against the dense-conv probe in its own precision;
+with ``--data`` (benchmark sets), a last table gives the PSNR of both shipped models in float32 and in
+bfloat16 on Set5, Set14, BSD100 and Urban100.
+
 On a shared machine wall-clock speeds move with the other work (the load average is printed); the CPU
 time of a call, and the interleaved ratios, move much less.
 """
@@ -36,7 +40,7 @@ CHILD = r"""
 import json, resource, sys, time
 import numpy as np
 import tensorflow as tf
-kind, size, weights, max_memory = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+kind, size, weights, max_memory, precision = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), sys.argv[5]
 
 
 def picture(size):
@@ -67,8 +71,9 @@ def rss_gb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # peak so far; KB on Linux
 
 
-def conv_gflops():
-    x, kernel = tf.random.normal((1, 512, 512, 64)), tf.random.normal((3, 3, 64, 64))
+def conv_gflops():  # the dense-conv probe, in the precision measured
+    dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+    x, kernel = tf.cast(tf.random.normal((1, 512, 512, 64)), dtype), tf.cast(tf.random.normal((3, 3, 64, 64)), dtype)
     conv = tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"))
     conv(x).numpy()
     return 2 * 512 * 512 * 64 * 64 * 9 / timed(lambda: conv(x).numpy(), 5) / 1e9
@@ -94,10 +99,10 @@ if kind == "whole":
     result["warm"] = timed(lambda: call(image), repeats, cpu)
 elif kind == "upscale":
     from srlib.upscale import upscale
-    result["first"] = timed(lambda: upscale(picture(64), weights, max_memory=max_memory))
+    result["first"] = timed(lambda: upscale(picture(64), weights, max_memory=max_memory, precision=precision))
     result["base_gb"] = rss_gb()
     image = picture(size)
-    result["warm"] = timed(lambda: upscale(image, weights, max_memory=max_memory), repeats, cpu)
+    result["warm"] = timed(lambda: upscale(image, weights, max_memory=max_memory, precision=precision), repeats, cpu)
 elif kind == "files":
     import os, tempfile
     from PIL import Image
@@ -106,7 +111,7 @@ elif kind == "files":
     Image.fromarray(picture(64)).save(f"{folder}/small.png")
     Image.fromarray(picture(size)).save(f"{folder}/in.png", compress_level=1)
     run = lambda name: upscale_files([f"{folder}/{name}.png"], f"{folder}/out", weights, overwrite=True,
-                                     max_memory=max_memory, progress=False)
+                                     max_memory=max_memory, progress=False, precision=precision)
     result["first"] = timed(lambda: run("small"))
     result["base_gb"] = rss_gb()
     result["warm"] = timed(lambda: run("in"), repeats, cpu)
@@ -115,17 +120,32 @@ elif kind == "interleaved":
     from srlib.upscale import upscale
     keras = keras_whole()
     small, image, large = picture(256), picture(512), picture(size)
-    calls = {"keras_256": lambda: keras(small), "fast_256": lambda: upscale(small, weights, tile=None),
-             "keras_512": lambda: keras(image), "upscale_512": lambda: upscale(image, weights, max_memory=max_memory),
-             "upscale_large": lambda: upscale(large, weights, max_memory=max_memory)}
-    keras(small), upscale(small, weights, tile=None), upscale(small, weights)
+    f32 = dict(max_memory=max_memory, precision="float32")
+    bf16 = dict(max_memory=max_memory, precision="bfloat16")
+    calls = {"keras_256": lambda: keras(small),
+             "fast_256": lambda: upscale(small, weights, tile=None, precision="float32"),
+             "keras_512": lambda: keras(image), "upscale_512": lambda: upscale(image, weights, **f32),
+             "upscale_large": lambda: upscale(large, weights, **f32),
+             "bf16_512": lambda: upscale(image, weights, **bf16), "bf16_large": lambda: upscale(large, weights, **bf16)}
+    keras(small), upscale(small, weights, tile=None, precision="float32"), upscale(small, weights, **f32)
+    upscale(small, weights, **bf16)
     times = {name: [] for name in calls}
     for _ in range(2):
         for name, call in calls.items():
             times[name].append(timed(call))
     result = {name: min(t) for name, t in times.items()}
     whole = np.clip(np.round(keras(image)[0] * 255), 0, 255).astype(np.int16)
-    result["largest_difference"] = int(np.abs(upscale(image, weights, max_memory="200M") - whole).max())
+    result["largest_difference"] = int(np.abs(upscale(image, weights, max_memory="200M", precision="float32")
+                                              - whole).max())
+elif kind == "psnr":  # the PSNR cost of bfloat16: the benchmark in float32 and in bfloat16, of both shipped models
+    from srlib.benchmark import model_upscaler, run_benchmarks
+    from srlib.upscale import SHIPPED
+    sets = ["Set5", "Set14", "BSD100", "Urban100"]
+    for model in SHIPPED:
+        upscalers = {p: model_upscaler(model, 4, p)[0] for p in ("float32", "bfloat16")}
+        measured = run_benchmarks(upscalers, weights, sets, 4, progress=False)
+        result[model] = {s: {p: measured[p]["results"][s]["psnr"] for p in upscalers} for s in sets
+                         if s in measured["float32"]["results"]}
 elif kind in ("body", "upsampler"):
     from srlib.upscale import _load
     net = _load(weights)
@@ -145,12 +165,35 @@ print(json.dumps(result))
 """
 
 
-def measure(kind: str, size: int, weights: str, max_memory: float) -> dict:
-    run = subprocess.run([sys.executable, "-c", CHILD, kind, str(size), weights, str(max_memory)],
+def measure(kind: str, size: int, weights: str, max_memory: float, precision: str = "float32") -> dict:
+    run = subprocess.run([sys.executable, "-c", CHILD, kind, str(size), weights, str(max_memory), precision],
                          capture_output=True, text=True)
     if run.returncode != 0:
         return {"error": run.stderr.strip().splitlines()[-1] if run.stderr.strip() else f"exit {run.returncode}"}
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def psnr_cost(data: str) -> str:
+    """A Markdown table of the PSNR (Y, x4) of both shipped models computed in float32 and in bfloat16 on the
+    benchmark sets in ``data``, and the difference; "" when the sets are not there."""
+    from pathlib import Path
+
+    if not (Path(data) / "benchmark" / "Set5").is_dir() and not (Path(data) / "Set5").is_dir():
+        print(f"no benchmark sets in {data}: the PSNR cost of bfloat16 is not measured")
+        return ""
+    r = measure("psnr", 0, data, 0)
+    if "error" in r:
+        return f"The PSNR cost of bfloat16 could not be measured: {r['error']}."
+    r.pop("peak_gb")
+    sets = list(next(iter(r.values())))
+    lines = ["| x4, Y, shave 4: PSNR float32 / bfloat16 (bfloat16 - float32) | " + " | ".join(sets) + " |",
+             "|---|" + "---|" * len(sets)]
+    for model, by_set in r.items():
+        cells = [f"{v['float32']:.4f} / {v['bfloat16']:.4f} ({v['bfloat16'] - v['float32']:+.4f})"
+                 for v in by_set.values()]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    worst = max(abs(v["bfloat16"] - v["float32"]) for by_set in r.values() for v in by_set.values())
+    return "\n".join(lines) + f"\n\nThe largest PSNR change of bfloat16 on a set: {worst:.4f} dB."
 
 
 def main() -> None:
@@ -163,6 +206,10 @@ def main() -> None:
                         help="input size of `upscale` timed interleaved with the whole-image Keras call")
     parser.add_argument("--max-memory", default="2G", help="upscale's memory budget (default: 2G, its default)")
     parser.add_argument("--memory", action="store_true", help="only measure bytes per LR pixel of the windows")
+    parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"],
+                        help="the precisions of `upscale` to measure (default: both)")
+    parser.add_argument("--data", default="../shared/data", help="benchmark sets for the PSNR cost of bfloat16 "
+                        "(default: %(default)s; '' skips it)")
     parser.add_argument("--out", help="also write the figures as a Markdown table here")
     args = parser.parse_args()
     from srlib.upscale import _load, parse_memory, weights_path
@@ -182,41 +229,51 @@ def main() -> None:
     macs = 81 * 3 * f + (2 * b + 1) * 9 * f * f + sum(9 * f * 4 * f * 4**i for i in range(steps)) + 81 * f * 3 * s * s
     mflop = 2 * macs / 1e6  # per LR pixel, as the network is defined (the tail as a 9x9 conv at full scale)
     load_before = os.getloadavg()[0]
-    rows = ["| input | method | output MP/s | vs whole 512x512 | of dense-conv throughput | first call, 64x64 (s) "
-            "| warm call (s) | its CPU time (s) | peak memory (GB) | of it, beyond TensorFlow and the arrays (GB) |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
-    whole_speed = None
+    rows = ["| input | method | precision | output MP/s | vs whole 512x512 | vs float32 | of dense-conv throughput "
+            "| first call, 64x64 (s) | warm call (s) | its CPU time (s) | peak memory (GB) "
+            "| of it, beyond TensorFlow and the arrays (GB) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    whole_speed, float32_speed = None, {}
 
-    def report(size, method, r, arrays=None):
+    def report(size, method, r, arrays=None, precision="float32"):
         """``arrays``: bytes of the input and output arrays the call holds whole, or None (no budget applies)."""
         nonlocal whole_speed
         if "error" in r:
             print(f"{size}x{size} {method}: failed: {r['error']}")
-            rows.append(f"| {size}x{size} | {method} | failed: {r['error'].replace('|', '/')} | | | | | | | |")
+            rows.append(f"| {size}x{size} | {method} | {precision} | failed: {r['error'].replace('|', '/')} "
+                        "| | | | | | | | |")
             return
         # what the budget bounds: the peak less the process after its first call (TensorFlow, the model) and the
         # arrays the caller holds in any case
         windows = None if arrays is None else r["peak_gb"] - r["base_gb"] - arrays / 1e9
         speed = size * size * s * s / 1e6 / r["warm"]
         whole_speed = whole_speed or speed
+        if precision == "float32":
+            float32_speed[(size, method)] = speed
+        versus = speed / float32_speed[(size, method)] if (size, method) in float32_speed else None
         fraction = size * size * mflop / 1e3 / r["warm"] / r["conv_gflops"]
-        print(f"{size}x{size} {method}: {speed:.3f} output MP/s, {speed / whole_speed:.2f}x the whole-image speed, "
-              f"{fraction:.0%} of the dense-conv throughput ({r['conv_gflops']:.0f} GFLOP/s); first call "
+        print(f"{size}x{size} {method}, {precision}: {speed:.3f} output MP/s, {speed / whole_speed:.2f}x the "
+              f"whole-image speed" + (f", {versus:.2f}x float32" if precision != "float32" and versus else "") +
+              f", {fraction:.0%} of the {precision} dense-conv throughput ({r['conv_gflops']:.0f} GFLOP/s); first call "
               f"{r['first']:.1f} s, warm {r['warm']:.1f} s ({r['cpu']:.1f} s of CPU); peak memory {r['peak_gb']:.2f} GB"
               + (f" ({r['base_gb']:.2f} after the first call, {windows:.2f} beyond it and the arrays)" if windows is not None else "")
               + (f"; PNG of {r['png_mb']:.0f} MB" if "png_mb" in r else ""), flush=True)
-        rows.append(f"| {size}x{size} | {method} | {speed:.3f} | {speed / whole_speed:.2f}x | {fraction:.0%} | "
+        rows.append(f"| {size}x{size} | {method} | {precision} | {speed:.3f} | {speed / whole_speed:.2f}x | "
+                    f"{'–' if versus is None else f'{versus:.2f}x'} | {fraction:.0%} | "
                     f"{r['first']:.1f} | {r['warm']:.1f} | {r['cpu']:.1f} | {r['peak_gb']:.2f} | "
                     + ("–" if windows is None else f"{windows:.2f}") + " |")
 
     report(512, "one `tf.function` of the Keras model, whole image", measure("whole", 512, weights, max_memory))
     budget = f"{max_memory / 1e9:g} GB"
-    for size in args.sizes:
-        report(size, f"`upscale`, default budget ({budget})", measure("upscale", size, weights, max_memory),
-               arrays=size * size * 3 * (1 + s * s))
-    if args.files_size:
-        report(args.files_size, f"`upscale_files` to PNG, band by band ({budget})",
-               measure("files", args.files_size, weights, max_memory), arrays=args.files_size**2 * 3)
+    for precision in args.precisions:
+        for size in args.sizes:
+            report(size, f"`upscale`, default budget ({budget})",
+                   measure("upscale", size, weights, max_memory, precision), arrays=size * size * 3 * (1 + s * s),
+                   precision=precision)
+        if args.files_size:
+            report(args.files_size, f"`upscale_files` to PNG, band by band ({budget})",
+                   measure("files", args.files_size, weights, max_memory, precision), arrays=args.files_size**2 * 3,
+                   precision=precision)
     large = args.interleaved_size
     r = measure("interleaved", large, weights, max_memory)
     if "error" in r:
@@ -228,15 +285,20 @@ def main() -> None:
                 f"the shuffle) {r['fast_256']:.2f} s: {r['keras_256'] / r['fast_256']:.2f}x as fast. One whole-image "
                 f"Keras call on 512x512 {r['keras_512']:.2f} s; the default `upscale` on 512x512 {r['upscale_512']:.2f} s "
                 f"({r['keras_512'] / r['upscale_512']:.2f}x its speed) and on {large}x{large} {r['upscale_large']:.1f} s "
-                f"({per_pixel:.2f}x its speed per pixel). `upscale` in windows (a 200 MB budget) and the whole-image "
-                f"Keras call differ by at most {r['largest_difference']} grey level on the 512x512 image.")
+                f"({per_pixel:.2f}x its speed per pixel), all in float32. `upscale` in windows (a 200 MB budget) and the "
+                f"whole-image Keras call differ by at most {r['largest_difference']} grey level on the 512x512 image. "
+                f"**bfloat16 against float32**, `upscale` with the default budget: {r['bf16_512']:.2f} s against "
+                f"{r['upscale_512']:.2f} s on 512x512 (**{r['upscale_512'] / r['bf16_512']:.2f}x**), {r['bf16_large']:.1f} s "
+                f"against {r['upscale_large']:.1f} s on {large}x{large} (**{r['upscale_large'] / r['bf16_large']:.2f}x**).")
     note += (f" Network cost {mflop:.2f} MFLOP per LR pixel. Load average {load_before:.1f} before the runs and "
              f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores.")
     print(note)
+    cost = psnr_cost(args.data) if args.data else ""
+    print(cost)
     if args.out:
         from srlib.files import write_text
 
-        write_text(args.out, "\n".join(rows) + "\n\n" + note + "\n")
+        write_text(args.out, "\n".join(rows) + "\n\n" + note + "\n" + (f"\n{cost}\n" if cost else ""))
         print(f"wrote {args.out}")
 
 

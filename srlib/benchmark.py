@@ -162,19 +162,25 @@ def _report(model: str, scale: int, per_set: dict[str, list[dict]]) -> dict:
     }
 
 
-def model_upscaler(model: str | os.PathLike, scale: int) -> tuple[Upscaler, "ModelCard | None"]:
+def model_upscaler(model: str | os.PathLike, scale: int,
+                   precision: str = "float32") -> tuple[Upscaler, "ModelCard | None"]:
     """``"bicubic"``, a shipped model's name (``"srresnet-x4"``) or a generator's ``.weights.h5`` (with its model
-    card) -> (its upscaler, its model card or None); a generator of another scale is a clear error."""
+    card) -> (its upscaler, its model card or None); a generator of another scale is a clear error. In float32
+    the upscaler is the Keras model on the whole image; in another ``precision``, ``srlib.upscale``'s network."""
     if str(model) == "bicubic":
         return bicubic_upscaler(scale), None
     from .model_card import ModelCard
     from .models import load_generator, upscale_with
-    from .upscale import weights_path
+    from .precision import check
+    from .upscale import upscale, weights_path
 
+    check(precision)
     path = weights_path(model)
     network = load_generator(path)
     if network.architecture["scale"] != scale:
         raise SrlibError(f"{model} is a x{network.architecture['scale']} generator, not x{scale}")
+    if precision != "float32":
+        return (lambda lr: upscale(lr, path, precision=precision)), ModelCard.read(path)
     return upscale_with(network), ModelCard.read(path)
 
 

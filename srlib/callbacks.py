@@ -7,6 +7,7 @@ In the order ``Trainer.fit`` runs them after a step:
 * ``Checkpoints``: a checkpoint and the exported weights every ``checkpoint_every`` steps;
 * ``ProgressBar``: step, losses and time left (tqdm, which also draws in notebooks, rather than Keras's
   progress bar);
+* ``StopOnSignal``: Ctrl-C or ``kill`` ends the run after the current step, which is then saved;
 
 and ``TensorBoardLogger`` writes every history row and sample image as TensorBoard summaries.
 
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +37,43 @@ log = logging.getLogger(__name__)
 
 class TrainingError(SrlibError):
     """Training cannot go on (e.g. a loss became NaN); the last good checkpoint is intact."""
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """SIGINT and SIGTERM end ``fit`` after the step that is running, instead of killing the process with the
+    steps since the last checkpoint: within the block, the first such signal is noted (``signum``) and the
+    usual handlers come back, so a second Ctrl-C interrupts as it always does. Outside the main thread, where
+    Python cannot take signals, it does nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        super().__init__()
+        self.signum: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._note) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        self._restore()
+
+    def _note(self, signum, frame):
+        self.signum = signum
+        self._restore()
+        log.warning("%s: stopping after this step and saving it (again to interrupt at once)",
+                    signal.Signals(signum).name)
+
+    def _restore(self):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.signum is not None:
+            self.model.stop_training = True
 
 
 class HistoryLogger(keras.callbacks.Callback):
@@ -57,7 +97,7 @@ class HistoryLogger(keras.callbacks.Callback):
         step = int(logs["step"])
         # under mixed precision an overflowing step is skipped by design, and its gradient norm is inf
         checked = {k: v for k, v in values.items()
-                   if not (self.trainer.config.mixed_precision and k.endswith("grad_norm"))}
+                   if not (self.trainer.precision == "mixed_float16" and k.endswith("grad_norm"))}
         if not all(math.isfinite(v) for v in checked.values()):
             latest = self.trainer.folder.checkpoints()
             raise TrainingError(
@@ -65,6 +105,7 @@ class HistoryLogger(keras.callbacks.Callback):
                 f"Nothing from this step was saved; the last good checkpoint is "
                 f"{latest[0] if latest else '(none yet)'}. Lower the learning rate or check the data.")
         self.last = {"stage": self.trainer.stage.name, "step": step, **values, "lr": self._rate,
+                     "precision": self.trainer.precision,
                      "sec_per_step": round(time.perf_counter() - self._tick, 4), "time": round(time.time(), 3)}
         self.trainer.folder.history.append(self.last)
         self.trainer.on_row(self.last)

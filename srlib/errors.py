@@ -1,5 +1,7 @@
 """The errors srlib raises on purpose; the command line prints them as one line, not a traceback."""
 
+import signal
+
 
 class SrlibError(Exception):
     """Base class: something the user can fix (bad file, missing folder, wrong option)."""
@@ -16,3 +18,13 @@ class ImageReadError(SrlibError, ValueError):
 
 class DataError(SrlibError):
     """A data folder or benchmark set is missing, empty or holds nothing usable."""
+
+
+class TrainingStopped(SrlibError):
+    """Training was stopped by a signal (Ctrl-C, ``kill``) after a checkpoint at the current step was written;
+    ``exit_code`` is the shell's for that signal (130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, step: int, signum: int):
+        self.step, self.signum, self.exit_code = step, signum, 128 + signum
+        super().__init__(f"stopped at step {step} by {signal.Signals(signum).name}, saved; rerun the same command "
+                         "to continue")

@@ -2,7 +2,7 @@
 
 ``generator.weights.h5`` has ``generator.json`` beside it, which says what network the weights are for
 (so that they can be loaded without knowing it) and how they were made: recipe and stage, steps,
-training data, what the run started from, the learning rates it used, which VGG weights its content
+training data, what the run started from, the learning rates and precisions it used, which VGG weights its content
 loss used, and, for a shipped model, the figures measured when it was shipped. ``ModelCard`` writes and
 reads it, and checks what it reads: a malformed card is a clear error naming the file.
 """
@@ -49,6 +49,7 @@ class ModelCard:
     vgg_weights: str | None = None  # "imagenet", a file, "random", or None when no VGG loss was used
     config: dict | None = None  # the TrainConfig of the run
     learning_rates: list | None = None  # [{"from_step": 1, "rate": 2e-4}, ...]
+    precisions: list | None = None  # what the steps computed in: [{"from_step": 1, "precision": "bfloat16"}, ...]
     benchmark: dict | None = None  # {set: {"psnr", "ssim", "n", ...}} measured when shipped
     extra: dict = field(default_factory=dict)  # anything else the card holds (kept, not interpreted)
 
@@ -105,7 +106,7 @@ class ModelCard:
         known["architecture"] = check_architecture(known["architecture"], source)
         for key, kind in (("steps", int), ("recipe", str), ("stage", str), ("name", str), ("vgg_weights", str),
                           ("training_data", dict), ("initialised_from", dict), ("config", dict),
-                          ("learning_rates", list), ("benchmark", dict)):
+                          ("learning_rates", list), ("precisions", list), ("benchmark", dict)):
             value = known.get(key)
             if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
                 raise SrlibError(f"{source}: {key} should be {_KIND[kind]}, not {_short(value)}")

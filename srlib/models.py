@@ -85,7 +85,10 @@ def generator(scale: int = 4, blocks: int = 16, filters: int = 64, batch_norm: b
         x = layers.Conv2D(filters * 4, 3, padding="same", name=f"up{i}_conv")(x)
         x = SubpixelUpsampling(2, name=f"up{i}_shuffle")(x)
         x = layers.PReLU(shared_axes=[1, 2], name=f"up{i}_prelu")(x)
-    x = layers.Conv2D(3, 9, padding="same", dtype="float32", name="tail_conv")(x)
+    # under a mixed precision the tail conv computes in it too (in float32 it would be a fifth of a bfloat16 step:
+    # its 3 output channels run far below the CPU's peak); its output, rounded to bfloat16 (at most half a grey
+    # level), is rescaled in float32. Validation, exports and upscale compute it in float32 (srlib.precision).
+    x = layers.Conv2D(3, 9, padding="same", name="tail_conv")(x)
     sr = layers.Rescaling(0.5, offset=0.5, dtype="float32", name="from_pm1")(x)  # an untrained net starts at grey
     model = keras.Model(lr, sr, name=name)
     model.architecture = {"scale": scale, "blocks": blocks, "filters": filters, "batch_norm": batch_norm}

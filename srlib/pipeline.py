@@ -41,14 +41,14 @@ PROFILES = {
     # CI: a tiny network and a handful of steps, so that every cell of every notebook runs in a few minutes
     "smoke": dict(_COMMON, blocks=2, filters=8, batch_size=4, patch_size=32, validate_every=4, checkpoint_every=4,
                   val_images=2, benchmark_sets=["Set5", "Set14"], training_sets=["T91"], xla=False,
-                  mixed_precision=False, figures_dir="runs/smoke/{recipe}/figures",
+                  precision="bfloat16", figures_dir="runs/smoke/{recipe}/figures",
                   pretrain=dict(steps=8, learning_rate=1e-3, ema=0.99, init_generator=None),
                   discriminator=dict(steps=4, learning_rate=1e-4),
                   gan=dict(_GAN_LOSSES, steps=8, learning_rate=1e-4)),
     # the demo: a real but small run, about 25 minutes (report recipe) or 15 (paper) on 2 CPU cores
     "cpu": dict(_COMMON, blocks=8, filters=32, batch_size=16, patch_size=64, validate_every=200, checkpoint_every=200,
                 val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"], xla=False,
-                mixed_precision=False, figures_dir="figures/cpu-{recipe}",
+                precision="bfloat16", figures_dir="figures/cpu-{recipe}",
                 pretrain=dict(steps=1000, learning_rate=1e-3, ema=0.99, init_generator=None),  # small nets: 1e-3
                 discriminator=dict(steps=100, learning_rate=1e-4, xla=True),
                 gan=dict(_GAN_LOSSES, steps=60, learning_rate=1e-4, xla=True, validate_every=20)),  # a PSNR curve, not a point
@@ -56,7 +56,8 @@ PROFILES = {
     # fine-tuned on DIV2K, then the paper's GAN with ImageNet VGG54
     "gpu": dict(_COMMON, blocks=16, filters=64, batch_norm=False, batch_size=16, patch_size=96, validate_every=2000,
                 checkpoint_every=1000, val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"],
-                training_sets=["DIV2K_train_HR"], xla=True, mixed_precision=True, figures_dir="figures/gpu-{recipe}",
+                training_sets=["DIV2K_train_HR"], xla=True, precision="mixed_float16",
+                figures_dir="figures/gpu-{recipe}",
                 pretrain=dict(steps=10_000, learning_rate=1e-4, ema=0.999, init_generator="srresnet-x4"),
                 discriminator=dict(steps=10_000, learning_rate=1e-4),
                 gan=dict(_GAN_LOSSES, steps=40_000, learning_rate=1e-4)),
@@ -64,7 +65,7 @@ PROFILES = {
     # 10^5 steps per stage (days on one GPU)
     "gpu-full": dict(_COMMON, blocks=16, filters=64, batch_size=16, patch_size=96, validate_every=5000,
                      checkpoint_every=1000, val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"],
-                     training_sets=["DIV2K_train_HR"], xla=True, mixed_precision=True,
+                     training_sets=["DIV2K_train_HR"], xla=True, precision="mixed_float16",
                      figures_dir="figures/gpu-full-{recipe}",
                      pretrain=dict(steps=100_000, learning_rate=1e-4, ema=0.999, init_generator=None),
                      discriminator=dict(steps=100_000, learning_rate=1e-4),

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .errors import SrlibError
+from .precision import DEFAULT_PRECISION, check as check_precision
 
 # The content losses of Ledig et al. 2017 (Table 1) and of the course report: None is pixel MSE
 # ("SRGAN-MSE"), otherwise (VGG network, layer) whose feature maps are compared. "vgg22" and "vgg54" are
@@ -141,7 +142,7 @@ class TrainConfig:
     learning_rate: float | None = None
     ema: float | None = None  # e.g. 0.999: validate and export an exponential moving average of the generator
     # how the run goes
-    mixed_precision: bool = False
+    precision: str = DEFAULT_PRECISION  # float32, bfloat16 (float32 where the hardware lacks it), mixed_float16
     xla: bool = False
     checkpoint_every: int = 500
     validate_every: int = 500  # validation PSNR/SSIM and a sample image
@@ -153,6 +154,7 @@ class TrainConfig:
             raise SrlibError(f"unknown content_loss {self.content_loss!r}; choose one of {', '.join(CONTENT_LOSSES)}")
         if self.vgg_weights == "none":
             self.vgg_weights = None
+        check_precision(self.precision)
         for name in ("batch_size", "patch_size", "checkpoint_every", "validate_every"):
             if getattr(self, name) < 1:
                 raise SrlibError(f"{name} must be at least 1, got {getattr(self, name)}")

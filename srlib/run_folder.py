@@ -44,7 +44,7 @@ RESTART_HOW = "--restart (restart=True; fresh = True in a chapter)"
 
 # Settings that change what a checkpoint holds or what a step computes: a stage resumes only with the same
 # values (the learning rate may change, and is recorded step by step; an EMA may be added).
-RESUME_FIXED = ("scale", "blocks", "filters", "batch_norm", "patch_size", "mixed_precision", "batch_size", "seed",
+RESUME_FIXED = ("scale", "blocks", "filters", "batch_norm", "patch_size", "batch_size", "seed",
                 "vgg_weights", "content_loss", "tv_weight", "adversarial_weight", "label_smoothing", "label_flip")
 KEEP_CHECKPOINTS = 2
 
@@ -94,12 +94,19 @@ class HistoryLog:
 
     def learning_rates(self, stage: str) -> list[dict]:
         """The rates a stage has used, as ``[{"from_step": 1, "rate": 2e-4}, ...]``: a resumed run may change it."""
+        return self._segments(stage, "lr", "rate", lambda v: float(f"{v:.4g}") if isinstance(v, (int, float)) else None)
+
+    def precisions(self, stage: str) -> list[dict]:
+        """What a stage's steps computed in, as ``[{"from_step": 1, "precision": "float32"}, ...]``: a resumed run
+        may move between float32 and bfloat16 (steps from before the precision was recorded are left out)."""
+        return self._segments(stage, "precision", "precision", lambda v: v if isinstance(v, str) else None)
+
+    def _segments(self, stage: str, key: str, name: str, value_of) -> list[dict]:
         segments = []
         for row in self.rows():
-            if row["stage"] == stage and isinstance(row.get("lr"), (int, float)):
-                rate = float(f"{row['lr']:.4g}")  # the float32 rate, without its float32 noise
-                if not segments or segments[-1]["rate"] != rate:
-                    segments.append({"from_step": row["step"], "rate": rate})
+            value = value_of(row.get(key)) if row["stage"] == stage else None  # the float32 rate without its noise
+            if value is not None and (not segments or segments[-1][name] != value):
+                segments.append({"from_step": row["step"], name: value})
         return segments
 
     def append(self, row: dict) -> None:
@@ -186,6 +193,9 @@ class RunFolder:
                                  "with the same settings, train in a new run folder, or pass --restart to train "
                                  "this stage again from the start (its files are moved aside)")
         self.ema_added = bool(before) and not before.get("ema") and bool(now["ema"])
+        if before and stored_precision(before) != now["precision"]:
+            log.warning("%s resumes in %s (it was trained in %s; the history records each step's)", self.stage_dir,
+                        now["precision"], stored_precision(before))
         if before and before.get("learning_rate") != now["learning_rate"]:
             log.warning("%s resumes with learning_rate %s (it was %s; None is the stage's own rate)", self.stage_dir,
                         now["learning_rate"], before.get("learning_rate"))
@@ -287,6 +297,11 @@ class RunFolder:
         for part in parts:
             os.replace(part, target / part.name)
         return target
+
+    def latest_step(self) -> int | None:
+        """The step of the newest checkpoint, or None when there is none."""
+        steps = checkpoint_steps(self.checkpoint_dir)
+        return steps[0] if steps else None
 
     def save(self, checkpoint: tf.train.Checkpoint, step: int) -> None:
         """Write checkpoint ``ckpt-<step>`` and delete all but the newest two; a failed save (a full disk)
@@ -390,7 +405,20 @@ def changed_settings(before: dict, now: dict, stage) -> dict[str, tuple]:
     changed = {k: (old.get(k), new.get(k)) for k in fixed if old.get(k) != new.get(k)}
     if before.get("ema") and not now.get("ema"):  # the average would be dropped silently
         changed["ema"] = (before["ema"], None)
+    # float32 and bfloat16 checkpoints hold the same float32 variables, so a stage may move between them (the
+    # history records each step's); mixed_float16 adds the loss scale's state to the optimizer's
+    was, asked = stored_precision(before), now.get("precision", "float32")
+    if was != asked and "mixed_float16" in (was, asked):
+        changed["precision"] = (was, asked)
     return changed
+
+
+def stored_precision(config: dict) -> str:
+    """The precision a stored ``TrainConfig`` dict asked for; config.json files from before the ``precision``
+    setting have the ``mixed_precision`` switch instead (true: mixed_float16)."""
+    if "precision" in config:
+        return config["precision"]
+    return "mixed_float16" if config.get("mixed_precision") else "float32"
 
 
 def effective_settings(config: dict, stage) -> dict:

@@ -19,20 +19,23 @@ import numpy as np
 import tensorflow as tf
 
 from .benchmark import evaluate_image
-from .callbacks import Checkpoints, HistoryLogger, ProgressBar, TensorBoardLogger, TrainingError, Validation
+from .callbacks import (Checkpoints, HistoryLogger, ProgressBar, StopOnSignal, TensorBoardLogger, TrainingError,
+                        Validation)
 from .data import PatchSource, training_dataset, validation_images
 from .degradation import bicubic_downscale, bicubic_upscale
-from .errors import DataError, SrlibError
+from .errors import DataError, SrlibError, TrainingStopped
 from .files import atomic_path
 from .images import write_image
 from .model_card import ModelCard, card_path, stage_weights
 from .models import (discriminator, fold_batch_norm, generator, load_generator, load_weights,
                      resolve_vgg_weights, save_generator, upscale_with, vgg_feature_extractor)
+from .precision import effective as effective_precision, policy as precision_policy
 from .recipes import RECIPES, TrainConfig, get_stage, stage_names
 from .run_folder import RunFolder
 from .srgan import SRGAN
 
-__all__ = ["Trainer", "TrainConfig", "TrainingError", "train_stage", "stage_generators", "RECIPES", "stage_names"]
+__all__ = ["Trainer", "TrainConfig", "TrainingError", "TrainingStopped", "train_stage", "stage_generators", "RECIPES",
+           "stage_names"]
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +100,10 @@ class Trainer:
     # --- networks and optimizers ------------------------------------------------------------------
     def _build(self) -> SRGAN:
         c, s = self.config, self.stage
-        keras.mixed_precision.set_dtype_policy("mixed_float16" if c.mixed_precision else "float32")  # process-wide
+        self.precision = effective_precision(c.precision)  # bfloat16 falls back to float32 without the hardware
         keras.utils.set_random_seed(c.seed)  # the same initial weights (and random VGG) for the same seed
         self._schedules = []
-        with self.strategy.scope():
+        with self.strategy.scope(), precision_policy(self.precision):
             model = SRGAN(s, generator(c.scale, c.blocks, c.filters, c.batch_norm),
                           discriminator(c.patch_size) if s.uses_discriminator else None,
                           vgg_feature_extractor(*s.vgg, c.vgg_weights) if s.vgg else None, seed=c.seed)
@@ -127,7 +130,7 @@ class Trainer:
             rate = TenfoldDecay(rate)
             self._schedules.append(rate)
         optimizer = keras.optimizers.Adam(rate, beta_1=0.9, use_ema=ema, ema_momentum=self.config.ema or 0.999)
-        return keras.optimizers.LossScaleOptimizer(optimizer) if self.config.mixed_precision else optimizer
+        return keras.optimizers.LossScaleOptimizer(optimizer) if self.precision == "mixed_float16" else optimizer
 
     @property
     def generator(self) -> keras.Model:
@@ -250,7 +253,8 @@ class Trainer:
     def fit(self, dataset_for, steps: int) -> dict:
         """Train until the stage has done ``steps`` steps; ``dataset_for(start_step)`` gives the batches.
 
-        Returns the last history row. Raises ``TrainingError`` on a non-finite loss. Releases the run folder.
+        Returns the last history row. Raises ``TrainingError`` on a non-finite loss, and ``TrainingStopped`` after
+        saving the current step when SIGINT or SIGTERM arrives. Releases the run folder.
         """
         if self.closed:
             raise SrlibError("this Trainer has finished and released its run folder: make a new one to train on")
@@ -276,27 +280,32 @@ class Trainer:
         c = self.config
         history = HistoryLogger(self)
         progress = ProgressBar(f"{self.recipe}/{self.stage.name}", start, steps, c.progress)
+        stop = StopOnSignal()
         callbacks = [history, Validation(self, c.validate_every, steps), Checkpoints(self, c.checkpoint_every, steps),
-                     progress]
+                     progress, stop]
         try:
-            self.model.fit(dataset, epochs=1, steps_per_epoch=steps - start, shuffle=False, verbose=0,
-                           callbacks=callbacks)
+            with stop:
+                self.model.fit(dataset, epochs=1, steps_per_epoch=steps - start, shuffle=False, verbose=0,
+                               callbacks=callbacks)
         except tf.errors.OpError as error:  # e.g. a DataError raised inside the input pipeline
             if "DataError" in error.message:
                 raise DataError(error.message.split("DataError:")[-1].strip().splitlines()[0]) from None
             raise
         finally:
             progress.bar.close()
+        if stop.signum is not None:
+            if self.folder.latest_step() != self.current_step:  # the Checkpoints callback may have saved it already
+                self.save()
+            raise TrainingStopped(self.current_step, stop.signum)
         return history.last
 
     def close(self) -> None:
-        """Release the run folder (and flush the TensorBoard events); the process goes back to float32."""
+        """Release the run folder (and flush the TensorBoard events)."""
         self.closed = True
         try:
             self.tensorboard.close()
         finally:
             self.folder.close()
-            keras.mixed_precision.set_dtype_policy("float32")
 
     def on_row(self, row: dict, sample: np.ndarray | None = None) -> None:
         """A history row (and sample image) was made: show it in TensorBoard."""
@@ -308,7 +317,7 @@ class Trainer:
         the sample image (bicubic | SR | HR of the first), saved as ``samples/step_N.png``."""
         scale = self.config.scale
         with self.inference_weights() as network:
-            upscale = upscale_with(network)
+            upscale = upscale_with(self._float32(network))
             results = [evaluate_image(hr, upscale, scale) for _, hr in self.validation]
         row = {"stage": self.stage.name, "step": step, "val_psnr": round(float(np.mean([r[0] for r in results])), 4),
                "val_ssim": round(float(np.mean([r[1] for r in results])), 5)}
@@ -319,6 +328,17 @@ class Trainer:
         sample = np.concatenate([bicubic_upscale(bicubic_downscale(hr, scale), scale), sr, hr], axis=1)
         write_image(self.folder.samples_dir / f"step_{step:07d}.png", sample)
         return row, sample
+
+    def _float32(self, network: keras.Model) -> keras.Model:
+        """``network``, or under a mixed precision a float32 copy of it: validation measures the weights, as the
+        benchmark does, whatever the training computes in."""
+        if self.precision == "float32":
+            return network
+        if getattr(self, "_validation_generator", None) is None:
+            with precision_policy("float32"):
+                self._validation_generator = generator(**network.architecture)
+        self._validation_generator.set_weights(network.get_weights())
+        return self._validation_generator
 
     def save(self) -> None:
         """Checkpoint, then export this stage's networks (and the run's latest generator)."""
@@ -331,7 +351,8 @@ class Trainer:
             steps=self.current_step, training_data=self.training_data, initialised_from=self.folder.initialised_from,
             vgg_weights=(self.config.vgg_weights or "random") if self.features is not None else None,
             config=dataclasses.asdict(self.config),
-            learning_rates=self.folder.history.learning_rates(self.stage.name) if self.stage.train_generator else None)
+            learning_rates=self.folder.history.learning_rates(self.stage.name) if self.stage.train_generator else None,
+            precisions=self.folder.history.precisions(self.stage.name) or None)
 
     def export(self) -> None:
         """The generator (its EMA when there is one) with its model card, and the discriminator, in the stage's

@@ -49,7 +49,7 @@ def test_each_stage_trains_only_its_networks(train_folder, tmp_path, recipe, sta
 
     rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
-    terms = [k for k in last if k not in ("stage", "step", "lr", "sec_per_step", "time")]
+    terms = [k for k in last if k not in ("stage", "step", "lr", "precision", "sec_per_step", "time")]
     assert ("g_grad_norm" in last) == RECIPES[recipe][stage].train_generator
     assert terms and all(np.isfinite(last[k]) for k in terms)
     spec = RECIPES[recipe][stage]
@@ -254,13 +254,70 @@ def test_kill_9_then_rerun_continues_the_run(train_folder, tmp_path):
     assert samples == ["step_0000005.png", "step_0000010.png", "step_0000014.png"]  # every 5 steps and the last
 
 
+def test_sigterm_then_ctrl_c_save_the_step_they_stop_at_and_the_rerun_continues(train_folder, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "srlib", "train", "--recipe", "paper", "--stage", "mse", "--data", str(train_folder),
+           "--steps", "1000", "--run-dir", str(run), "--scale", "2", "--blocks", "1", "--filters", "8",
+           "--batch-size", "2", "--patch-size", "32", "--checkpoint-every", "1000", "--validate-every", "1000"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    history = run / "history.jsonl"
+    stopped_at = 0
+    for signum, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            if history.exists() and len(_steps(history, "mse")) >= stopped_at + 4:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before it could be stopped"
+        process.send_signal(signum)
+        stderr = process.communicate(timeout=120)[1]
+        assert process.returncode == code, stderr[-2000:]
+        stopped_at = max(_steps(history, "mse"))
+        name = signal.Signals(signum).name
+        assert stderr.strip().splitlines()[-1] == (f"stopped at step {stopped_at} by {name}, saved; rerun the same "
+                                                   "command to continue")
+        assert (run / "mse" / "checkpoints" / f"ckpt-{stopped_at}.index").is_file()  # nothing trained is lost
+        assert json.loads((run / "generator.json").read_text())["steps"] == stopped_at
+    finished = subprocess.run([*cmd[:cmd.index("--steps") + 1], str(stopped_at + 2), *cmd[cmd.index("--steps") + 2:]],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)  # the lock was released
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert _steps(history, "mse") == list(range(1, stopped_at + 3))
+
+
+def test_an_interrupted_kernel_stops_training_the_same_way(train_folder, tmp_path):
+    # a notebook's kernel gets SIGINT when it is interrupted (papermill, Jupyter's stop button)
+    import keras
+
+    from srlib.errors import TrainingStopped
+
+    class InterruptAtStep3(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if int(logs["step"]) == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    config = TrainConfig(**TINY, checkpoint_every=100)
+    trainer = Trainer("paper", "mse", tmp_path, config)
+    fit = trainer.model.fit
+    trainer.model.fit = lambda *args, callbacks, **kwargs: fit(*args, callbacks=[InterruptAtStep3(), *callbacks],
+                                                              **kwargs)
+    with pytest.raises(TrainingStopped, match="stopped at step 3 by SIGINT, saved") as stopped:
+        trainer.fit(batches(train_folder, config), steps=50)
+    assert stopped.value.exit_code == 130
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the usual Ctrl-C is back
+    resumed = Trainer("paper", "mse", tmp_path, config)
+    assert resumed.current_step == 3
+    resumed.close()
+
+
 DISTRIBUTED = """
 import json, sys
 import numpy as np, tensorflow as tf, keras
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from srlib.training import Trainer, TrainConfig
-config = TrainConfig(scale=2, blocks=2, filters=8, batch_size=4, patch_size=32, vgg_weights=None, progress=False)
+config = TrainConfig(scale=2, blocks=2, filters=8, batch_size=4, patch_size=32, vgg_weights=None, progress=False,
+                     precision="float32")  # float32: the sums of two devices match one device's to 1e-4
 rng = np.random.default_rng(0)
 lr = rng.uniform(size=(4, 16, 16, 3)).astype(np.float32)
 hr = rng.uniform(size=(4, 32, 32, 3)).astype(np.float32)
@@ -296,7 +353,7 @@ import json, sys
 import numpy as np, tensorflow as tf
 from srlib.training import Trainer, TrainConfig
 config = TrainConfig(scale=2, blocks=1, filters=8, batch_size=2, patch_size=32, vgg_weights=None, progress=False,
-                     mixed_precision=True, xla=True)
+                     precision="mixed_float16", xla=True)
 rng = np.random.default_rng(0)
 lr = rng.uniform(size=(2, 16, 16, 3)).astype(np.float32)
 hr = rng.uniform(size=(2, 32, 32, 3)).astype(np.float32)
@@ -314,7 +371,7 @@ def test_mixed_precision_and_xla_options_run_a_gan_step(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["compute"] == "float16" and out["output"] == "float32"
-    assert all(np.isfinite(v) for k, v in out["last"].items() if k not in ("stage",))
+    assert all(np.isfinite(v) for k, v in out["last"].items() if k not in ("stage", "precision"))
     assert out["last"]["lr"] == pytest.approx(1e-5)  # the paper's tenfold decay after half the steps
 
 
@@ -347,11 +404,12 @@ def test_train_stage_and_stage_generators_follow_the_recipe(train_folder, tmp_pa
 
 
 def test_a_generator_without_batch_norm_can_start_from_one_with_it(train_folder, tmp_path):
-    config = TrainConfig(**TINY, checkpoint_every=100)
+    # float32: the folded network is compared with the one it came from to 1e-5
+    config = TrainConfig(**TINY, checkpoint_every=100, precision="float32")
     bn_run = Trainer("paper", "mse", tmp_path / "bn", config)
     bn_run.fit(batches(train_folder, config), steps=3)
     source = tmp_path / "bn" / "generator.weights.h5"
-    plain = TrainConfig(**{**TINY, "batch_norm": False}, checkpoint_every=100)
+    plain = TrainConfig(**{**TINY, "batch_norm": False}, checkpoint_every=100, precision="float32")
     trainer = Trainer("paper", "mse", tmp_path / "plain", plain, init_generator=source)
     assert trainer.generator.architecture["batch_norm"] is False
     x = np.random.default_rng(0).uniform(0, 1, (1, 10, 12, 3)).astype("float32")

@@ -87,7 +87,8 @@ def test_the_fast_inference_graph_computes_what_the_model_does(tmp_path):
         save_generator(model, path)
         keras_result = upscale_with(load_generator(path))(image)
         assert keras_result.std() > 20
-        assert np.abs(upscale(image, path, tile=None).astype(int) - keras_result).max() <= 1
+        # in float32, as the Keras model computes here (bfloat16's own cost: tests/test_precision.py)
+        assert np.abs(upscale(image, path, tile=None, precision="float32").astype(int) - keras_result).max() <= 1
 
 
 def test_srlib_upscale_is_the_function_and_takes_an_array(weights):
