@@ -2,8 +2,6 @@
 
 import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,6 @@ from srlib.recipes import TrainConfig, train_config
 from srlib.training import Trainer
 from tiny_runs import TINY, batches, write_train_folder
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -143,35 +140,6 @@ def test_validation_measures_the_weights_in_float32(bf16_machine, train_folder, 
     row = next(r for r in _rows(tmp_path) if "val_psnr" in r)
     exported = load_generator(tmp_path / "generator.weights.h5")  # built in float32
     assert row["val_psnr"] == pytest.approx(evaluate_image(hr, upscale_with(exported), 2)[0], abs=1e-4)
-
-
-REPRODUCIBLE = """
-import json, sys
-import srlib.precision
-srlib.precision.bf16_hardware = lambda: True  # on a machine without it, bfloat16 is emulated: slow, still exact
-from srlib.data import PatchSource, training_dataset
-from srlib.training import Trainer, TrainConfig
-config = TrainConfig(scale=2, blocks=1, filters=8, batch_size=2, patch_size=32, vgg_weights=None, progress=False,
-                     checkpoint_every=100, label_flip=0.3, seed=5, precision="bfloat16")
-source = PatchSource([sys.argv[2]], patch_size=32, seed=5)
-trainer = Trainer("report", "full", sys.argv[1], config, from_scratch=True)
-trainer.fit(lambda start: training_dataset(source, 2, 2, start), steps=3)
-print(json.dumps([{k: v for k, v in json.loads(line).items() if k not in ("sec_per_step", "time")}
-                  for line in open(sys.argv[1] + "/history.jsonl")]))
-"""
-
-
-def test_two_fresh_bfloat16_runs_with_the_same_seed_give_the_same_history(train_folder, tmp_path):
-    # random VGG, random initial weights and label flips in bfloat16: each seeded, in separate processes
-    runs = []
-    for name in ("a", "b"):
-        result = subprocess.run([sys.executable, "-c", REPRODUCIBLE, str(tmp_path / name), str(train_folder)],
-                                cwd=ROOT, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stderr[-2000:]
-        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
-    assert [row["step"] for row in runs[0]] == [1, 2, 3]
-    assert {row["precision"] for row in runs[0]} == {"bfloat16"}
-    assert runs[0] == runs[1]
 
 
 def test_upscale_in_bfloat16_is_within_a_few_grey_levels_of_float32(bf16_machine, tmp_path):

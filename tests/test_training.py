@@ -447,9 +447,11 @@ def test_tensorboard_shows_every_loss_term_validation_and_the_sample(train_folde
 REPRODUCIBLE = """
 import json, sys
 from srlib.data import PatchSource, training_dataset
+import srlib.precision
+srlib.precision.bf16_hardware = lambda: True  # on a machine without it, bfloat16 is emulated: slow, still exact
 from srlib.training import Trainer, TrainConfig
 config = TrainConfig(scale=2, blocks=1, filters=8, batch_size=2, patch_size=32, vgg_weights=None, progress=False,
-                     checkpoint_every=100, xla=True, label_flip=0.3, seed=5)
+                     checkpoint_every=100, xla=sys.argv[4] == "xla", label_flip=0.3, seed=5, precision=sys.argv[3])
 source = PatchSource([sys.argv[2]], patch_size=32, seed=5)
 trainer = Trainer("report", "full", sys.argv[1], config, from_scratch=True)
 trainer.fit(lambda start: training_dataset(source, 2, 2, start), steps=3)
@@ -458,15 +460,21 @@ print(json.dumps([{k: v for k, v in json.loads(line).items() if k not in ("sec_p
 """
 
 
-def test_two_fresh_runs_with_the_same_seed_give_the_same_history(train_folder, tmp_path):
-    # random VGG, random initial weights and label flips under XLA: each seeded, in separate processes
+# float32 under XLA (oneDNN's own float32 kernels vary from process to process in the discriminator), bfloat16
+# without (XLA's CPU compiler gains nothing in bfloat16)
+@pytest.mark.parametrize("precision, xla", [("float32", "xla"), ("bfloat16", "no-xla")])
+def test_two_fresh_runs_with_the_same_seed_give_the_same_history(train_folder, tmp_path, precision, xla):
+    # random VGG, random initial weights and label flips: each seeded, in separate processes
     runs = []
     for name in ("a", "b"):
-        result = subprocess.run([sys.executable, "-c", REPRODUCIBLE, str(tmp_path / name), str(train_folder)],
-                                cwd=ROOT, capture_output=True, text=True, timeout=300)
+        result = subprocess.run([sys.executable, "-c", REPRODUCIBLE, str(tmp_path / name), str(train_folder),
+                                 precision, xla], cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
         runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
     assert [row["step"] for row in runs[0]] == [1, 2, 3]
+    assert {row["precision"] for row in runs[0]} == {precision}
+    if precision == "bfloat16":
+        assert runs[0] == runs[1]
     for first, second in zip(*runs):
         assert first.keys() == second.keys()
         for key in first:
