@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from .degradation import bicubic_downscale, bicubic_upscale, modcrop
 from .errors import DataError, SrlibError
+from .files import why_missing
 from .images import list_image_files, read_image, write_image
 from .metrics import colour_shift, detail_ratio, psnr_y, ssim_y
 
@@ -50,7 +51,7 @@ def find_set_dir(data_dir: str | os.PathLike, name: str) -> Path:
     """The folder of benchmark set ``name`` in ``data_dir`` (or in ``data_dir/benchmark``)."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise DataError(f"data folder {data_dir} does not exist")
+        raise DataError(f"data folder {data_dir} {why_missing(data_dir)}")
     roots = [data_dir, data_dir / "benchmark"]
     for root in roots:
         if (root / name).is_dir():

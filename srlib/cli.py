@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from .errors import SrlibError, TrainingStopped
@@ -60,13 +61,18 @@ def _train(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from .recipes import get_stage, train_config
+    from .settings import SettingError, check as check_setting
     from .training import train_stage
 
-    config = train_config({**vars(args), "batch_norm": not args.no_batch_norm})
+    try:  # a bad setting is said as the flag that gave it
+        config = train_config({**vars(args), "batch_norm": not args.no_batch_norm})
+        check_setting("steps", args.steps)
+    except SettingError as error:
+        raise SrlibError(error.as_flag()) from None
     stage = config.stage(get_stage(args.recipe, args.stage))
     val_dir = args.val_data
     if val_dir is None:  # a data mirror laid out as <root>/train and <root>/benchmark/Set5
-        guess = Path(args.data[0]).resolve().parent / "benchmark" / "Set5"
+        guess = Path(os.path.realpath(args.data[0])).parent / "benchmark" / "Set5"  # no error on a symlink loop
         val_dir = guess if guess.is_dir() else None
     print(f"{args.recipe}/{stage.name}: {stage.summary}")
     print(f"validation: {val_dir or 'none (give --val-data DIR)'}")

@@ -8,6 +8,7 @@ A write goes to a temporary file beside the target, named ``.<name>.tmp-<pid>-<1
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -69,7 +70,7 @@ def atomic_path(path: str | os.PathLike):
     An ``OSError`` that names the temporary file (an unwritable folder, a full disk) is raised naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     remove_stale_temp_files(path.parent, names=[path.name])
     tmp = temp_beside(path)
     _in_progress.add(os.path.abspath(tmp))
@@ -184,3 +185,45 @@ def read_jsonl(path: str | os.PathLike) -> list:
         except json.JSONDecodeError:
             continue
     return rows
+
+
+def why_missing(path: str | os.PathLike) -> str:
+    """Why ``path`` cannot be opened, as the end of a sentence that starts with its name: "does not exist", "is a
+    symbolic link loop", "is a symbolic link to X, which does not exist", "is a file, not a folder"...
+    (``Path.exists`` says False for all of these, and ``resolve`` raises RuntimeError on a loop.)"""
+    path = Path(path)
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        if error.errno == errno.ENOTDIR:
+            return f"does not exist ({_file_on_the_way(path)} is a file, not a folder)"
+        if error.errno == errno.EACCES:
+            return "cannot be reached: permission denied"
+        if path.is_symlink():
+            return f"is a symbolic link to {os.readlink(path)}, which does not exist"
+        return "does not exist"
+    return "is a file, not a folder" if not path.is_dir() else "is a folder"
+
+
+def _file_on_the_way(path: Path) -> Path:
+    """The first component of ``path`` that is a file where a folder should be (``path`` when none is)."""
+    for parent in reversed(path.parents):
+        if parent.is_file():
+            return parent
+    return path
+
+
+def make_folder(path: str | os.PathLike, what: str = "folder") -> Path:
+    """``mkdir -p path``; when a file stands where a folder must be, a ``SrlibError`` that says which
+    ("cannot make the output folder out/x: out is a file, not a folder") instead of "File exists"."""
+    from .errors import SrlibError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = path if path.is_file() else _file_on_the_way(path)
+        raise SrlibError(f"cannot make the {what} {path}: {blocking} is a file, not a folder") from None
+    return path

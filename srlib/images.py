@@ -35,7 +35,7 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from .errors import DataError, ImageReadError
-from .files import atomic_path
+from .files import atomic_path, why_missing
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +98,23 @@ def _read_with_pillow(path: Path) -> np.ndarray:
             raise ImageReadError(path, f"image is too large to decode safely ({cause})") from None
         if isinstance(cause, UnidentifiedImageError):
             raise ImageReadError(path, "not an image file in any format Pillow knows") from None
+        if any("truncated" in str(e) for e in _chain(error)):  # Pillow's OSError, above the decoder's struct.error
+            raise ImageReadError(path, f"truncated: the file ends before its image data do "
+                                       f"({path.stat().st_size} bytes; an interrupted download or copy?)") from None
         raise ImageReadError(path, f"not a readable image ({str(cause) or type(cause).__name__})") from None
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and the errors it was raised from or while handling, outermost first."""
+    chain = [error]
+    while (chain[-1].__cause__ or chain[-1].__context__) is not None and len(chain) < 20:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)
+    return chain
 
 
 def _root_cause(error: BaseException) -> BaseException:
     """imageio wraps decoder errors ("unknown error while initializing plugin"); find the real one."""
-    while error.__cause__ is not None or error.__context__ is not None:
-        error = error.__cause__ or error.__context__
-    return error
+    return _chain(error)[-1]
 
 
 def _to_rgb_uint8(pixels: np.ndarray, path: Path) -> np.ndarray:
@@ -142,7 +151,7 @@ def list_image_files(folder: str | os.PathLike, recursive: bool = True) -> list[
     """Image files (by extension) under ``folder``, sorted by path; hidden files are left out."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"image folder {folder} does not exist")
+        raise DataError(f"image folder {folder} {why_missing(folder)}")
     pattern = "**/*" if recursive else "*"
     return sorted(
         path

@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 from .errors import SrlibError
-from .files import write_text
+from .files import make_folder, write_text
 from .recipes import RECIPES
+from .settings import SettingError, check_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ("01_data_prep", "02_pretrain_sr_vgg", "03_pretrain_discriminator", "04_full_train",
@@ -152,6 +153,11 @@ def profile_parameters(profile: str, recipe: str = "report", data_dir: str | os.
         params["training_sets"] = ["DIV2K_valid_HR"]  # no mirror: the smallest downloadable set (100 images, 449 MB)
     params["data_dir"] = str(Path(data_dir).resolve())
     params["source_dir"] = str(Path(source_dir).resolve()) if source_dir else None
+    for section in (None, *STAGE_SECTIONS):  # a bad override fails here, before any notebook runs
+        try:
+            check_parameters(params if section is None else {**params, **params[section]})
+        except SettingError as error:
+            raise SrlibError(f"profile {profile}{f', section {section}' if section else ''}: {error}") from None
     return params
 
 
@@ -174,7 +180,7 @@ def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLi
 
     params = profile_parameters(profile, recipe, data_dir, source_dir, out_dir, **overrides)
     out = Path(params["out_dir"])
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, "output folder")
     chosen = [n for n in NOTEBOOKS if not notebooks or any(n.startswith(p) for p in notebooks)]
     if not chosen:
         raise SrlibError(f"no notebook matches {notebooks}; the notebooks: {', '.join(NOTEBOOKS)}")

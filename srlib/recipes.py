@@ -11,7 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from .errors import SrlibError
-from .precision import DEFAULT_PRECISION, check as check_precision
+from .precision import DEFAULT_PRECISION
+from .settings import check as check_setting, check_scale_fit
 
 # The content losses of Ledig et al. 2017 (Table 1) and of the course report: None is pixel MSE
 # ("SRGAN-MSE"), otherwise (VGG network, layer) whose feature maps are compared. "vgg22" and "vgg54" are
@@ -150,16 +151,11 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        if self.content_loss is not None and self.content_loss not in CONTENT_LOSSES:
-            raise SrlibError(f"unknown content_loss {self.content_loss!r}; choose one of {', '.join(CONTENT_LOSSES)}")
         if self.vgg_weights == "none":
             self.vgg_weights = None
-        check_precision(self.precision)
-        for name in ("batch_size", "patch_size", "checkpoint_every", "validate_every"):
-            if getattr(self, name) < 1:
-                raise SrlibError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.ema is not None and not 0 < self.ema < 1:
-            raise SrlibError(f"ema must be between 0 and 1 (e.g. 0.999), got {self.ema}")
+        for item in dataclasses.fields(self):  # each setting's type and range: srlib.settings
+            check_setting(item.name, getattr(self, item.name))
+        check_scale_fit(self.patch_size, self.scale)
 
     def stage(self, stage: Stage) -> Stage:
         """``stage`` with this config's settings in place of its own."""

@@ -34,7 +34,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from .errors import SrlibError
-from .files import remove_stale_temp_files, write_json, write_text
+from .files import make_folder, remove_stale_temp_files, write_json, write_text
 from .model_card import card_path, stage_weights
 from .recipes import CONTENT_LOSSES, RECIPES, STAGE_SETTINGS
 
@@ -133,7 +133,7 @@ class RunFolder:
         self.tensorboard_dir = self.run_dir / "tensorboard" / stage
         self.ema_added = False
         try:
-            self.stage_dir.mkdir(parents=True, exist_ok=True)
+            make_folder(self.stage_dir, "run folder")
         except OSError as error:
             raise SrlibError(f"cannot make the run folder {self.stage_dir}: {error.strerror}") from None
         self._lock = self._take_lock()

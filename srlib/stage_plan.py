@@ -24,6 +24,7 @@ from .errors import SrlibError
 from .model_card import ModelCard, stage_weights
 from .recipes import RECIPES, TrainConfig, get_stage, stage_for
 from .run_folder import HistoryLog, changed_settings, checkpoint_steps, effective_settings
+from .settings import check as check_setting
 
 # the notebook of the course that trains each part of a recipe (srlib.pipeline.NOTEBOOK_STAGES)
 _NOTEBOOKS = {"pretrain": "02_pretrain_sr_vgg", "discriminator": "03_pretrain_discriminator", "gan": "04_full_train"}
@@ -117,8 +118,7 @@ def plan_stage(recipe: str, stage: str, run_dir: str | os.PathLike, config: Trai
     docstring); raises ``StageChange`` when it cannot do what the settings ask. Reads the run folder, writes nothing."""
     run_dir = Path(run_dir)
     spec = config.stage(get_stage(recipe, stage))
-    if steps < 1:
-        raise StageChange(f"steps must be at least 1, got {steps}")
+    check_setting("steps", steps)
     done = checkpointed_step(run_dir, stage)
     later = [s for s in list(RECIPES[recipe])[list(RECIPES[recipe]).index(stage) + 1:]
              if checkpointed_step(run_dir, s) is not None]

@@ -32,6 +32,7 @@ from .models import (discriminator, fold_batch_norm, generator, load_generator, 
 from .precision import effective as effective_precision, policy as precision_policy
 from .recipes import RECIPES, TrainConfig, get_stage, stage_names
 from .run_folder import RunFolder
+from .settings import check as check_setting
 from .srgan import SRGAN
 
 __all__ = ["Trainer", "TrainConfig", "TrainingError", "TrainingStopped", "train_stage", "stage_generators", "RECIPES",
@@ -377,8 +378,7 @@ def train_stage(recipe: str, stage: str, data, run_dir: str | os.PathLike, steps
     from .upscale import weights_path  # a shipped model's name, e.g. "srresnet-x4", or a file
 
     config = config or TrainConfig()
-    if steps < 1:
-        raise SrlibError(f"steps must be at least 1, got {steps}")
+    check_setting("steps", steps)
     init_generator = weights_path(init_generator) if init_generator is not None else None
     # the run folder's lock first: a second process on the folder is refused before any data are loaded
     trainer = Trainer(recipe, stage, run_dir, config, init_generator=init_generator, from_scratch=from_scratch,

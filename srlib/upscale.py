@@ -387,6 +387,7 @@ def upscale_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, w
     """
     from tqdm.auto import tqdm
 
+    from .files import make_folder, why_missing
     from .images import list_image_files, png_band_writer, read_image
 
     files = []
@@ -396,7 +397,7 @@ def upscale_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, w
         elif item.exists():
             files.append(item)
         else:
-            raise SrlibError(f"{item} does not exist")
+            raise SrlibError(f"{item} {why_missing(item)}")
     if not files:
         raise SrlibError(f"no image files in {', '.join(map(str, inputs))}")
     out_dir = Path(out_dir)
@@ -409,7 +410,7 @@ def upscale_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, w
     if isinstance(max_memory, str):
         max_memory = parse_memory(max_memory)  # a wrong amount is an error before any work
     network = _load(weights, precision)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir, "output folder")
     done = {"written": [], "kept": [], "failed": []}
     for path, target in tqdm(list(zip(files, targets)), desc="upscale", unit="image",
                              disable=None if progress and len(files) > 1 else True):

@@ -325,7 +325,7 @@ def test_zero_steps_is_a_clear_error_not_an_export(train_folder, tmp_path, capsy
                  "--run-dir", str(tmp_path / "b"), "--scale", "2", "--blocks", "1", "--filters", "8",
                  "--batch-size", "2", "--patch-size", "32", "--vgg-weights", "none"])
     assert code == 2
-    assert "error: steps must be at least 1, got 0" in capsys.readouterr().err
+    assert "error: --steps 0: must be an integer of at least 1" in capsys.readouterr().err
     assert not list((tmp_path / "b").rglob("*.weights.h5"))
 
 
