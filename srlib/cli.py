@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from .errors import SrlibError, TrainingStopped
+from .errors import SrlibError, Stopped
 
 
 def _benchmark(args: argparse.Namespace) -> None:
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("srlib").setLevel(logging.INFO)  # ours; TensorFlow's absl notes stay out
     try:
         args.run(args)
-    except TrainingStopped as stopped:
+    except Stopped as stopped:
         print(stopped, file=sys.stderr)
         return stopped.exit_code
     except SrlibError as error:

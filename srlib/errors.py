@@ -20,11 +20,19 @@ class DataError(SrlibError):
     """A data folder or benchmark set is missing, empty or holds nothing usable."""
 
 
-class TrainingStopped(SrlibError):
-    """Training was stopped by a signal (Ctrl-C, ``kill``) after a checkpoint at the current step was written;
-    ``exit_code`` is the shell's for that signal (130 for SIGINT, 143 for SIGTERM)."""
+class Stopped(SrlibError):
+    """Work was stopped by a signal (Ctrl-C, ``kill``) with what it had done kept; ``exit_code`` is the shell's for
+    that signal (130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, signum: int):
+        self.signum, self.exit_code = signum, 128 + signum
+        super().__init__(message)
+
+
+class TrainingStopped(Stopped):
+    """Training was stopped by a signal after a checkpoint at the current step was written."""
 
     def __init__(self, step: int, signum: int):
-        self.step, self.signum, self.exit_code = step, signum, 128 + signum
+        self.step = step
         super().__init__(f"stopped at step {step} by {signal.Signals(signum).name}, saved; rerun the same command "
-                         "to continue")
+                         "to continue", signum)

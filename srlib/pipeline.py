@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import signal
 import threading
 import time
 from pathlib import Path
 
-from .errors import SrlibError
+from .errors import SrlibError, Stopped, TrainingStopped
 from .files import make_folder, write_text
 from .recipes import RECIPES
 from .settings import SettingError, check_parameters
@@ -128,6 +130,57 @@ class PipelineError(SrlibError):
     """A notebook of the pipeline failed; the message names it, the cell, and the executed copy."""
 
 
+def _kernel_manager():
+    """nbclient's kernel manager class, remembering the kernel it starts (``latest``) so that a signal to the
+    pipeline can interrupt the cell that runs, as Jupyter's interrupt button does."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class InterruptibleKernel(AsyncKernelManager):
+        latest = None
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            type(self).latest = self
+
+    return InterruptibleKernel
+
+
+@contextlib.contextmanager
+def _interrupting(kernels):
+    """While a notebook runs, SIGINT or SIGTERM to this process interrupts the kernel's running cell (a training cell
+    then saves its step and stops; ``srlib.callbacks.StopOnSignal``) and the notebook ends with that cell's error,
+    instead of the kernel being shut down with the cell's work. (The kernel runs in its own session, so a Ctrl-C in
+    the terminal reaches this process only.) Yields the list of signals received. Signals this process ignores
+    (a background job's SIGINT) stay ignored; a signal before the kernel runs interrupts this process as usual."""
+    received = []
+
+    def forward(signum, frame):
+        received.append(signum)
+        kernel = kernels.latest
+        if kernel is None or not kernel.has_kernel or getattr(kernel.provisioner, "pid", None) is None:
+            raise KeyboardInterrupt
+        os.kill(kernel.provisioner.pid, signal.SIGINT)
+
+    chosen = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN]
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        chosen = []
+    previous = {s: signal.signal(s, forward) for s in chosen}
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _stopped(error, received: list, name: str) -> Stopped:
+    """What to say when a signal interrupted notebook ``name``: the step a training cell saved, or where it stopped."""
+    saved = re.match(r"stopped at step (\d+) by \w+, saved", str(error.evalue)) if error is not None else None
+    if saved:
+        return TrainingStopped(int(saved[1]), received[0])
+    return Stopped(f"stopped by {signal.Signals(received[0]).name} in {name}.ipynb; rerun the same command to "
+                   "continue (training resumes from its last checkpoint)", received[0])
+
+
 def profile_parameters(profile: str, recipe: str = "report", data_dir: str | os.PathLike = "data",
                        source_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None,
                        **overrides) -> dict:
@@ -185,6 +238,7 @@ def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLi
     if not chosen:
         raise SrlibError(f"no notebook matches {notebooks}; the notebooks: {', '.join(NOTEBOOKS)}")
     executed = []
+    kernels = _kernel_manager()
     for name in chosen:
         source = ROOT / "notebooks" / f"{name}.ipynb"
         if not source.is_file():
@@ -199,13 +253,18 @@ def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLi
         follow = (TrainingProgress(Path(params["run_dir"]) / "history.jsonl", given["steps"], f"[{profile}/{recipe}] "
                                    f"{name}", progress) if training else contextlib.nullcontext())
         try:
-            with follow:  # a training notebook's steps, rather than papermill's count of cells
+            with follow, _interrupting(kernels) as received:  # a training notebook's steps, not papermill's cells
                 papermill.execute_notebook(str(source), str(running), parameters=given, kernel_name="python3",
                                            cwd=str(ROOT / "notebooks"), progress_bar=progress and not training,
                                            # the kernel's own notes (e.g. "running over TCP") are not the user's business
-                                           extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                                           extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                                           kernel_manager_class=kernels)
+            if received:  # the cell that was interrupted ended the notebook without an error
+                raise _stopped(None, received, name)
         except papermill.PapermillExecutionError as error:
             os.replace(running, target)
+            if received:
+                raise _stopped(error, received, name) from None
             first_line = next((line for line in error.source.splitlines() if line.strip()), "")
             raise PipelineError(
                 f"{name}.ipynb failed in cell {error.cell_index} of the executed copy (execution count "
@@ -215,6 +274,8 @@ def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLi
         except Exception as error:  # the kernel died or could not start
             if running.exists():
                 os.replace(running, target)
+            if isinstance(error, Stopped):
+                raise
             raise PipelineError(f"{name}.ipynb could not run: {type(error).__name__}: {error}") from None
         os.replace(running, target)
         print(f"[{profile}/{recipe}] {name} done in {time.monotonic() - started:.0f} s -> {target}", flush=True)
