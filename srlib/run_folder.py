@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from .errors import SrlibError
@@ -47,6 +48,9 @@ RESTART_HOW = "--restart (restart=True; fresh = True in a chapter)"
 RESUME_FIXED = ("scale", "blocks", "filters", "batch_norm", "patch_size", "batch_size", "seed",
                 "vgg_weights", "content_loss", "tv_weight", "adversarial_weight", "label_smoothing", "label_flip")
 KEEP_CHECKPOINTS = 2
+
+
+_SKIP = object()  # a history row that does not say
 
 
 class RunFolderBusy(SrlibError):
@@ -96,16 +100,26 @@ class HistoryLog:
         """The rates a stage has used, as ``[{"from_step": 1, "rate": 2e-4}, ...]``: a resumed run may change it."""
         return self._segments(stage, "lr", "rate", lambda v: float(f"{v:.4g}") if isinstance(v, (int, float)) else None)
 
+    def emas(self, stage: str) -> list[dict]:
+        """The moving-average decay of a stage's steps, as ``[{"from_step": 1, "ema": None}, {"from_step": 3, "ema":
+        0.999}]``: an EMA may be added when a run resumes, and then averages the steps from there on (steps from
+        before the EMA was recorded are left out)."""
+        return self._segments(stage, "ema", "ema", lambda v: v if v is None or isinstance(v, (int, float)) else _SKIP,
+                              missing=_SKIP)
+
     def precisions(self, stage: str) -> list[dict]:
         """What a stage's steps computed in, as ``[{"from_step": 1, "precision": "float32"}, ...]``: a resumed run
         may move between float32 and bfloat16 (steps from before the precision was recorded are left out)."""
         return self._segments(stage, "precision", "precision", lambda v: v if isinstance(v, str) else None)
 
-    def _segments(self, stage: str, key: str, name: str, value_of) -> list[dict]:
+    def _segments(self, stage: str, key: str, name: str, value_of, missing=None) -> list[dict]:
+        """Where the value of ``key`` changes among ``stage``'s rows; rows whose ``value_of`` is ``missing`` (or
+        that lack ``key``) are left out."""
         segments = []
         for row in self.rows():
-            value = value_of(row.get(key)) if row["stage"] == stage else None  # the float32 rate without its noise
-            if value is not None and (not segments or segments[-1][name] != value):
+            # the float32 rate without its noise
+            value = value_of(row.get(key)) if row["stage"] == stage and key in row else missing
+            if value is not missing and (not segments or segments[-1][name] != value):
                 segments.append({"from_step": row["step"], name: value})
         return segments
 
@@ -214,13 +228,19 @@ class RunFolder:
 
     def restore(self, checkpoint: tf.train.Checkpoint) -> Path | None:
         """Restore the newest readable checkpoint into ``checkpoint``; returns its prefix, or None when the
-        stage has none. A damaged one is moved to ``checkpoints/damaged/`` and the one before it used, with a
-        warning. A stage whose checkpoints are all unreadable is an error: it never restarts silently."""
+        stage has none. A damaged one, or one holding NaN or Inf, is moved to ``checkpoints/damaged/`` and the one
+        before it used, with a warning. A stage whose checkpoints are all unusable is an error: it never restarts
+        silently."""
         found = self.checkpoints()
         state = self._state_names()
         damaged = []
         for prefix in found:
             try:
+                bad = nonfinite_variable(prefix)
+                if bad is not None:  # saved by a diverged run before srlib refused to save such weights
+                    damaged.append(f"{prefix.name}: NaN or Inf in {bad}")
+                    self._move_aside(prefix)
+                    continue
                 status = checkpoint.restore(str(prefix))
                 status.assert_existing_objects_matched()
             except (AssertionError, ValueError) as error:
@@ -231,7 +251,7 @@ class RunFolder:
                 self._move_aside(prefix)
                 continue
             if damaged:
-                log.warning("%s resumes from %s because the newer checkpoint(s) are damaged (%s); their files "
+                log.warning("%s resumes from %s because the newer checkpoint(s) are damaged or not finite (%s); their files "
                             "are kept in %s", self.stage_dir, prefix.name, "; ".join(damaged),
                             self.checkpoint_dir / "damaged")
             elif state != prefix.name:
@@ -298,6 +318,16 @@ class RunFolder:
             os.replace(part, target / part.name)
         return target
 
+    def last_finite_checkpoint(self) -> Path | None:
+        """The newest checkpoint whose weights (and optimizer state) are all finite and readable, or None."""
+        for prefix in self.checkpoints():
+            try:
+                if nonfinite_variable(prefix) is None:
+                    return prefix
+            except (tf.errors.OpError, IndexError, OSError):
+                continue
+        return None
+
     def latest_step(self) -> int | None:
         """The step of the newest checkpoint, or None when there is none."""
         steps = checkpoint_steps(self.checkpoint_dir)
@@ -354,6 +384,21 @@ class RunFolder:
         else:
             write_json(path, value)
 
+    def training_data(self) -> list[dict]:
+        """What the stage's steps were trained on: ``[{"from_step": 1, "name": "T91", "images": 91, ...}, ...]``,
+        a new entry where a resumed run was given other data (``record_training_data``)."""
+        path = self.stage_dir / "training_data.json"
+        segments = _read_object(path).get("segments") if path.is_file() else None
+        return [s for s in segments if isinstance(s, dict)] if isinstance(segments, list) else []
+
+    def record_training_data(self, first_step: int, summary: dict) -> None:
+        """The stage trains from ``first_step`` on the data ``summary`` describes (``PatchSource.summary``); entries
+        for steps from ``first_step`` on, which a resumed run trains again, are dropped."""
+        segments = [s for s in self.training_data() if isinstance(s.get("from_step"), int) and s["from_step"] < first_step]
+        if not segments or _data_key(segments[-1]) != _data_key(summary):
+            segments.append({"from_step": first_step, **summary})
+        write_json(self.stage_dir / "training_data.json", {"segments": segments})
+
     def decay_step(self, planned: int) -> int:
         """The step at which a decaying stage's learning rate drops: ``planned`` when the stage starts, and the
         same step whenever it resumes, whatever its ``steps`` then (``schedule.json``)."""
@@ -370,6 +415,21 @@ class RunFolder:
     def weights(self, network: str, stage: str | None = None) -> Path:
         """``<run-dir>/<stage>/<network>.weights.h5`` (this stage unless another is named)."""
         return stage_weights(self.run_dir, stage or self.stage, network)
+
+
+def _data_key(summary: dict) -> tuple:
+    """What makes two training-data summaries the same data: their name and number of images (the folders may be
+    given as other paths to the same images)."""
+    return summary.get("name"), summary.get("images")
+
+
+def nonfinite_variable(prefix: str | os.PathLike) -> str | None:
+    """The name of the first floating-point variable of checkpoint ``prefix`` holding NaN or Inf, or None."""
+    reader = tf.train.load_checkpoint(str(prefix))
+    for name, dtype in sorted(reader.get_variable_to_dtype_map().items()):
+        if dtype.is_floating and not np.isfinite(np.asarray(reader.get_tensor(name), np.float32)).all():
+            return name.replace("/.ATTRIBUTES/VARIABLE_VALUE", "")
+    return None
 
 
 def _command() -> str:

@@ -20,14 +20,14 @@ import tensorflow as tf
 
 from .benchmark import evaluate_image
 from .callbacks import (Checkpoints, HistoryLogger, ProgressBar, StopOnSignal, TensorBoardLogger, TrainingError,
-                        Validation)
+                        Validation, where_a_rerun_resumes)
 from .data import PatchSource, training_dataset, validation_images
 from .degradation import bicubic_downscale, bicubic_upscale
 from .errors import DataError, SrlibError, TrainingStopped
 from .files import atomic_path
 from .images import write_image
 from .model_card import ModelCard, card_path, stage_weights
-from .models import (discriminator, fold_batch_norm, generator, load_generator, load_weights,
+from .models import (discriminator, fold_batch_norm, generator, load_generator, load_weights, nonfinite_weight,
                      resolve_vgg_weights, save_generator, upscale_with, vgg_feature_extractor)
 from .precision import effective as effective_precision, policy as precision_policy
 from .recipes import RECIPES, TrainConfig, get_stage, stage_names
@@ -269,6 +269,8 @@ class Trainer:
         for schedule in self._schedules:
             schedule.boundary.assign(self.folder.decay_step(int(steps * self.stage.decay_at)))
         start = self.current_step
+        if self.training_data is not None and start < steps:
+            self.folder.record_training_data(start + 1, self.training_data)
         if start >= steps:
             log.info("%s/%s already has %d of %d steps", self.recipe, self.stage.name, start, steps)
             self.export()
@@ -341,22 +343,51 @@ class Trainer:
         return self._validation_generator
 
     def save(self) -> None:
-        """Checkpoint, then export this stage's networks (and the run's latest generator)."""
+        """Checkpoint, then export this stage's networks (and the run's latest generator). Weights or optimizer
+        state holding NaN or Inf are never saved: ``TrainingError``, naming the last checkpoint with finite ones."""
+        self._refuse_nonfinite([v for optimizer in (self.model.g_optimizer, self.model.d_optimizer)
+                                if optimizer is not None for v in optimizer.variables])
         self.folder.save(self.checkpoint, self.current_step)
         self.export()
 
+    def _refuse_nonfinite(self, more=()) -> None:
+        """``TrainingError`` when the networks' weights (or ``more`` variables) hold NaN or Inf."""
+        networks = [n for n in (self.generator, self.discriminator) if n is not None]
+        bad = nonfinite_weight([v for network in networks for v in network.weights] + list(more))
+        if bad is not None:
+            raise TrainingError(
+                f"the weights became NaN or Inf at step {self.current_step} of stage {self.recipe}/{self.stage.name} "
+                f"({bad}): nothing from this step was saved; {where_a_rerun_resumes(self.folder)}. Lower the "
+                "learning rate (a resumed stage may change it) or check the data.")
+
     def model_card(self) -> ModelCard:
+        """The card of the generator this stage exports now: what it is, and what trained it step by step."""
+        history, name = self.folder.history, self.stage.name
+        emas = history.emas(name) if self.stage.train_generator else []
         return ModelCard(
-            architecture=dict(self.generator.architecture), recipe=self.recipe, stage=self.stage.name,
-            steps=self.current_step, training_data=self.training_data, initialised_from=self.folder.initialised_from,
+            architecture=dict(self.generator.architecture), recipe=self.recipe, stage=name,
+            steps=self.current_step, training_data=self._training_data(),
+            initialised_from=self.folder.initialised_from,
             vgg_weights=(self.config.vgg_weights or "random") if self.features is not None else None,
             config=dataclasses.asdict(self.config),
-            learning_rates=self.folder.history.learning_rates(self.stage.name) if self.stage.train_generator else None,
-            precisions=self.folder.history.precisions(self.stage.name) or None)
+            learning_rates=history.learning_rates(name) if self.stage.train_generator else None,
+            precisions=history.precisions(name) or None,
+            emas=emas if any(segment["ema"] for segment in emas) else None)
+
+    def _training_data(self) -> dict | None:
+        """What the stage's steps were trained on: the data's summary, or when a resumed run was given other data,
+        each part in order ({"name": "T91, then BSD200+T91 from step 501", "segments": [...]})."""
+        segments = self.folder.training_data()
+        if len(segments) < 2:
+            return {k: v for k, v in segments[0].items() if k != "from_step"} if segments else self.training_data
+        name = ", then ".join(f"{s.get('name')}" + (f" from step {s['from_step']}" if i else "")
+                              for i, s in enumerate(segments))
+        return {"name": name, "segments": segments}
 
     def export(self) -> None:
         """The generator (its EMA when there is one) with its model card, and the discriminator, in the stage's
-        folder and as the run's latest."""
+        folder and as the run's latest; weights holding NaN or Inf are refused (``TrainingError``)."""
+        self._refuse_nonfinite()
         card = self.model_card()
         with self.inference_weights() as network:
             for path in (self.folder.weights("generator"), self.folder.run_dir / "generator.weights.h5"):
