@@ -226,23 +226,23 @@ class RunFolder:
         damaged ones), so that starting from scratch would throw its training away."""
         return self.checkpoint_dir.is_dir() and any(self.checkpoint_dir.iterdir())
 
-    def restore(self, checkpoint: tf.train.Checkpoint) -> Path | None:
+    def restore(self, checkpoint: tf.train.Checkpoint, nonfinite=None) -> Path | None:
         """Restore the newest readable checkpoint into ``checkpoint``; returns its prefix, or None when the
-        stage has none. A damaged one, or one holding NaN or Inf, is moved to ``checkpoints/damaged/`` and the one
-        before it used, with a warning. A stage whose checkpoints are all unusable is an error: it never restarts
+        stage has none. A damaged one, or one after whose restore ``nonfinite()`` names a variable holding NaN or
+        Inf, is moved to ``checkpoints/damaged/`` and the one before it used, with a warning. A stage whose checkpoints are all unusable is an error: it never restarts
         silently."""
         found = self.checkpoints()
         state = self._state_names()
         damaged = []
         for prefix in found:
             try:
-                bad = nonfinite_variable(prefix)
+                status = checkpoint.restore(str(prefix))
+                status.assert_existing_objects_matched()
+                bad = nonfinite() if nonfinite is not None else None
                 if bad is not None:  # saved by a diverged run before srlib refused to save such weights
                     damaged.append(f"{prefix.name}: NaN or Inf in {bad}")
                     self._move_aside(prefix)
                     continue
-                status = checkpoint.restore(str(prefix))
-                status.assert_existing_objects_matched()
             except (AssertionError, ValueError) as error:
                 raise SrlibError(f"the checkpoint {prefix} does not fit this run's networks (were other settings "
                                  f"used?): {_first_line(error)}") from None
@@ -322,7 +322,7 @@ class RunFolder:
         """The newest checkpoint whose weights (and optimizer state) are all finite and readable, or None."""
         for prefix in self.checkpoints():
             try:
-                if nonfinite_variable(prefix) is None:
+                if finite_checkpoint(prefix):
                     return prefix
             except (tf.errors.OpError, IndexError, OSError):
                 continue
@@ -423,13 +423,11 @@ def _data_key(summary: dict) -> tuple:
     return summary.get("name"), summary.get("images")
 
 
-def nonfinite_variable(prefix: str | os.PathLike) -> str | None:
-    """The name of the first floating-point variable of checkpoint ``prefix`` holding NaN or Inf, or None."""
+def finite_checkpoint(prefix: str | os.PathLike) -> bool:
+    """Whether every floating-point variable of checkpoint ``prefix`` is finite."""
     reader = tf.train.load_checkpoint(str(prefix))
-    for name, dtype in sorted(reader.get_variable_to_dtype_map().items()):
-        if dtype.is_floating and not np.isfinite(np.asarray(reader.get_tensor(name), np.float32)).all():
-            return name.replace("/.ATTRIBUTES/VARIABLE_VALUE", "")
-    return None
+    return all(np.isfinite(np.asarray(reader.get_tensor(name), np.float32)).all()
+               for name, dtype in reader.get_variable_to_dtype_map().items() if dtype.is_floating)
 
 
 def _command() -> str:

@@ -185,7 +185,7 @@ class Trainer:
     # --- resume, or start from the previous stage ---------------------------------------------------
     def _resume_or_start(self, init_generator, from_scratch: bool) -> bool:
         """Resume from the run folder (True), or start from the previous stage, ``init_generator`` or scratch."""
-        restored = self.folder.restore(self.checkpoint)
+        restored = self.folder.restore(self.checkpoint, lambda: nonfinite_weight(self._variables()))
         if restored is not None:
             if not self.stage.decay_at:  # the checkpoint holds the old rate; a resumed run may be given a new one
                 for optimizer in (self.model.g_optimizer, self.model.d_optimizer):
@@ -345,15 +345,21 @@ class Trainer:
     def save(self) -> None:
         """Checkpoint, then export this stage's networks (and the run's latest generator). Weights or optimizer
         state holding NaN or Inf are never saved: ``TrainingError``, naming the last checkpoint with finite ones."""
-        self._refuse_nonfinite([v for optimizer in (self.model.g_optimizer, self.model.d_optimizer)
-                                if optimizer is not None for v in optimizer.variables])
+        self._refuse_nonfinite(self._variables())
         self.folder.save(self.checkpoint, self.current_step)
         self.export()
 
-    def _refuse_nonfinite(self, more=()) -> None:
-        """``TrainingError`` when the networks' weights (or ``more`` variables) hold NaN or Inf."""
+    def _variables(self, optimizers: bool = True) -> list:
+        """The variables a checkpoint holds: the networks' weights, and the optimizers' state (``optimizers``)."""
         networks = [n for n in (self.generator, self.discriminator) if n is not None]
-        bad = nonfinite_weight([v for network in networks for v in network.weights] + list(more))
+        variables = [v for network in networks for v in network.weights]
+        if optimizers:
+            variables += [v for o in (self.model.g_optimizer, self.model.d_optimizer) if o is not None for v in o.variables]
+        return variables
+
+    def _refuse_nonfinite(self, variables) -> None:
+        """``TrainingError`` when ``variables`` hold NaN or Inf."""
+        bad = nonfinite_weight(variables)
         if bad is not None:
             raise TrainingError(
                 f"the weights became NaN or Inf at step {self.current_step} of stage {self.recipe}/{self.stage.name} "
@@ -387,7 +393,7 @@ class Trainer:
     def export(self) -> None:
         """The generator (its EMA when there is one) with its model card, and the discriminator, in the stage's
         folder and as the run's latest; weights holding NaN or Inf are refused (``TrainingError``)."""
-        self._refuse_nonfinite()
+        self._refuse_nonfinite(self._variables(optimizers=False))
         card = self.model_card()
         with self.inference_weights() as network:
             for path in (self.folder.weights("generator"), self.folder.run_dir / "generator.weights.h5"):
