@@ -113,7 +113,7 @@ class HistoryLogger(keras.callbacks.Callback):
                 f"Nothing from this step was saved; {where_a_rerun_resumes(self.trainer.folder)}. Lower the "
                 "learning rate (a resumed stage may change it) or check the data.")
         self.last = {"stage": self.trainer.stage.name, "step": step, **values, "lr": self._rate,
-                     "ema": self.trainer.config.ema, "precision": self.trainer.precision,
+                     "precision": self.trainer.precision,
                      "sec_per_step": round(time.perf_counter() - self._tick, 4), "time": round(time.time(), 3)}
         self.trainer.folder.history.append(self.last)
         self.trainer.on_row(self.last)

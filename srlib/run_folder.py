@@ -50,9 +50,6 @@ RESUME_FIXED = ("scale", "blocks", "filters", "batch_norm", "patch_size", "batch
 KEEP_CHECKPOINTS = 2
 
 
-_SKIP = object()  # a history row that does not say
-
-
 class RunFolderBusy(SrlibError):
     """Another process is training in this run folder."""
 
@@ -100,26 +97,16 @@ class HistoryLog:
         """The rates a stage has used, as ``[{"from_step": 1, "rate": 2e-4}, ...]``: a resumed run may change it."""
         return self._segments(stage, "lr", "rate", lambda v: float(f"{v:.4g}") if isinstance(v, (int, float)) else None)
 
-    def emas(self, stage: str) -> list[dict]:
-        """The moving-average decay of a stage's steps, as ``[{"from_step": 1, "ema": None}, {"from_step": 3, "ema":
-        0.999}]``: an EMA may be added when a run resumes, and then averages the steps from there on (steps from
-        before the EMA was recorded are left out)."""
-        return self._segments(stage, "ema", "ema", lambda v: v if v is None or isinstance(v, (int, float)) else _SKIP,
-                              missing=_SKIP)
-
     def precisions(self, stage: str) -> list[dict]:
         """What a stage's steps computed in, as ``[{"from_step": 1, "precision": "float32"}, ...]``: a resumed run
         may move between float32 and bfloat16 (steps from before the precision was recorded are left out)."""
         return self._segments(stage, "precision", "precision", lambda v: v if isinstance(v, str) else None)
 
-    def _segments(self, stage: str, key: str, name: str, value_of, missing=None) -> list[dict]:
-        """Where the value of ``key`` changes among ``stage``'s rows; rows whose ``value_of`` is ``missing`` (or
-        that lack ``key``) are left out."""
+    def _segments(self, stage: str, key: str, name: str, value_of) -> list[dict]:
         segments = []
         for row in self.rows():
-            # the float32 rate without its noise
-            value = value_of(row.get(key)) if row["stage"] == stage and key in row else missing
-            if value is not missing and (not segments or segments[-1][name] != value):
+            value = value_of(row.get(key)) if row["stage"] == stage else None  # the float32 rate without its noise
+            if value is not None and (not segments or segments[-1][name] != value):
                 segments.append({"from_step": row["step"], name: value})
         return segments
 
@@ -229,8 +216,8 @@ class RunFolder:
     def restore(self, checkpoint: tf.train.Checkpoint, nonfinite=None) -> Path | None:
         """Restore the newest readable checkpoint into ``checkpoint``; returns its prefix, or None when the
         stage has none. A damaged one, or one after whose restore ``nonfinite()`` names a variable holding NaN or
-        Inf, is moved to ``checkpoints/damaged/`` and the one before it used, with a warning. A stage whose checkpoints are all unusable is an error: it never restarts
-        silently."""
+        Inf, is moved to ``checkpoints/damaged/`` and the one before it used, with a warning. A stage whose
+        checkpoints are all unusable is an error: it never restarts silently."""
         found = self.checkpoints()
         state = self._state_names()
         damaged = []
@@ -251,8 +238,8 @@ class RunFolder:
                 self._move_aside(prefix)
                 continue
             if damaged:
-                log.warning("%s resumes from %s because the newer checkpoint(s) are damaged or not finite (%s); their files "
-                            "are kept in %s", self.stage_dir, prefix.name, "; ".join(damaged),
+                log.warning("%s resumes from %s because the newer checkpoint(s) are damaged or not finite (%s); their "
+                            "files are kept in %s", self.stage_dir, prefix.name, "; ".join(damaged),
                             self.checkpoint_dir / "damaged")
             elif state != prefix.name:
                 log.warning("%s resumes from %s, the newest checkpoint found by its files (the checkpoint state "
@@ -384,20 +371,25 @@ class RunFolder:
         else:
             write_json(path, value)
 
-    def training_data(self) -> list[dict]:
-        """What the stage's steps were trained on: ``[{"from_step": 1, "name": "T91", "images": 91, ...}, ...]``,
-        a new entry where a resumed run was given other data (``record_training_data``)."""
-        path = self.stage_dir / "training_data.json"
+    def provenance(self) -> list[dict]:
+        """What trained the stage's steps, beyond its settings and the history: ``[{"from_step": 1, "ema": None,
+        "training_data": {...}}, {"from_step": 501, "ema": 0.999, ...}]``, a new entry where a resumed run changed
+        one (``record_provenance``)."""
+        path = self.stage_dir / "provenance.json"
         segments = _read_object(path).get("segments") if path.is_file() else None
-        return [s for s in segments if isinstance(s, dict)] if isinstance(segments, list) else []
+        return [s for s in segments if isinstance(s, dict) and isinstance(s.get("from_step"), int)] \
+            if isinstance(segments, list) else []
 
-    def record_training_data(self, first_step: int, summary: dict) -> None:
-        """The stage trains from ``first_step`` on the data ``summary`` describes (``PatchSource.summary``); entries
-        for steps from ``first_step`` on, which a resumed run trains again, are dropped."""
-        segments = [s for s in self.training_data() if isinstance(s.get("from_step"), int) and s["from_step"] < first_step]
-        if not segments or _data_key(segments[-1]) != _data_key(summary):
-            segments.append({"from_step": first_step, **summary})
-        write_json(self.stage_dir / "training_data.json", {"segments": segments})
+    def record_provenance(self, first_step: int, values: dict, earlier: dict | None = None) -> None:
+        """The stage trains from ``first_step`` with ``values`` (e.g. its EMA decay and training data); what was
+        recorded for steps from ``first_step`` on, which a resumed run trains again, is dropped. A stage with no
+        record yet (started before srlib kept one) gets ``earlier`` (or ``values``) for its steps before."""
+        segments = [s for s in self.provenance() if s["from_step"] < first_step]
+        if not self.provenance() and first_step > 1:
+            segments = [{"from_step": 1, **(earlier or values)}]
+        if not segments or {k: v for k, v in segments[-1].items() if k != "from_step"} != values:
+            segments.append({"from_step": first_step, **values})
+        write_json(self.stage_dir / "provenance.json", {"segments": segments})
 
     def decay_step(self, planned: int) -> int:
         """The step at which a decaying stage's learning rate drops: ``planned`` when the stage starts, and the
@@ -415,12 +407,6 @@ class RunFolder:
     def weights(self, network: str, stage: str | None = None) -> Path:
         """``<run-dir>/<stage>/<network>.weights.h5`` (this stage unless another is named)."""
         return stage_weights(self.run_dir, stage or self.stage, network)
-
-
-def _data_key(summary: dict) -> tuple:
-    """What makes two training-data summaries the same data: their name and number of images (the folders may be
-    given as other paths to the same images)."""
-    return summary.get("name"), summary.get("images")
 
 
 def finite_checkpoint(prefix: str | os.PathLike) -> bool:

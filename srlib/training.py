@@ -269,8 +269,10 @@ class Trainer:
         for schedule in self._schedules:
             schedule.boundary.assign(self.folder.decay_step(int(steps * self.stage.decay_at)))
         start = self.current_step
-        if self.training_data is not None and start < steps:
-            self.folder.record_training_data(start + 1, self.training_data)
+        if start < steps:
+            data = self.training_data and {k: v for k, v in self.training_data.items() if k != "folders"}
+            values = {"ema": self.config.ema, "training_data": data}  # folders: the same images may move
+            self.folder.record_provenance(start + 1, values, {**values, "ema": None} if self.folder.ema_added else None)
         if start >= steps:
             log.info("%s/%s already has %d of %d steps", self.recipe, self.stage.name, start, steps)
             self.export()
@@ -368,11 +370,11 @@ class Trainer:
 
     def model_card(self) -> ModelCard:
         """The card of the generator this stage exports now: what it is, and what trained it step by step."""
-        history, name = self.folder.history, self.stage.name
-        emas = history.emas(name) if self.stage.train_generator else []
+        history, name, segments = self.folder.history, self.stage.name, self.folder.provenance()
+        emas = _changes(segments, "ema") if self.stage.train_generator else []
         return ModelCard(
             architecture=dict(self.generator.architecture), recipe=self.recipe, stage=name,
-            steps=self.current_step, training_data=self._training_data(),
+            steps=self.current_step, training_data=self._training_data(segments),
             initialised_from=self.folder.initialised_from,
             vgg_weights=(self.config.vgg_weights or "random") if self.features is not None else None,
             config=dataclasses.asdict(self.config),
@@ -380,15 +382,15 @@ class Trainer:
             precisions=history.precisions(name) or None,
             emas=emas if any(segment["ema"] for segment in emas) else None)
 
-    def _training_data(self) -> dict | None:
+    def _training_data(self, segments: list[dict]) -> dict | None:
         """What the stage's steps were trained on: the data's summary, or when a resumed run was given other data,
-        each part in order ({"name": "T91, then BSD200+T91 from step 501", "segments": [...]})."""
-        segments = self.folder.training_data()
-        if len(segments) < 2:
-            return {k: v for k, v in segments[0].items() if k != "from_step"} if segments else self.training_data
-        name = ", then ".join(f"{s.get('name')}" + (f" from step {s['from_step']}" if i else "")
-                              for i, s in enumerate(segments))
-        return {"name": name, "segments": segments}
+        each in order ({"name": "T91, then BSD200+T91 from step 501", "segments": [...]})."""
+        parts = _changes([s for s in segments if isinstance(s.get("training_data"), dict)], "training_data")
+        if len(parts) < 2:
+            return self.training_data
+        name = ", then ".join(f"{p['training_data'].get('name')}" + (f" from step {p['from_step']}" if i else "")
+                              for i, p in enumerate(parts))
+        return {"name": name, "segments": [{"from_step": p["from_step"], **p["training_data"]} for p in parts]}
 
     def export(self) -> None:
         """The generator (its EMA when there is one) with its model card, and the discriminator, in the stage's
@@ -402,6 +404,15 @@ class Trainer:
             for path in (self.folder.weights("discriminator"), self.folder.run_dir / "discriminator.weights.h5"):
                 with atomic_path(path) as tmp:
                     self.discriminator.save_weights(tmp)
+
+
+def _changes(segments: list[dict], key: str) -> list[dict]:
+    """``[{"from_step", key}]``: where the value of ``key`` changes along the stage's ``segments`` (``RunFolder.provenance``)."""
+    changes = []
+    for segment in segments:
+        if not changes or changes[-1][key] != segment.get(key):
+            changes.append({"from_step": segment["from_step"], key: segment.get(key)})
+    return changes
 
 
 def train_stage(recipe: str, stage: str, data, run_dir: str | os.PathLike, steps: int,
