@@ -36,7 +36,16 @@ log = logging.getLogger(__name__)
 
 
 class TrainingError(SrlibError):
-    """Training cannot go on (e.g. a loss became NaN); the last good checkpoint is intact."""
+    """Training cannot go on (e.g. a loss or the weights became NaN); the checkpoints with finite weights are intact."""
+
+
+def where_a_rerun_resumes(folder) -> str:
+    """Where a rerun of the stage of ``folder`` (a ``RunFolder``) stopped by NaN or Inf resumes, in words: "the last
+    checkpoint with finite weights is .../ckpt-2 (step 2), where a rerun resumes"."""
+    prefix = folder.last_finite_checkpoint()
+    if prefix is None:
+        return "no checkpoint with finite weights was saved before, so a rerun starts the stage again"
+    return f"the last checkpoint with finite weights is {prefix} (step {prefix.name.split('-')[-1]}), where a rerun resumes"
 
 
 class StopOnSignal(keras.callbacks.Callback):
@@ -99,11 +108,10 @@ class HistoryLogger(keras.callbacks.Callback):
         checked = {k: v for k, v in values.items()
                    if not (self.trainer.precision == "mixed_float16" and k.endswith("grad_norm"))}
         if not all(math.isfinite(v) for v in checked.values()):
-            latest = self.trainer.folder.checkpoints()
             raise TrainingError(
                 f"non-finite loss at step {step} of stage {self.trainer.recipe}/{self.trainer.stage.name}: {values}. "
-                f"Nothing from this step was saved; the last good checkpoint is "
-                f"{latest[0] if latest else '(none yet)'}. Lower the learning rate or check the data.")
+                f"Nothing from this step was saved; {where_a_rerun_resumes(self.trainer.folder)}. Lower the "
+                "learning rate (a resumed stage may change it) or check the data.")
         self.last = {"stage": self.trainer.stage.name, "step": step, **values, "lr": self._rate,
                      "precision": self.trainer.precision,
                      "sec_per_step": round(time.perf_counter() - self._tick, 4), "time": round(time.time(), 3)}

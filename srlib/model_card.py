@@ -5,6 +5,11 @@
 training data, what the run started from, the learning rates and precisions it used, which VGG weights its content
 loss used, and, for a shipped model, the figures measured when it was shipped. ``ModelCard`` writes and
 reads it, and checks what it reads: a malformed card is a clear error naming the file.
+
+The weights file holds a copy of its card too (the HDF5 attribute ``srlib_model_card``, written into the file
+before it replaces the old one: ``srlib.models.save_generator``), so that the pair cannot disagree unnoticed: a
+process killed between writing the two files leaves a sidecar that describes other weights, and ``ModelCard.read``
+refuses it, naming both files. Files saved before that copy existed (or by Keras alone) load as before.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from .errors import SrlibError
 from .files import write_json
 
 SCALES = (2, 4, 8)
+EMBEDDED = "srlib_model_card"  # the attribute of a .weights.h5 that holds its card, as JSON
 MAX_BLOCKS, MAX_FILTERS = 128, 1024  # far beyond any SRResNet; larger is a corrupt card, not a network
 
 
@@ -50,6 +56,7 @@ class ModelCard:
     config: dict | None = None  # the TrainConfig of the run
     learning_rates: list | None = None  # [{"from_step": 1, "rate": 2e-4}, ...]
     precisions: list | None = None  # what the steps computed in: [{"from_step": 1, "precision": "bfloat16"}, ...]
+    emas: list | None = None  # the EMA decay exported, when one was used: [{"from_step": 1, "ema": None}, {.., 0.999}]
     benchmark: dict | None = None  # {set: {"psnr", "ssim", "n", ...}} measured when shipped
     extra: dict = field(default_factory=dict)  # anything else the card holds (kept, not interpreted)
 
@@ -106,7 +113,7 @@ class ModelCard:
         known["architecture"] = check_architecture(known["architecture"], source)
         for key, kind in (("steps", int), ("recipe", str), ("stage", str), ("name", str), ("vgg_weights", str),
                           ("training_data", dict), ("initialised_from", dict), ("config", dict),
-                          ("learning_rates", list), ("precisions", list), ("benchmark", dict)):
+                          ("learning_rates", list), ("precisions", list), ("emas", list), ("benchmark", dict)):
             value = known.get(key)
             if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
                 raise SrlibError(f"{source}: {key} should be {_KIND[kind]}, not {_short(value)}")
@@ -124,7 +131,56 @@ class ModelCard:
             raise SrlibError(f"{path} is not valid JSON: {error}") from None
         except RecursionError:
             raise SrlibError(f"{path} is not a model card: its JSON is nested too deeply") from None
-        return cls.from_dict(data, str(path))
+        card = cls.from_dict(data, str(path))
+        _check_pair(data, Path(weights_path), path)
+        return card
+
+
+def embed(weights_path: str | Path, card: ModelCard) -> None:
+    """Store ``card`` in the Keras weights file ``weights_path`` (an HDF5 attribute, beside the arrays)."""
+    import h5py  # not on `import srlib`
+
+    with h5py.File(weights_path, "r+") as file:
+        file.attrs[EMBEDDED] = json.dumps(card.to_dict())
+
+
+def embedded_card(weights_path: str | Path) -> dict | None:
+    """The card stored in ``weights_path`` (``embed``), as a dict; None for a file without one (saved before srlib
+    stored it, or by Keras alone) or that is not an HDF5 file (its loader says so)."""
+    import h5py
+
+    try:
+        with h5py.File(weights_path, "r") as file:
+            text = file.attrs.get(EMBEDDED)
+    except OSError:
+        return None
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        raise SrlibError(f"{weights_path}: its stored model card ({EMBEDDED}) is damaged")
+    return data
+
+
+def _check_pair(card: dict, weights_path: Path, path: Path) -> None:
+    """An error naming both files when the weights file holds a card (``embed``) other than ``card``, read from
+    the sidecar ``path``."""
+    stored = embedded_card(weights_path) if weights_path.is_file() else None
+    if stored is None or stored == card:
+        return
+    if stored.get("architecture") != card.get("architecture"):  # worded as srlib.models.load_generator words it
+        raise SrlibError(f"{weights_path} does not fit this generator: its card {path} says "
+                         f"{card.get('architecture')}, but the file holds a generator with {stored.get('architecture')}")
+    keys = sorted(set(card) | set(stored), key=lambda k: (k != "steps", k))
+    differ = [k for k in keys if card.get(k) != stored.get(k)]
+    raise SrlibError(
+        f"{path} does not describe {weights_path}: the card says "
+        f"{'; '.join(f'{k} {_short(card.get(k))}' for k in differ[:2])}, but the weights were saved with "
+        f"{'; '.join(f'{k} {_short(stored.get(k))}' for k in differ[:2])} (a save was interrupted between the two "
+        "files, or one was replaced without the other): export them again, or copy both files together")
 
 
 def check_architecture(architecture, source: str = "model card") -> dict:

@@ -24,7 +24,7 @@ from keras import layers
 
 from .errors import SrlibError
 from .files import atomic_path
-from .model_card import SCALES, ModelCard, card_path, check_architecture
+from .model_card import SCALES, ModelCard, card_path, check_architecture, embed
 
 log = logging.getLogger(__name__)
 
@@ -229,21 +229,49 @@ def resolve_vgg_weights(weights: str | None, network: str = "vgg16") -> str | No
 
 
 def save_generator(model: keras.Model, path: str | Path, card: ModelCard | dict | None = None) -> None:
-    """Save the weights (no pickled code) and their model card (a ``ModelCard`` or its fields as a dict), both
-    atomically; the card's architecture is the one ``model`` was built with."""
+    """Save the weights (no pickled code) with their model card (a ``ModelCard`` or its fields as a dict) stored
+    inside the file, then the card beside it, each atomically; the card's architecture is the one ``model`` was
+    built with. Non-finite weights are an error, and nothing is written."""
     if not isinstance(card, ModelCard):
         card = ModelCard.from_dict({**(card or {}), "architecture": dict(model.architecture)}, str(card_path(path)))
     card = dataclasses.replace(card, architecture=dict(model.architecture))
+    bad = nonfinite_weight(model.weights)
+    if bad:
+        raise SrlibError(f"not saving {path}: its weights hold NaN or Inf (layer {bad}); the file is left as it was")
     with atomic_path(path) as tmp:
         model.save_weights(tmp)
+        embed(tmp, card)  # the card the weights were saved with, in their own file (srlib.model_card)
     card.write(path)
+
+
+def nonfinite_weight(variables) -> str | None:
+    """The path (``layer/name``) of the first of ``variables`` (Keras or TF variables) holding NaN or Inf, or None."""
+    for variable in variables:
+        value = np.asarray(keras.ops.convert_to_numpy(variable))
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            return getattr(variable, "path", None) or variable.name
+    return None
+
+
+def _stored_layers(path: Path) -> dict:
+    """{(Keras's key, layer name): [shapes of its arrays]} of a Keras 3 weights file, read without loading them."""
+    try:
+        with h5py.File(path, "r") as file:
+            layers = {}
+            file.visititems(lambda name, item: layers.setdefault((item.parent.parent.name, item.parent.attrs.get(
+                "name")), []).append(item.shape) if isinstance(item, h5py.Dataset) else None)
+    except OSError as error:
+        raise SrlibError(f"{path} is not a Keras weights file: {error}") from None
+    return layers
 
 
 def load_generator(path: str | Path, **architecture) -> keras.Model:
     """Rebuild a generator from ``path`` and its model card; ``architecture`` overrides the card.
 
-    The card is checked against the layers the file holds before the network is built, so that a card
-    that lies (another ``blocks``, ``batch_norm``, ...) is a clear error naming both files.
+    The card is checked against the card stored in the file (``ModelCard.read``) and against the layers the
+    file holds before the network is built, so that a card that lies (another ``blocks``, ``batch_norm``, ...,
+    or a step count of other weights) is a clear error naming both files, and a network is never built larger
+    than the file; weights holding NaN or Inf are refused (``load_weights``).
     """
     path = Path(path)
     if not path.is_file():
@@ -252,24 +280,19 @@ def load_generator(path: str | Path, **architecture) -> keras.Model:
     if card is None and not architecture:
         raise SrlibError(f"{card_path(path)} is missing: give the architecture (scale, blocks, filters) of {path}")
     config = check_architecture({**(card.architecture if card else {}), **architecture}, str(card_path(path)))
-    try:
-        with h5py.File(path, "r") as file:
-            layers = {}  # (Keras's key, layer name) -> shapes of its arrays, as Keras 3 stores them
-            file.visititems(lambda name, item: layers.setdefault((item.parent.parent.name, item.parent.attrs.get(
-                "name")), []).append(item.shape) if isinstance(item, h5py.Dataset) else None)
-    except OSError as error:
-        raise SrlibError(f"{path} is not a Keras weights file: {error}") from None
+    layers = _stored_layers(path)
     names = {str(name): shapes for (_, name), shapes in layers.items()}
-    if "head_conv" in names:  # a generator saved by srlib: its architecture can be read from its layers
-        stored = {"scale": 2 ** sum(1 for n in names if re.fullmatch(r"up\d+_conv", n)),
-                  "blocks": sum(1 for n in names if re.fullmatch(r"block\d+_conv1", n)),
-                  "filters": max(shape[-1] for shape in names["head_conv"]),
-                  # by Keras's key, which names the layer's class (early srlib left batch norm layers unnamed)
-                  "batch_norm": any("batch_normalization" in key.rsplit("/", 1)[-1] for key, _ in layers)}
-        if stored != config:
-            given = f"its card {card_path(path)} says" if card and not architecture else "the architecture asked for is"
-            raise SrlibError(f"{path} does not fit this generator: {given} {config}, but the file holds a "
-                             f"generator with {stored}")
+    if "head_conv" not in names:  # its architecture cannot be read from it, and building first could take gigabytes
+        raise SrlibError(f"{path} holds no generator saved by srlib (it has no head_conv layer)")
+    stored = {"scale": 2 ** sum(1 for n in names if re.fullmatch(r"up\d+_conv", n)),
+              "blocks": sum(1 for n in names if re.fullmatch(r"block\d+_conv1", n)),
+              "filters": max(shape[-1] for shape in names["head_conv"]),
+              # by Keras's key, which names the layer's class (early srlib left batch norm layers unnamed)
+              "batch_norm": any("batch_normalization" in key.rsplit("/", 1)[-1] for key, _ in layers)}
+    if stored != config:
+        given = f"its card {card_path(path)} says" if card and not architecture else "the architecture asked for is"
+        raise SrlibError(f"{path} does not fit this generator: {given} {config}, but the file holds a "
+                         f"generator with {stored}")
     model = generator(**config)
     load_weights(model, path)
     return model
@@ -277,18 +300,30 @@ def load_generator(path: str | Path, **architecture) -> keras.Model:
 
 def load_weights(model: keras.Model, path: str | Path) -> None:
     """``model.load_weights``, checked: every array in the file must go to a weight of ``model`` and every
-    weight must get one (Keras alone skips a batch-norm file's extra arrays without a word)."""
+    weight must get one (Keras alone skips a batch-norm file's extra arrays without a word), none may hold NaN
+    or Inf, and a model card beside the file must be the one stored in it (``ModelCard.read``)."""
     path = Path(path)
     try:
         with h5py.File(path, "r") as file:
-            stored = []
-            file.visititems(lambda name, item: stored.append(name) if isinstance(item, h5py.Dataset) else None)
+            stored, nonfinite = [], []
+
+            def visit(name, item):
+                if isinstance(item, h5py.Dataset):
+                    stored.append(name)
+                    if not nonfinite and item.dtype.kind == "f" and not np.isfinite(item[()]).all():
+                        nonfinite.append(item.parent.attrs.get("name") or name)
+            file.visititems(visit)
     except OSError as error:
         raise SrlibError(f"{path} is not a Keras weights file: {error}") from None
     described = f" ({model.architecture})" if hasattr(model, "architecture") else ""
     if len(stored) != len(model.weights):
         raise SrlibError(f"{path} holds {len(stored)} weight arrays but this {model.name}{described} has "
                          f"{len(model.weights)}: they are weights of another network (batch norm or size differ)")
+    if nonfinite:
+        raise SrlibError(f"{path} holds NaN or Inf weights (layer {nonfinite[0]}), as training that diverged "
+                         "leaves them: use an earlier export or checkpoint")
+    if card_path(path).is_file():
+        ModelCard.read(path)  # an error when the card beside the file is not the one stored in it
     try:
         with warnings.catch_warnings():  # Keras 3's spurious "Skipping nested container" for functional models
             warnings.filterwarnings("ignore", message="Skipping nested container")

@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from .errors import SrlibError
@@ -212,10 +213,11 @@ class RunFolder:
         damaged ones), so that starting from scratch would throw its training away."""
         return self.checkpoint_dir.is_dir() and any(self.checkpoint_dir.iterdir())
 
-    def restore(self, checkpoint: tf.train.Checkpoint) -> Path | None:
+    def restore(self, checkpoint: tf.train.Checkpoint, nonfinite=None) -> Path | None:
         """Restore the newest readable checkpoint into ``checkpoint``; returns its prefix, or None when the
-        stage has none. A damaged one is moved to ``checkpoints/damaged/`` and the one before it used, with a
-        warning. A stage whose checkpoints are all unreadable is an error: it never restarts silently."""
+        stage has none. A damaged one, or one after whose restore ``nonfinite()`` names a variable holding NaN or
+        Inf, is moved to ``checkpoints/damaged/`` and the one before it used, with a warning. A stage whose
+        checkpoints are all unusable is an error: it never restarts silently."""
         found = self.checkpoints()
         state = self._state_names()
         damaged = []
@@ -223,6 +225,11 @@ class RunFolder:
             try:
                 status = checkpoint.restore(str(prefix))
                 status.assert_existing_objects_matched()
+                bad = nonfinite() if nonfinite is not None else None
+                if bad is not None:  # saved by a diverged run before srlib refused to save such weights
+                    damaged.append(f"{prefix.name}: NaN or Inf in {bad}")
+                    self._move_aside(prefix)
+                    continue
             except (AssertionError, ValueError) as error:
                 raise SrlibError(f"the checkpoint {prefix} does not fit this run's networks (were other settings "
                                  f"used?): {_first_line(error)}") from None
@@ -231,8 +238,8 @@ class RunFolder:
                 self._move_aside(prefix)
                 continue
             if damaged:
-                log.warning("%s resumes from %s because the newer checkpoint(s) are damaged (%s); their files "
-                            "are kept in %s", self.stage_dir, prefix.name, "; ".join(damaged),
+                log.warning("%s resumes from %s because the newer checkpoint(s) are damaged or not finite (%s); their "
+                            "files are kept in %s", self.stage_dir, prefix.name, "; ".join(damaged),
                             self.checkpoint_dir / "damaged")
             elif state != prefix.name:
                 log.warning("%s resumes from %s, the newest checkpoint found by its files (the checkpoint state "
@@ -298,6 +305,16 @@ class RunFolder:
             os.replace(part, target / part.name)
         return target
 
+    def last_finite_checkpoint(self) -> Path | None:
+        """The newest checkpoint whose weights (and optimizer state) are all finite and readable, or None."""
+        for prefix in self.checkpoints():
+            try:
+                if finite_checkpoint(prefix):
+                    return prefix
+            except (tf.errors.OpError, IndexError, OSError):
+                continue
+        return None
+
     def latest_step(self) -> int | None:
         """The step of the newest checkpoint, or None when there is none."""
         steps = checkpoint_steps(self.checkpoint_dir)
@@ -354,6 +371,26 @@ class RunFolder:
         else:
             write_json(path, value)
 
+    def provenance(self) -> list[dict]:
+        """What trained the stage's steps, beyond its settings and the history: ``[{"from_step": 1, "ema": None,
+        "training_data": {...}}, {"from_step": 501, "ema": 0.999, ...}]``, a new entry where a resumed run changed
+        one (``record_provenance``)."""
+        path = self.stage_dir / "provenance.json"
+        segments = _read_object(path).get("segments") if path.is_file() else None
+        return [s for s in segments if isinstance(s, dict) and isinstance(s.get("from_step"), int)] \
+            if isinstance(segments, list) else []
+
+    def record_provenance(self, first_step: int, values: dict, earlier: dict | None = None) -> None:
+        """The stage trains from ``first_step`` with ``values`` (e.g. its EMA decay and training data); what was
+        recorded for steps from ``first_step`` on, which a resumed run trains again, is dropped. A stage with no
+        record yet (started before srlib kept one) gets ``earlier`` (or ``values``) for its steps before."""
+        segments = [s for s in self.provenance() if s["from_step"] < first_step]
+        if not self.provenance() and first_step > 1:
+            segments = [{"from_step": 1, **(earlier or values)}]
+        if not segments or {k: v for k, v in segments[-1].items() if k != "from_step"} != values:
+            segments.append({"from_step": first_step, **values})
+        write_json(self.stage_dir / "provenance.json", {"segments": segments})
+
     def decay_step(self, planned: int) -> int:
         """The step at which a decaying stage's learning rate drops: ``planned`` when the stage starts, and the
         same step whenever it resumes, whatever its ``steps`` then (``schedule.json``)."""
@@ -370,6 +407,13 @@ class RunFolder:
     def weights(self, network: str, stage: str | None = None) -> Path:
         """``<run-dir>/<stage>/<network>.weights.h5`` (this stage unless another is named)."""
         return stage_weights(self.run_dir, stage or self.stage, network)
+
+
+def finite_checkpoint(prefix: str | os.PathLike) -> bool:
+    """Whether every floating-point variable of checkpoint ``prefix`` is finite."""
+    reader = tf.train.load_checkpoint(str(prefix))
+    return all(np.isfinite(np.asarray(reader.get_tensor(name), np.float32)).all()
+               for name, dtype in reader.get_variable_to_dtype_map().items() if dtype.is_floating)
 
 
 def _command() -> str:

@@ -20,14 +20,14 @@ import tensorflow as tf
 
 from .benchmark import evaluate_image
 from .callbacks import (Checkpoints, HistoryLogger, ProgressBar, StopOnSignal, TensorBoardLogger, TrainingError,
-                        Validation)
+                        Validation, where_a_rerun_resumes)
 from .data import PatchSource, training_dataset, validation_images
 from .degradation import bicubic_downscale, bicubic_upscale
 from .errors import DataError, SrlibError, TrainingStopped
 from .files import atomic_path
 from .images import write_image
 from .model_card import ModelCard, card_path, stage_weights
-from .models import (discriminator, fold_batch_norm, generator, load_generator, load_weights,
+from .models import (discriminator, fold_batch_norm, generator, load_generator, load_weights, nonfinite_weight,
                      resolve_vgg_weights, save_generator, upscale_with, vgg_feature_extractor)
 from .precision import effective as effective_precision, policy as precision_policy
 from .recipes import RECIPES, TrainConfig, get_stage, stage_names
@@ -186,7 +186,7 @@ class Trainer:
     # --- resume, or start from the previous stage ---------------------------------------------------
     def _resume_or_start(self, init_generator, from_scratch: bool) -> bool:
         """Resume from the run folder (True), or start from the previous stage, ``init_generator`` or scratch."""
-        restored = self.folder.restore(self.checkpoint)
+        restored = self.folder.restore(self.checkpoint, lambda: nonfinite_weight(self._variables()))
         if restored is not None:
             if not self.stage.decay_at:  # the checkpoint holds the old rate; a resumed run may be given a new one
                 for optimizer in (self.model.g_optimizer, self.model.d_optimizer):
@@ -270,6 +270,10 @@ class Trainer:
         for schedule in self._schedules:
             schedule.boundary.assign(self.folder.decay_step(int(steps * self.stage.decay_at)))
         start = self.current_step
+        if start < steps:
+            data = self.training_data and {k: v for k, v in self.training_data.items() if k != "folders"}
+            values = {"ema": self.config.ema, "training_data": data}  # folders: the same images may move
+            self.folder.record_provenance(start + 1, values, {**values, "ema": None} if self.folder.ema_added else None)
         if start >= steps:
             log.info("%s/%s already has %d of %d steps", self.recipe, self.stage.name, start, steps)
             self.export()
@@ -342,22 +346,57 @@ class Trainer:
         return self._validation_generator
 
     def save(self) -> None:
-        """Checkpoint, then export this stage's networks (and the run's latest generator)."""
+        """Checkpoint, then export this stage's networks (and the run's latest generator). Weights or optimizer
+        state holding NaN or Inf are never saved: ``TrainingError``, naming the last checkpoint with finite ones."""
+        self._refuse_nonfinite(self._variables())
         self.folder.save(self.checkpoint, self.current_step)
         self.export()
 
+    def _variables(self, optimizers: bool = True) -> list:
+        """The variables a checkpoint holds: the networks' weights, and the optimizers' state (``optimizers``)."""
+        networks = [n for n in (self.generator, self.discriminator) if n is not None]
+        variables = [v for network in networks for v in network.weights]
+        if optimizers:
+            variables += [v for o in (self.model.g_optimizer, self.model.d_optimizer) if o is not None for v in o.variables]
+        return variables
+
+    def _refuse_nonfinite(self, variables) -> None:
+        """``TrainingError`` when ``variables`` hold NaN or Inf."""
+        bad = nonfinite_weight(variables)
+        if bad is not None:
+            raise TrainingError(
+                f"the weights became NaN or Inf at step {self.current_step} of stage {self.recipe}/{self.stage.name} "
+                f"({bad}): nothing from this step was saved; {where_a_rerun_resumes(self.folder)}. Lower the "
+                "learning rate (a resumed stage may change it) or check the data.")
+
     def model_card(self) -> ModelCard:
+        """The card of the generator this stage exports now: what it is, and what trained it step by step."""
+        history, name, segments = self.folder.history, self.stage.name, self.folder.provenance()
+        emas = _changes(segments, "ema") if self.stage.train_generator else []
         return ModelCard(
-            architecture=dict(self.generator.architecture), recipe=self.recipe, stage=self.stage.name,
-            steps=self.current_step, training_data=self.training_data, initialised_from=self.folder.initialised_from,
+            architecture=dict(self.generator.architecture), recipe=self.recipe, stage=name,
+            steps=self.current_step, training_data=self._training_data(segments),
+            initialised_from=self.folder.initialised_from,
             vgg_weights=(self.config.vgg_weights or "random") if self.features is not None else None,
             config=dataclasses.asdict(self.config),
-            learning_rates=self.folder.history.learning_rates(self.stage.name) if self.stage.train_generator else None,
-            precisions=self.folder.history.precisions(self.stage.name) or None)
+            learning_rates=history.learning_rates(name) if self.stage.train_generator else None,
+            precisions=history.precisions(name) or None,
+            emas=emas if any(segment["ema"] for segment in emas) else None)
+
+    def _training_data(self, segments: list[dict]) -> dict | None:
+        """What the stage's steps were trained on: the data's summary, or when a resumed run was given other data,
+        each in order ({"name": "T91, then BSD200+T91 from step 501", "segments": [...]})."""
+        parts = _changes([s for s in segments if isinstance(s.get("training_data"), dict)], "training_data")
+        if len(parts) < 2:
+            return self.training_data
+        name = ", then ".join(f"{p['training_data'].get('name')}" + (f" from step {p['from_step']}" if i else "")
+                              for i, p in enumerate(parts))
+        return {"name": name, "segments": [{"from_step": p["from_step"], **p["training_data"]} for p in parts]}
 
     def export(self) -> None:
         """The generator (its EMA when there is one) with its model card, and the discriminator, in the stage's
-        folder and as the run's latest."""
+        folder and as the run's latest; weights holding NaN or Inf are refused (``TrainingError``)."""
+        self._refuse_nonfinite(self._variables(optimizers=False))
         card = self.model_card()
         with self.inference_weights() as network:
             for path in (self.folder.weights("generator"), self.folder.run_dir / "generator.weights.h5"):
@@ -366,6 +405,15 @@ class Trainer:
             for path in (self.folder.weights("discriminator"), self.folder.run_dir / "discriminator.weights.h5"):
                 with atomic_path(path) as tmp:
                     self.discriminator.save_weights(tmp)
+
+
+def _changes(segments: list[dict], key: str) -> list[dict]:
+    """``[{"from_step", key}]``: where the value of ``key`` changes along the stage's ``segments`` (``RunFolder.provenance``)."""
+    changes = []
+    for segment in segments:
+        if not changes or changes[-1][key] != segment.get(key):
+            changes.append({"from_step": segment["from_step"], key: segment.get(key)})
+    return changes
 
 
 def train_stage(recipe: str, stage: str, data, run_dir: str | os.PathLike, steps: int,

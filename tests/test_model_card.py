@@ -3,6 +3,7 @@ and the random-VGG flag carried into later stages."""
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +138,80 @@ def test_generator_steps_count_the_stages_that_trained_it():
     assert warm_up.generator_steps == 1000  # the generator was frozen for those 100 steps
     gan = ModelCard(architecture, recipe="report", stage="full", steps=60, initialised_from={"steps": 1000})
     assert gan.generator_steps == 1060 and gan.provenance() == "report/full, 1000 + 60 steps"
+
+
+def test_a_card_left_beside_other_weights_is_refused_by_every_loader(tmp_path, monkeypatch, capsys):
+    """A save killed between the weights and their card leaves the step-5 card beside the step-10 weights."""
+    import dataclasses
+    import importlib.util
+
+    import numpy as np
+    from PIL import Image
+
+    from srlib.benchmark import model_upscaler
+    from srlib.cli import main
+    from srlib.stage_plan import plan_stage
+    from srlib.upscale import upscale
+
+    run = tmp_path / "run"
+    path = run / "mse" / "generator.weights.h5"  # as stage mse exported it
+    path.parent.mkdir(parents=True)
+    model = generator(2, 1, 8, batch_norm=True)
+    card = ModelCard(architecture={}, recipe="paper", stage="mse", steps=5)
+    save_generator(model, path, card)
+
+    def killed(self, weights_path):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ModelCard, "write", killed)
+        with pytest.raises(KeyboardInterrupt):
+            save_generator(model, path, dataclasses.replace(card, steps=10))
+    assert json.loads(card_path(path).read_text())["steps"] == 5
+    both = (re.escape(f"{card_path(path)} does not describe {path}: the card says steps 5") +
+            ".*but the weights were saved with steps 10")
+    gan = TrainConfig(**TINY, content_loss="mse")
+    loaders = {"ModelCard.read": lambda: ModelCard.read(path), "load_generator": lambda: load_generator(path),
+               "load_weights": lambda: load_weights(generator(2, 1, 8, batch_norm=True), path),
+               "upscale": lambda: upscale(np.zeros((8, 8, 3), np.uint8), path),
+               "benchmark": lambda: model_upscaler(path, 2),
+               "init_generator": lambda: Trainer("paper", "mse", tmp_path / "other", TrainConfig(**TINY),
+                                                 init_generator=path),
+               "previous stage": lambda: Trainer("paper", "gan", run, gan),
+               "stage_plan": lambda: plan_stage("paper", "gan", run, gan, steps=2)}
+    for name, load in loaders.items():
+        with pytest.raises(SrlibError, match=both) as error:
+            load()
+        assert "\n" not in str(error.value), name
+    image = tmp_path / "in.png"
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(image)
+    assert main(["upscale", str(image), "--weights", str(path), "-o", str(tmp_path / "out")]) == 2
+    spec = importlib.util.spec_from_file_location("ship_model", Path(__file__).parent.parent / "tools" / "ship_model.py")
+    ship_model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship_model)
+    assert ship_model.main([str(path), "--data", str(tmp_path)]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and all(line.startswith("error: ") and re.search(both, line) for line in errors)
+    assert not any((tmp_path / "out").glob("*.png"))
+
+    save_generator(model, path, dataclasses.replace(card, steps=10))  # the next export: a matching pair again
+    assert ModelCard.read(path).steps == 10 and load_generator(path).architecture == model.architecture
+    model.save_weights(path)  # a file without the stored card (saved before it existed, or by Keras) loads as before
+    assert ModelCard.read(path).steps == 10 and load_generator(path).architecture == model.architecture
+
+
+def test_a_card_for_a_file_without_generator_layers_fails_before_building(tmp_path, monkeypatch):
+    import keras
+
+    import srlib.models as models
+
+    path = tmp_path / "d.weights.h5"  # e.g. a discriminator's weights, 10 numbers
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save_weights(path)
+    ModelCard(architecture={"scale": 4, "blocks": 128, "filters": 1024, "batch_norm": False}).write(path)
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the network was built")
+
+    monkeypatch.setattr(models, "generator", no_build)
+    with pytest.raises(SrlibError, match=re.escape(f"{path} holds no generator saved by srlib")):
+        load_generator(path)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from srlib.errors import SrlibError
-from srlib.models import (SubpixelUpsampling, discriminator, generator, load_generator,
+from srlib.models import (SubpixelUpsampling, discriminator, generator, load_generator, load_weights,
                           save_generator, vgg_feature_extractor)
 from srlib.model_card import card_path
 
@@ -130,6 +130,39 @@ def test_generator_weights_round_trip_with_sidecar(tmp_path):
         load_generator(path, filters=16)
     with pytest.raises(SrlibError, match="do not exist"):
         load_generator(tmp_path / "nope.weights.h5")
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_weights_holding_nan_or_inf_are_never_saved_nor_used(tmp_path, capsys, value):
+    import json
+    import re
+
+    from PIL import Image
+
+    from srlib.cli import main
+
+    model = generator(2, blocks=1, filters=8, batch_norm=False)
+    path = tmp_path / "g.weights.h5"
+    save_generator(model, path, {"steps": 1})
+    before = path.read_bytes()
+    conv = model.get_layer("block0_conv2")
+    kernel, bias = conv.get_weights()
+    kernel[0, 0, 0, 0] = value  # as a diverged training leaves them
+    conv.set_weights([kernel, bias])
+    with pytest.raises(SrlibError, match=re.escape(f"not saving {path}") + ".*block0_conv2"):
+        save_generator(model, path, {"steps": 2})
+    assert path.read_bytes() == before and json.loads(card_path(path).read_text())["steps"] == 1
+    model.save_weights(path)  # as srlib exported them before
+    named = re.escape(f"{path} holds NaN or Inf weights (layer block0_conv2)")
+    with pytest.raises(SrlibError, match=named):
+        load_generator(path)
+    with pytest.raises(SrlibError, match=named):
+        load_weights(generator(2, blocks=1, filters=8, batch_norm=False), path)
+    image = tmp_path / "in.png"
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(image)
+    assert main(["upscale", str(image), "--weights", str(path), "-o", str(tmp_path / "out")]) == 2  # not a black image
+    assert re.fullmatch("error: " + named + ".*\n", capsys.readouterr().err)
+    assert not any((tmp_path / "out").glob("*.png"))
 
 
 def test_auto_vgg_weights_fall_back_to_random_loudly(monkeypatch, caplog):

@@ -117,14 +117,23 @@ def test_learning_rate_drops_tenfold_after_half_the_steps(train_folder, tmp_path
     assert [r["lr"] for r in rows] == pytest.approx([1e-4, 1e-4, 1e-5, 1e-5])
 
 
-def test_the_sidecar_records_every_learning_rate_a_resumed_stage_used(train_folder, tmp_path):
+def test_the_card_of_a_resumed_stage_says_what_trained_each_step(train_folder, tmp_path):
+    from srlib.model_card import ModelCard
+
     config = TrainConfig(**TINY, checkpoint_every=2, learning_rate=2e-4)
-    Trainer("paper", "mse", tmp_path, config).fit(batches(train_folder, config), steps=2)
-    lower = TrainConfig(**TINY, checkpoint_every=2, learning_rate=5e-5)
-    Trainer("paper", "mse", tmp_path, lower).fit(batches(train_folder, lower), steps=4)
+    Trainer("paper", "mse", tmp_path, config, training_data={"name": "T91", "images": 4}).fit(
+        batches(train_folder, config), steps=2)
+    resumed = TrainConfig(**TINY, checkpoint_every=2, learning_rate=5e-5, ema=0.5)  # from step 3, on other data
+    Trainer("paper", "mse", tmp_path, resumed, training_data={"name": "BSD200", "images": 4}).fit(
+        batches(train_folder, resumed), steps=4)
     sidecar = json.loads((tmp_path / "generator.json").read_text())
     assert sidecar["steps"] == 4
     assert sidecar["learning_rates"] == [{"from_step": 1, "rate": 2e-4}, {"from_step": 3, "rate": 5e-5}]
+    assert sidecar["emas"] == [{"from_step": 1, "ema": None}, {"from_step": 3, "ema": 0.5}]
+    assert sidecar["training_data"] == {"name": "T91, then BSD200 from step 3", "segments": [
+        {"from_step": 1, "name": "T91", "images": 4}, {"from_step": 3, "name": "BSD200", "images": 4}]}
+    assert ModelCard.read(tmp_path / "generator.weights.h5").provenance() == \
+        "paper/mse, 4 steps on T91, then BSD200 from step 3"
 
 
 def test_unusable_streamed_data_stop_with_a_data_error(tmp_path):
@@ -198,6 +207,37 @@ def test_nan_loss_stops_with_a_clear_error_and_a_good_checkpoint(train_folder, t
     assert all(np.all(np.isfinite(w.numpy())) for w in restored.generator.weights)
     restored.close()
     assert _steps(tmp_path / "history.jsonl", "mse") == [1, 2]
+
+
+def test_diverged_weights_are_never_saved_nor_resumed_from(train_folder, tmp_path, caplog):
+    from srlib.model_card import ModelCard
+    from srlib.models import load_generator
+    from srlib.run_folder import checkpoint_steps
+
+    config = TrainConfig(**TINY, checkpoint_every=1)
+    Trainer("paper", "mse", tmp_path, config).fit(batches(train_folder, config), steps=2)
+    trainer = Trainer("paper", "mse", tmp_path, config)
+    trainer.model.g_optimizer.learning_rate = float("nan")  # as --learning-rate nan: step 3's loss is finite, its update not
+    with pytest.raises(TrainingError, match=r"NaN or Inf at step 3 of stage paper/mse \(.*\): nothing from this step "
+                                            r"was saved; the last checkpoint with finite weights is .*ckpt-2 \(step 2\)"):
+        trainer.fit(batches(train_folder, config), steps=4)
+    checkpoints = tmp_path / "mse" / "checkpoints"
+    assert checkpoint_steps(checkpoints) == [2, 1]
+    assert ModelCard.read(tmp_path / "generator.weights.h5").steps == 2
+    assert all(np.isfinite(w.numpy()).all() for w in load_generator(tmp_path / "generator.weights.h5").weights)
+
+    stale = Trainer("paper", "mse", tmp_path, config)  # a checkpoint holding NaN, as srlib saved them before
+    for variable in stale.generator.trainable_variables:
+        variable.assign(np.full(variable.shape, np.nan, np.float32))
+    stale.model.step.assign(5)
+    stale.folder.save(stale.checkpoint, 5)
+    stale.close()
+    resumed = Trainer("paper", "mse", tmp_path, config)
+    assert resumed.current_step == 2 and (checkpoints / "damaged" / "ckpt-5.index").is_file()
+    assert "ckpt-5: NaN or Inf in head_conv/kernel" in caplog.text
+    with pytest.raises(TrainingError, match=r"non-finite loss at step 3 .*the last checkpoint with finite weights is "
+                                            r".*ckpt-2 \(step 2\), where a rerun resumes"):
+        resumed.fit(_failing_after(batches(train_folder, config), 2, "nan"), steps=4)
 
 
 def test_ema_generator_is_averaged_and_exported(train_folder, tmp_path):

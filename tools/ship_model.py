@@ -34,7 +34,7 @@ from srlib.cli import main as srlib_main
 from srlib.errors import SrlibError
 from srlib.files import atomic_path, write_json
 from srlib.images import list_image_files
-from srlib.model_card import ModelCard, card_path
+from srlib.model_card import ModelCard, card_path, embed
 from srlib.models import load_generator, save_generator, shift_colour, upscale_with
 from srlib.upscale import DEFAULT_MODEL, SHIPPED
 
@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     source = Path(args.source)
     if not source.is_file() or not card_path(source).is_file():
         print(f"error: {source} or its sidecar {card_path(source).name} does not exist", file=sys.stderr)
+        return 2
+    try:
+        ModelCard.read(source)  # an error naming both files when the sidecar describes other weights
+    except SrlibError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         # a snapshot: a training run may export new weights to `source` while the benchmark runs
@@ -82,7 +87,7 @@ def _ship(snapshot: Path, source: Path, args) -> int:
     report = json.loads(report_path.read_text())
     target = SHIPPED[args.name]
     target.parent.mkdir(parents=True, exist_ok=True)
-    training_data = {k: v for k, v in (card.training_data or {}).items() if k != "folders"}  # not local paths
+    training_data = _without_folders(card.training_data or {})  # not local paths
     origin = dict(card.initialised_from or {}) or None
     if origin and Path(origin.get("weights", "")).is_absolute():  # relative to the checkout, or the file's name
         weights = Path(origin["weights"])
@@ -91,7 +96,7 @@ def _ship(snapshot: Path, source: Path, args) -> int:
     shipped = ModelCard(
         architecture=card.architecture, name=args.name, recipe=card.recipe, stage=card.stage, steps=card.steps,
         training_data=training_data or None, initialised_from=origin, vgg_weights=card.vgg_weights,
-        config=card.config, learning_rates=card.learning_rates,
+        config=card.config, learning_rates=card.learning_rates, precisions=card.precisions, emas=card.emas,
         benchmark={name: {k: row[k] for k in ("psnr", "ssim", "detail", "colour", "n")} for name, row in report["results"].items()},
         extra={**{k: v for k, v in card.extra.items() if k == "colour_calibration"},
                # the weights shipped are the source's unless calibrated; then the command names the shipped model
@@ -102,12 +107,22 @@ def _ship(snapshot: Path, source: Path, args) -> int:
                                          "--name", args.name,
                                          *(["--calibrate-colour", *args.calibrate_colour] if args.calibrate_colour else [])]),
                "protocol": report["protocol"], "shipped": datetime.date.today().isoformat()})
-    # both files are complete before either replaces the old ones (the card first, then the weights)
+    # both files are complete before either replaces the old ones (the card first, then the weights); the weights
+    # file holds the shipped card too (its arrays as they were), so that loaders can tell the pair belongs together
     with atomic_path(target) as weights_tmp, atomic_path(card_path(target)) as card_tmp:
         shutil.copyfile(snapshot, weights_tmp)
+        embed(weights_tmp, shipped)
         write_json(card_tmp, shipped.to_dict())
     print(f"wrote {target} and {card_path(target)}")
     return 0
+
+
+def _without_folders(training_data: dict) -> dict:
+    """``training_data`` (a card's) without the folders it names, machine-local paths, in its parts too."""
+    kept = {k: v for k, v in training_data.items() if k != "folders"}
+    if isinstance(kept.get("segments"), list):
+        kept["segments"] = [_without_folders(s) if isinstance(s, dict) else s for s in kept["segments"]]
+    return kept
 
 
 def _calibrate_colour(snapshot: Path, card: ModelCard, args) -> tuple[Path, ModelCard]:
