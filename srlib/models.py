@@ -9,6 +9,7 @@ pixel in different images; that is not repeated here.)
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import math
 import re
@@ -23,7 +24,7 @@ import tensorflow as tf
 from keras import layers
 
 from .errors import SrlibError
-from .files import atomic_path
+from .files import write_bytes
 from .model_card import SCALES, ModelCard, card_path, check_architecture
 
 log = logging.getLogger(__name__)
@@ -234,9 +235,26 @@ def save_generator(model: keras.Model, path: str | Path, card: ModelCard | dict 
     if not isinstance(card, ModelCard):
         card = ModelCard.from_dict({**(card or {}), "architecture": dict(model.architecture)}, str(card_path(path)))
     card = dataclasses.replace(card, architecture=dict(model.architecture))
-    with atomic_path(path) as tmp:
-        model.save_weights(tmp)
+    save_weights(model, path)
     card.write(path)
+
+
+class _WeightsBuffer(io.BytesIO):
+    """An in-memory ``.weights.h5`` file: Keras's ``save_weights`` checks the name's ending, then writes to a
+    ``BytesIO`` as it does into a ``.keras`` archive."""
+
+    def __str__(self):
+        return "in-memory.weights.h5"
+
+
+def save_weights(model: keras.Model, path: str | Path) -> None:
+    """``model.save_weights(path)``, atomically and safe on a full disk: HDF5 writes the file in memory and
+    Python writes its bytes, so a full disk is one ``OSError`` (ENOSPC) naming ``path`` (``srlib.files``). HDF5
+    writing to the disk itself prints a wall of errors when a write fails and can then crash the process
+    while closing the file (h5py issues 914, 2160)."""
+    buffer = _WeightsBuffer()
+    model.save_weights(buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def load_generator(path: str | Path, **architecture) -> keras.Model:

@@ -9,6 +9,7 @@ the run folder's checkpoints, so running the pipeline again after an interruptio
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import threading
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 
 from .errors import SrlibError
-from .files import write_text
+from .files import disk_full, write_text
 from .recipes import RECIPES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,7 +207,11 @@ def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLi
                 f"{error.exec_count}, starting `{first_line}`): {error.ename}: {error.evalue}\n"
                 f"the executed copy, with the traceback, is {target}"
             ) from None
-        except Exception as error:  # the kernel died or could not start
+        except Exception as error:  # the kernel died or could not start, or the copy could not be written
+            if disk_full(error):  # the copy is cut short: the one from before stays
+                running.unlink(missing_ok=True)
+                raise PipelineError(f"{name}.ipynb stopped: could not write its executed copy {target}: "
+                                    f"{os.strerror(errno.ENOSPC)}") from None
             if running.exists():
                 os.replace(running, target)
             raise PipelineError(f"{name}.ipynb could not run: {type(error).__name__}: {error}") from None
