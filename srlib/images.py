@@ -35,7 +35,7 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from .errors import DataError, ImageReadError
-from .files import atomic_path
+from .files import atomic_path, write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +201,10 @@ def read_image_folder(folder: str | os.PathLike, min_size: int = 1, recursive: b
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a uint8 image (format from the extension) atomically: no reader sees a partial file."""
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, np.asarray(image, dtype=np.uint8), extension=Path(path).suffix or ".png")
+    """Write a uint8 image (format from the extension) atomically: no reader sees a partial file. It is encoded in
+    memory first: imageio writing a file on a full disk also fails again later, when its plugin is collected."""
+    encoded = iio.imwrite("<bytes>", np.asarray(image, dtype=np.uint8), extension=Path(path).suffix or ".png")
+    write_bytes(path, encoded)
 
 
 @contextlib.contextmanager
