@@ -154,10 +154,12 @@ class RunFolder:
             handle.close()
             raise RunFolderBusy(f"{self.run_dir} is in use by {holder}: wait for it to finish or stop it "
                                 "(two runs in one folder would write over each other)") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()} ({_command()}, started {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
-        handle.flush()
+        note = f"process {os.getpid()} ({_command()}, started {time.strftime('%Y-%m-%d %H:%M:%S')})\n"
+        try:
+            os.ftruncate(handle.fileno(), 0)
+            os.write(handle.fileno(), note.encode())  # unbuffered: nothing left to fail again on close
+        except OSError:  # a full disk: the lock holds without its note, and the next write says what is wrong
+            pass
         return handle
 
     def close(self) -> None:

@@ -286,6 +286,9 @@ class Trainer:
             with stop:
                 self.model.fit(dataset, epochs=1, steps_per_epoch=steps - start, shuffle=False, verbose=0,
                                callbacks=callbacks)
+            # stopped by a signal: the Checkpoints callback may have saved the step already
+            if stop.signum is not None and self.folder.latest_step() != self.current_step:
+                self.save()
         except tf.errors.OpError as error:  # e.g. a DataError raised inside the input pipeline
             if "DataError" in error.message:
                 raise DataError(error.message.split("DataError:")[-1].strip().splitlines()[0]) from None
@@ -298,8 +301,6 @@ class Trainer:
         finally:
             progress.bar.close()
         if stop.signum is not None:
-            if self.folder.latest_step() != self.current_step:  # the Checkpoints callback may have saved it already
-                self.save()
             raise TrainingStopped(self.current_step, stop.signum)
         return history.last
 
