@@ -212,8 +212,8 @@ def _finite(value):
     return value
 
 
-def write_bytes(path: str | os.PathLike, data: bytes, replace: bool = True) -> Path:
-    """Write ``data`` to ``path`` atomically (see ``atomic_path``, as ``replace``), making its folder if needed."""
+def write_bytes(path: str | os.PathLike, data, replace: bool = True) -> Path:
+    """Write ``data`` (bytes, or any buffer) to ``path`` atomically (see ``atomic_path``, as ``replace``), making its folder if needed."""
     path = Path(path)
     with atomic_path(path, replace=replace) as tmp:
         tmp.write_bytes(data)

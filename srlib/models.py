@@ -254,7 +254,7 @@ def save_weights(model: keras.Model, path: str | Path) -> None:
     while closing the file (h5py issues 914, 2160)."""
     buffer = _WeightsBuffer()
     model.save_weights(buffer)
-    write_bytes(path, buffer.getvalue())
+    write_bytes(path, buffer.getbuffer())
 
 
 def load_generator(path: str | Path, **architecture) -> keras.Model:

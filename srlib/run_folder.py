@@ -321,8 +321,8 @@ class RunFolder:
         except (tf.errors.OpError, OSError) as error:
             self._discard_failed_save(step, previous)
             reason = "No space left on device" if disk_full(error) else _first_line(error)
-            kept = (f"the previous checkpoint {previous[0].name} (step {previous[0].name.split('-')[-1]}) is intact: rerun "
-                    "the same command to continue from it" if previous else "none was saved before")
+            kept = (f"the previous checkpoint {previous[0].name} (step {previous[0].name.removeprefix('ckpt-')}) is "
+                    "intact: rerun the same command to continue from it" if previous else "none was saved before")
             raise SrlibError(f"could not save a checkpoint in {self.checkpoint_dir} ({reason}); {kept}") from None
 
     def _discard_failed_save(self, step: int, previous: list[Path]) -> None:
