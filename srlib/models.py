@@ -247,13 +247,16 @@ class _WeightsBuffer(io.BytesIO):
         return "in-memory.weights.h5"
 
 
-def save_weights(model: keras.Model, path: str | Path) -> None:
-    """``model.save_weights(path)``, atomically and safe on a full disk: HDF5 writes the file in memory and
-    Python writes its bytes, so a full disk is one ``OSError`` (ENOSPC) naming ``path`` (``srlib.files``). HDF5
-    writing to the disk itself prints a wall of errors when a write fails and can then crash the process
-    while closing the file (h5py issues 914, 2160)."""
+def save_weights(model: keras.Model, path: str | Path, attrs: dict | None = None) -> None:
+    """``model.save_weights(path)``, atomically and safe on a full disk, with ``attrs`` (if any) as attributes of
+    the file's root: HDF5 writes the file in memory and Python writes its bytes, so a full disk is one
+    ``OSError`` (ENOSPC) naming ``path`` (``srlib.files``). HDF5 writing to the disk itself prints a wall of
+    errors when a write fails and can then crash the process while closing the file (h5py issues 914, 2160)."""
     buffer = _WeightsBuffer()
     model.save_weights(buffer)
+    if attrs:
+        with h5py.File(buffer, "r+") as file:
+            file.attrs.update(attrs)
     write_bytes(path, buffer.getbuffer())
 
 

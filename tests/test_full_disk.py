@@ -14,6 +14,7 @@ import logging
 import os
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -25,7 +26,7 @@ from srlib.errors import SrlibError
 from srlib.files import atomic_path, is_temp_file, write_json, write_text
 from srlib.images import write_image
 from srlib.model_card import ModelCard, card_path
-from srlib.models import generator, load_generator, save_generator
+from srlib.models import generator, load_generator, load_weights, save_generator, save_weights
 from srlib.run_folder import HistoryLog, RunFolder
 from srlib.training import Trainer, TrainConfig
 from srlib.upscale import upscale_files
@@ -80,6 +81,17 @@ def test_a_weights_export_on_a_full_disk_is_one_error_and_keeps_the_earlier_expo
     (disk / "filler").unlink()
     assert load_generator(path).architecture["filters"] == 8
     assert "h5py" not in capfd.readouterr().err
+
+
+def test_weights_written_from_memory_load_as_keras_wrote_them_with_their_attributes(tmp_path):
+    model = generator(scale=2, blocks=1, filters=8)
+    path = tmp_path / "generator.weights.h5"
+    save_weights(model, path, attrs={"steps": 5})
+    with h5py.File(path, "r") as file:
+        assert file.attrs["steps"] == 5
+    loaded = generator(scale=2, blocks=1, filters=8)
+    load_weights(loaded, path)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), loaded.get_weights()))
 
 
 def test_a_checkpoint_save_on_a_full_disk_keeps_the_previous_one_as_the_latest(small_disk):
