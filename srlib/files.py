@@ -213,7 +213,8 @@ def _finite(value):
 
 
 def write_bytes(path: str | os.PathLike, data, replace: bool = True) -> Path:
-    """Write ``data`` (bytes, or any buffer) to ``path`` atomically (see ``atomic_path``, as ``replace``), making its folder if needed."""
+    """Write ``data`` (bytes, or any buffer) to ``path`` atomically (see ``atomic_path``, as ``replace``), making
+    its folder if needed; returns ``path``."""
     path = Path(path)
     with atomic_path(path, replace=replace) as tmp:
         tmp.write_bytes(data)

@@ -32,7 +32,6 @@ from srlib.training import Trainer, TrainConfig
 from srlib.upscale import upscale_files
 from tiny_runs import TINY, write_train_folder
 
-ROOT = Path(__file__).resolve().parent.parent
 FULL = os.strerror(errno.ENOSPC)  # "No space left on device"
 upscale_module = importlib.import_module("srlib.upscale")  # `srlib.upscale` itself is the function
 
