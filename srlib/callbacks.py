@@ -17,9 +17,13 @@ run resumes.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
+import os
+import shutil
 import signal
+import struct
 import threading
 import time
 from pathlib import Path
@@ -160,19 +164,55 @@ class TensorBoardLogger:
     def __init__(self, folder, resumed_at: int | None = None):
         if resumed_at is not None:
             drop_events_after(folder, resumed_at)
+        before = set(Path(folder).glob("events.out.tfevents.*"))
         self.writer = tf.summary.create_file_writer(str(folder))
+        # the file this writer made: (its path, where its whole records end, how many it holds)
+        self._file = next(((path, *_whole_records(path)) for path in Path(folder).glob("events.out.tfevents.*")
+                           if path not in before), None)
+        self._expected = self._file[2] if self._file else 0
 
     def write(self, row: dict, sample: np.ndarray | None = None) -> None:
+        """Write ``row``'s numbers (and ``sample``) at its step; an ``OSError`` (ENOSPC when the disk is full)
+        naming the events file when they could not all be written."""
         with self.writer.as_default(step=row["step"]):
             for key, value in row.items():
                 if key not in self.SKIP and isinstance(value, (int, float)):
-                    tf.summary.scalar(key, value)
+                    self._expected += bool(tf.summary.scalar(key, value))
             if sample is not None:
-                tf.summary.image("sample: bicubic | SR | HR", sample[None], max_outputs=1)
+                self._expected += bool(tf.summary.image("sample: bicubic | SR | HR", sample[None], max_outputs=1))
         self.writer.flush()
+        self._check()
+
+    def _check(self) -> None:
+        """TensorFlow's event writer drops what a full disk does not take without a word, leaving its file cut
+        short, possibly inside a record: count the whole records written since the last check."""
+        if self._file is None or not self._file[0].exists():  # no file found, or deleted by hand: nothing to check
+            return
+        path, offset, count = self._file
+        offset, count = _whole_records(path, offset, count)
+        self._file = (path, offset, count)
+        if count < self._expected:
+            full = shutil.disk_usage(path.parent).free < 1 << 20
+            raise OSError(errno.ENOSPC if full else errno.EIO, os.strerror(errno.ENOSPC) if full else
+                          f"TensorFlow wrote {count} of {self._expected} events", str(path))
 
     def close(self) -> None:
         self.writer.close()
+
+
+def _whole_records(path: Path, offset: int = 0, count: int = 0) -> tuple[int, int]:
+    """Walk the TFRecord framing of ``path`` (each record: 8-byte length, 4-byte CRC, data, 4-byte CRC) from a
+    record boundary at ``offset``, where ``count`` records lie before: (where the whole records end, how many
+    records there are). The data are not read, so this costs little."""
+    size = path.stat().st_size
+    with open(path, "rb") as file:
+        while offset + 8 <= size:
+            file.seek(offset)
+            end = offset + 16 + struct.unpack("<Q", file.read(8))[0]
+            if end > size:
+                break
+            offset, count = end, count + 1
+    return offset, count
 
 
 def drop_events_after(folder, step: int) -> None:

@@ -1,8 +1,12 @@
 """Atomic file writes (an interrupted run never leaves a half-written output behind) and JSON lines.
 
 A write goes to a temporary file beside the target, named ``.<name>.tmp-<pid>-<12 hex digits><suffix>``
-(``TEMP_NAME``; the writer's process id), which is renamed over the target once complete;
-``remove_stale_temp_files`` deletes the ones a killed run left behind, never one whose writer still runs.
+(``TEMP_NAME``; the writer's process id), which is renamed over the target once complete, or, when the
+target must not be replaced, linked to its name only if that name is free; ``remove_stale_temp_files``
+deletes the ones a killed run left behind, never one whose writer still runs.
+
+A full disk is one error however the writer reports it (``disk_full``): an ``OSError`` (ENOSPC) naming the
+file it was writing, whose temporary file is gone and whose earlier version is intact.
 """
 
 from __future__ import annotations
@@ -53,21 +57,43 @@ def temp_beside(path: str | os.PathLike, folder: bool = False) -> Path:
     raise FileExistsError(f"could not make a temporary name beside {path}")
 
 
-def _naming(error: OSError, tmp: Path, path: Path) -> OSError:
-    """``error`` as it would read for ``path`` when it names the temporary ``tmp`` instead."""
-    if error.errno is not None and str(tmp) in (str(error.filename), str(error.filename2)):
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether ``error`` says that the disk (or the user's quota) is full: an ``OSError`` with ENOSPC or EDQUOT,
+    or a library's error that says so only in its text (TensorFlow's ``ResourceExhaustedError``, h5py's
+    ``RuntimeError``)."""
+    if isinstance(error, OSError) and error.errno in _FULL:
+        return True
+    text = str(error).lower()
+    return "no space left on device" in text or "disk quota exceeded" in text
+
+
+def _naming(error: BaseException, tmp: Path | None, path: Path) -> BaseException:
+    """``error`` as it would read for ``path`` when it names the temporary ``tmp`` instead, or no file (a
+    failed ``write`` names none); a full disk, however a library words it, becomes ``OSError(ENOSPC)``."""
+    if disk_full(error):
+        code = error.errno if isinstance(error, OSError) and error.errno in _FULL else errno.ENOSPC
+        return OSError(code, os.strerror(code), str(path))
+    if not isinstance(error, OSError):
+        return error
+    if error.errno is not None and (error.filename is None or str(tmp) in (str(error.filename), str(error.filename2))):
         return OSError(error.errno, error.strerror, str(path))  # OSError() picks the subclass from errno
-    if str(tmp) in str(error):  # e.g. h5py's messages, which carry the name in the text
+    if tmp is not None and str(tmp) in str(error):  # e.g. h5py's messages, which carry the name in the text
         return OSError(str(error).replace(str(tmp), str(path)))
     return error
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step. The temporary file
-    of ``path`` that a killed earlier write left is deleted first (``remove_stale_temp_files``).
+def atomic_path(path: str | os.PathLike, replace: bool = True):
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step, or, with ``replace``
+    false, takes the name only if it is free: ``FileExistsError`` when another process made ``path`` meanwhile
+    (never a check first and a replace later, which two processes can both pass). The temporary file of
+    ``path`` that a killed earlier write left is deleted first (``remove_stale_temp_files``).
 
-    An ``OSError`` that names the temporary file (an unwritable folder, a full disk) is raised naming ``path``.
+    Any failure deletes the temporary file. An ``OSError`` that names the temporary file or none (an unwritable
+    folder, a full disk) is raised naming ``path``, and a full disk is ``OSError(ENOSPC)`` whatever raised it.
     """
     path = Path(path)
     make_folder(path.parent)
@@ -76,18 +102,40 @@ def atomic_path(path: str | os.PathLike):
     _in_progress.add(os.path.abspath(tmp))
     try:
         yield tmp
-        os.replace(tmp, path)
-    except OSError as error:
+        _place(tmp, path, replace)
+    except Exception as error:
         tmp.unlink(missing_ok=True)
         raised = _naming(error, tmp, path)
         if raised is error:
             raise
-        raise raised from error
+        raise raised from None if disk_full(error) else error  # a library's wall of text says no more
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     finally:
         _in_progress.discard(os.path.abspath(tmp))
+
+
+# errors of os.link on file systems without hard links (FAT, exFAT, some network and FUSE file systems)
+_NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV)
+
+
+def _place(tmp: Path, path: Path, replace: bool) -> None:
+    """Move the finished ``tmp`` to ``path``: over it, or, without ``replace``, only where no file is."""
+    if replace:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # unlike a rename, fails with FileExistsError when the name is taken
+    except OSError as error:
+        if error.errno not in _NO_HARD_LINKS:
+            raise
+        # no hard links here: take the name with an empty file first (O_EXCL: fails when taken), then fill it;
+        # a reader may see it empty for a moment, but no other writer that refuses to replace gets it
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
 
 
 def is_temp_file(path: str | os.PathLike) -> bool:
@@ -162,6 +210,30 @@ def _finite(value):
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
+
+def write_bytes(path: str | os.PathLike, data, replace: bool = True) -> Path:
+    """Write ``data`` (bytes, or any buffer) to ``path`` atomically (see ``atomic_path``, as ``replace``), making
+    its folder if needed; returns ``path``."""
+    path = Path(path)
+    with atomic_path(path, replace=replace) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def append_whole(file, data: bytes, path: str | os.PathLike) -> None:
+    """Append ``data`` to ``file`` (a binary file opened for appending without buffering, ``open(path, "ab",
+    buffering=0)``) whole or not at all: when a write fails (a full disk), the file is cut back to where it
+    ended, so that no torn line stays between good ones, and the error names ``path``."""
+    end = os.fstat(file.fileno()).st_size
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[file.write(view):]
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.ftruncate(file.fileno(), end)
+        raise _naming(error, None, Path(path)) from None
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

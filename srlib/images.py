@@ -35,7 +35,7 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from .errors import DataError, ImageReadError
-from .files import atomic_path, why_missing
+from .files import atomic_path, why_missing, write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -210,16 +210,18 @@ def read_image_folder(folder: str | os.PathLike, min_size: int = 1, recursive: b
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a uint8 image (format from the extension) atomically: no reader sees a partial file."""
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, np.asarray(image, dtype=np.uint8), extension=Path(path).suffix or ".png")
+    """Write a uint8 image (format from the extension) atomically: no reader sees a partial file. It is encoded in
+    memory first: imageio writing a file on a full disk also fails again later, when its plugin is collected."""
+    encoded = iio.imwrite("<bytes>", np.asarray(image, dtype=np.uint8), extension=Path(path).suffix or ".png")
+    write_bytes(path, encoded)
 
 
 @contextlib.contextmanager
-def png_band_writer(path: str | os.PathLike, height: int, width: int):
+def png_band_writer(path: str | os.PathLike, height: int, width: int, replace: bool = True):
     """Yield ``write(band)``, which appends a band of rows (uint8, (rows, width, 3)) to the RGB PNG ``path``
     of ``height`` x ``width``, so that a large image never has to be held whole. The file appears once all
-    rows are written, atomically.
+    rows are written, atomically; with ``replace`` false, only if no file has that name by then
+    (``FileExistsError`` otherwise: ``srlib.files.atomic_path``).
 
     Written here with zlib because neither Pillow nor imageio write a PNG in parts, and pypng, which does,
     leaves every row unfiltered: its PNG of a 4096x2576 upscaled photo was 19.1 MB against Pillow's 9.2.
@@ -228,7 +230,7 @@ def png_band_writer(path: str | os.PathLike, height: int, width: int):
     """
     row_bytes = width * 3
     chunk_rows = max(1, (1 << 20) // (row_bytes + 1))  # filter and compress 1 MB at a time, whatever the band
-    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+    with atomic_path(path, replace=replace) as tmp, open(tmp, "wb") as file:
         def chunk(kind: bytes, data) -> None:
             file.write(struct.pack(">I", len(data)) + kind)
             file.write(data)

@@ -9,6 +9,8 @@ pixel in different images; that is not repeated here.)
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import logging
 import math
 import re
@@ -23,8 +25,8 @@ import tensorflow as tf
 from keras import layers
 
 from .errors import SrlibError
-from .files import atomic_path
-from .model_card import SCALES, ModelCard, card_path, check_architecture, embed
+from .files import write_bytes
+from .model_card import EMBEDDED, SCALES, ModelCard, card_path, check_architecture
 
 log = logging.getLogger(__name__)
 
@@ -238,9 +240,8 @@ def save_generator(model: keras.Model, path: str | Path, card: ModelCard | dict 
     bad = nonfinite_weight(model.weights)
     if bad:
         raise SrlibError(f"not saving {path}: its weights hold NaN or Inf (layer {bad}); the file is left as it was")
-    with atomic_path(path) as tmp:
-        model.save_weights(tmp)
-        embed(tmp, card)  # the card the weights were saved with, in their own file (srlib.model_card)
+    # the card the weights were saved with, in their own file (srlib.model_card)
+    save_weights(model, path, attrs={EMBEDDED: json.dumps(card.to_dict())})
     card.write(path)
 
 
@@ -263,6 +264,27 @@ def _stored_layers(path: Path) -> dict:
     except OSError as error:
         raise SrlibError(f"{path} is not a Keras weights file: {error}") from None
     return layers
+
+
+class _WeightsBuffer(io.BytesIO):
+    """An in-memory ``.weights.h5`` file: Keras's ``save_weights`` checks the name's ending, then writes to a
+    ``BytesIO`` as it does into a ``.keras`` archive."""
+
+    def __str__(self):
+        return "in-memory.weights.h5"
+
+
+def save_weights(model: keras.Model, path: str | Path, attrs: dict | None = None) -> None:
+    """``model.save_weights(path)``, atomically and safe on a full disk, with ``attrs`` (if any) as attributes of
+    the file's root: HDF5 writes the file in memory and Python writes its bytes, so a full disk is one
+    ``OSError`` (ENOSPC) naming ``path`` (``srlib.files``). HDF5 writing to the disk itself prints a wall of
+    errors when a write fails and can then crash the process while closing the file (h5py issues 914, 2160)."""
+    buffer = _WeightsBuffer()
+    model.save_weights(buffer)
+    if attrs:
+        with h5py.File(buffer, "r+") as file:
+            file.attrs.update(attrs)
+    write_bytes(path, buffer.getbuffer())
 
 
 def load_generator(path: str | Path, **architecture) -> keras.Model:
@@ -335,7 +357,8 @@ def load_weights(model: keras.Model, path: str | Path) -> None:
 
 def upscale_with(model: keras.Model):
     """An upscaler (uint8 LR in, uint8 SR out) running ``model`` in inference mode."""
-    @tf.function(input_signature=[tf.TensorSpec((1, None, None, 3), tf.float32)])
+    # no autograph: nothing to convert, and converting the same code for a second model warns of a closure mismatch
+    @tf.function(input_signature=[tf.TensorSpec((1, None, None, 3), tf.float32)], autograph=False)
     def run(lr):
         return model(lr, training=False)
 

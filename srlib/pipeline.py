@@ -9,6 +9,7 @@ the run folder's checkpoints, so running the pipeline again after an interruptio
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 from .errors import SrlibError, Stopped, TrainingStopped
-from .files import make_folder, write_text
+from .files import disk_full, make_folder, write_text
 from .recipes import RECIPES
 from .settings import SettingError, check_parameters
 
@@ -271,7 +272,11 @@ def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLi
                 f"{error.exec_count}, starting `{first_line}`): {error.ename}: {error.evalue}\n"
                 f"the executed copy, with the traceback, is {target}"
             ) from None
-        except Exception as error:  # the kernel died or could not start
+        except Exception as error:  # the kernel died or could not start, or the copy could not be written
+            if disk_full(error):  # the copy is cut short: the one from before stays
+                running.unlink(missing_ok=True)
+                raise PipelineError(f"{name}.ipynb stopped: could not write its executed copy {target}: "
+                                    f"{os.strerror(errno.ENOSPC)}") from None
             if running.exists():
                 os.replace(running, target)
             if isinstance(error, Stopped):

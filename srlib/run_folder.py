@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from .errors import SrlibError
-from .files import make_folder, remove_stale_temp_files, write_json, write_text
+from .files import append_whole, disk_full, make_folder, remove_stale_temp_files, write_json, write_text
 from .model_card import card_path, stage_weights
 from .recipes import CONTENT_LOSSES, RECIPES, STAGE_SETTINGS
 
@@ -55,7 +55,7 @@ class RunFolderBusy(SrlibError):
 
 
 class HistoryLog:
-    """``history.jsonl``: appended and flushed line by line; rows past a restored step can be dropped."""
+    """``history.jsonl``: appended line by line, unbuffered; rows past a restored step can be dropped."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -111,10 +111,10 @@ class HistoryLog:
         return segments
 
     def append(self, row: dict) -> None:
+        """Append ``row`` as one line, whole or not at all (a full disk leaves the file as it was)."""
         if self._file is None:
-            self._file = open(self.path, "a")
-        self._file.write(json.dumps(row) + "\n")
-        self._file.flush()
+            self._file = open(self.path, "ab", buffering=0)
+        append_whole(self._file, (json.dumps(row) + "\n").encode(), self.path)
 
     def close(self) -> None:
         if self._file is not None:
@@ -155,10 +155,12 @@ class RunFolder:
             handle.close()
             raise RunFolderBusy(f"{self.run_dir} is in use by {holder}: wait for it to finish or stop it "
                                 "(two runs in one folder would write over each other)") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()} ({_command()}, started {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
-        handle.flush()
+        note = f"process {os.getpid()} ({_command()}, started {time.strftime('%Y-%m-%d %H:%M:%S')})\n"
+        try:
+            os.ftruncate(handle.fileno(), 0)
+            os.write(handle.fileno(), note.encode())  # unbuffered: nothing left to fail again on close
+        except OSError:  # a full disk: the lock holds without its note, and the next write says what is wrong
+            pass
         return handle
 
     def close(self) -> None:
@@ -322,7 +324,8 @@ class RunFolder:
 
     def save(self, checkpoint: tf.train.Checkpoint, step: int) -> None:
         """Write checkpoint ``ckpt-<step>`` and delete all but the newest two; a failed save (a full disk)
-        is a one-line error naming the folder, and leaves the previous checkpoints as they were."""
+        is a one-line error naming the folder and the last step saved, and leaves the previous checkpoints as
+        they were: what the failed save wrote is deleted, so the next run resumes from the previous one."""
         previous = self.checkpoints()
         try:
             self._write_state()  # the manager reads it first
@@ -333,9 +336,25 @@ class RunFolder:
                     part.unlink()
             self._write_state()
         except (tf.errors.OpError, OSError) as error:
-            kept = f"the previous checkpoint {previous[0].name} is intact" if previous else "none was saved before"
-            raise SrlibError(f"could not save a checkpoint in {self.checkpoint_dir} ({_first_line(error)}); "
-                             f"{kept}") from None
+            self._discard_failed_save(step, previous)
+            reason = "No space left on device" if disk_full(error) else _first_line(error)
+            kept = (f"the previous checkpoint {previous[0].name} (step {previous[0].name.removeprefix('ckpt-')}) is "
+                    "intact: rerun the same command to continue from it" if previous else "none was saved before")
+            raise SrlibError(f"could not save a checkpoint in {self.checkpoint_dir} ({reason}); {kept}") from None
+
+    def _discard_failed_save(self, step: int, previous: list[Path]) -> None:
+        """Delete what a failed save of ``ckpt-<step>`` left (its files, TensorFlow's ``ckpt-<step>_temp`` and
+        state-file temporaries), which would take space and could be a truncated newest checkpoint, and write the
+        state file again from the checkpoints that remain (when the disk lets it)."""
+        leftovers = [*self.checkpoint_dir.glob(f"ckpt-{step}_temp*"), *self.checkpoint_dir.glob("checkpoint.tmp*")]
+        if self.checkpoint_dir / f"ckpt-{step}" not in previous:
+            leftovers += self.checkpoint_dir.glob(f"ckpt-{step}.*")
+        for leftover in leftovers:
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+        try:
+            self._write_state()
+        except OSError:
+            pass  # a state file naming a checkpoint that is gone is ignored: restore() finds them by their files
 
     def restart(self) -> Path | None:
         """Move this stage's folder aside (``<stage>.replaced-<time>``, with its history rows and TensorBoard

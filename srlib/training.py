@@ -24,11 +24,10 @@ from .callbacks import (Checkpoints, HistoryLogger, ProgressBar, StopOnSignal, T
 from .data import PatchSource, training_dataset, validation_images
 from .degradation import bicubic_downscale, bicubic_upscale
 from .errors import DataError, SrlibError, TrainingStopped
-from .files import atomic_path
 from .images import write_image
 from .model_card import ModelCard, card_path, stage_weights
 from .models import (discriminator, fold_batch_norm, generator, load_generator, load_weights, nonfinite_weight,
-                     resolve_vgg_weights, save_generator, upscale_with, vgg_feature_extractor)
+                     resolve_vgg_weights, save_generator, save_weights, upscale_with, vgg_feature_extractor)
 from .precision import effective as effective_precision, policy as precision_policy
 from .recipes import RECIPES, TrainConfig, get_stage, stage_names
 from .run_folder import RunFolder
@@ -292,15 +291,21 @@ class Trainer:
             with stop:
                 self.model.fit(dataset, epochs=1, steps_per_epoch=steps - start, shuffle=False, verbose=0,
                                callbacks=callbacks)
+            # stopped by a signal: the Checkpoints callback may have saved the step already
+            if stop.signum is not None and self.folder.latest_step() != self.current_step:
+                self.save()
         except tf.errors.OpError as error:  # e.g. a DataError raised inside the input pipeline
             if "DataError" in error.message:
                 raise DataError(error.message.split("DataError:")[-1].strip().splitlines()[0]) from None
             raise
+        except OSError as error:  # a full disk (srlib.files names the file): say where the next run starts
+            saved = self.folder.latest_step()
+            raise SrlibError(f"training stopped at step {self.current_step}: {error}; " + (
+                f"the last saved step is {saved} (ckpt-{saved}): rerun the same command to continue from it"
+                if saved is not None else "no step was saved yet")) from None
         finally:
             progress.bar.close()
         if stop.signum is not None:
-            if self.folder.latest_step() != self.current_step:  # the Checkpoints callback may have saved it already
-                self.save()
             raise TrainingStopped(self.current_step, stop.signum)
         return history.last
 
@@ -403,8 +408,7 @@ class Trainer:
                 save_generator(network, path, card)
         if self.discriminator is not None:
             for path in (self.folder.weights("discriminator"), self.folder.run_dir / "discriminator.weights.h5"):
-                with atomic_path(path) as tmp:
-                    self.discriminator.save_weights(tmp)
+                save_weights(self.discriminator, path)
 
 
 def _changes(segments: list[dict], key: str) -> list[dict]:

@@ -380,8 +380,10 @@ def upscale_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, w
     extension: photo.jpg -> photo.jpg.png). Each PNG is written band by band, so memory follows
     ``max_memory`` (see ``upscale``, as ``precision``), not the image.
 
-    An unreadable file is reported by name and skipped; an existing output is kept unless ``overwrite``;
+    An unreadable file is reported by name and skipped; an existing output is kept unless ``overwrite``, also
+    one that another process writes while this one works on it (the PNG takes its name only if it is free);
     an output that would be one of the inputs is an error, whatever ``overwrite`` says, before any work.
+    A full disk is an ``OSError`` (ENOSPC) naming the PNG; the outputs written before it are complete.
     The half-written output a killed earlier run left (a hidden temporary file) is deleted when its PNG is written.
     Returns {"written": [...], "kept": [...], "failed": [(path, reason)]}.
     """
@@ -425,8 +427,13 @@ def upscale_files(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, w
             done["failed"].append((path, error.reason))
             continue
         height, width = image.shape[0] * network.scale, image.shape[1] * network.scale
-        with png_band_writer(target, height, width) as write:
-            for _, band in _bands(image, network, tile, None, max_memory, progress, desc=path.name):
-                write(band)
+        try:
+            with png_band_writer(target, height, width, replace=overwrite) as write:
+                for _, band in _bands(image, network, tile, None, max_memory, progress, desc=path.name):
+                    write(band)
+        except FileExistsError:  # written meanwhile by another process: kept, as one that was there before
+            log.warning("%s was written by another process meanwhile: kept (use --overwrite to replace it)", target)
+            done["kept"].append(target)
+            continue
         done["written"].append(target)
     return done

@@ -14,3 +14,31 @@ def data_dir() -> Path:
     if not (path / "benchmark").is_dir():
         pytest.fail(f"SRLIB_DATA={value} has no benchmark/ folder")
     return path
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(size)`` mounts a tmpfs of ``size`` (e.g. "1m") under ``tmp_path`` and returns its folder;
+    each is unmounted after the test. Skips where mounting is impossible (not root, no permission)."""
+    import subprocess
+
+    mounted = []
+
+    def mount(size: str = "1m") -> Path:
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+        try:
+            result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                                    capture_output=True, text=True)
+        except FileNotFoundError:
+            pytest.skip("no mount command to make a small disk with")
+        if result.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "--lazy", str(folder)], check=False)

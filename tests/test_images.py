@@ -3,6 +3,7 @@
 import logging
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -208,11 +209,11 @@ def test_write_image_interrupted_leaves_the_old_file_intact(tmp_path, monkeypatc
     target = tmp_path / "x.png"
     write_image(target, RGB)
 
-    def crash_mid_write(path, *args, **kwargs):
-        open(path, "wb").write(b"\x89PNG half")
+    def crash_mid_write(path, data):
+        open(path, "wb").write(data[: len(data) // 2])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("srlib.images.iio.imwrite", crash_mid_write)
+    monkeypatch.setattr(Path, "write_bytes", crash_mid_write)
     with pytest.raises(KeyboardInterrupt):
         write_image(target, np.zeros_like(RGB))
     np.testing.assert_array_equal(read_image(target), RGB)

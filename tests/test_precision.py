@@ -65,7 +65,7 @@ def test_without_bfloat16_hardware_bfloat16_falls_back_to_float32_and_says_so_on
 
 
 def test_a_precision_has_one_name_and_a_wrong_one_is_refused_where_the_config_is_built():
-    with pytest.raises(SrlibError, match=r"precision must be one of float32, bfloat16, mixed_float16, got 'float16'"):
+    with pytest.raises(SrlibError, match=r"precision = 'float16': must be one of 'float32', 'bfloat16', 'mixed_float16'"):
         TrainConfig(precision="float16")
     assert train_config({"precision": "float32", "mixed_precision": True}).precision == "float32"
     assert TrainConfig().precision == "bfloat16"

@@ -257,7 +257,7 @@ def test_a_full_disk_during_a_save_is_a_one_line_error_and_keeps_the_last_checkp
         _train(train_folder, tmp_path, 4)
     message = str(error.value)
     assert message == (f"could not save a checkpoint in {checkpoints} (No space left on device); the previous "
-                       "checkpoint ckpt-2 is intact")
+                       "checkpoint ckpt-2 (step 2) is intact: rerun the same command to continue from it")
     monkeypatch.undo()
     resumed = Trainer("paper", "mse", tmp_path, TrainConfig(**TINY, checkpoint_every=2))
     assert resumed.current_step == 2 and _same(_weights(resumed.generator), at_2)
