@@ -301,7 +301,7 @@ def _resize_draw(draws: _Draws, order: Order, settings: DegradationSettings):
     direction = draws.choice(order.resize_probs)
     factor = tf.gather(tf.stack([draws.uniform(1.0, order.resize_range[1]), draws.uniform(order.resize_range[0], 1.0),
                                  tf.constant(1.0)]), direction)
-    return factor, _method_draw(draws, settings)
+    return factor, _method_draw(draws, settings), direction
 
 
 def _method_draw(draws: _Draws, settings: DegradationSettings):
@@ -337,10 +337,6 @@ def _jpeg(image, quality, record):
     return image
 
 
-def _size_text(image) -> str:
-    return f"{int(tf.shape(image)[1])}x{int(tf.shape(image)[0])}"
-
-
 def degrade(hr, scale: int, seed, settings: DegradationSettings = REAL_ESRGAN, record=None):
     """The LR image of ``hr`` (uint8 (H, W, 3), H and W multiples of ``scale``) through ``settings``' random chain,
     as uint8 (H / scale, W / scale, 3). ``seed`` is a stateless seed (2 integers, e.g. ``(run seed, k)``): the same
@@ -351,13 +347,13 @@ def degrade(hr, scale: int, seed, settings: DegradationSettings = REAL_ESRGAN, r
     draws = _Draws(seed)
     image = tf.cast(hr, tf.float32) / 255
     if record:
-        record("HR", image, _size_text(image))
+        record("HR", image, "the clean image")
     for number, order in ((1, settings.first), (2, settings.second)):
         if order is None:
             continue
         kernel, describe = _kernel(draws, order, settings)
         use_blur = draws.chance(order.blur_prob)
-        factor, method = _resize_draw(draws, order, settings)
+        factor, method, direction = _resize_draw(draws, order, settings)
         image = tf.cond(use_blur, lambda: blur(image, kernel), lambda: image)
         if record:
             record(f"blur {number}", image, describe() if bool(use_blur) else "none")
@@ -365,7 +361,9 @@ def degrade(hr, scale: int, seed, settings: DegradationSettings = REAL_ESRGAN, r
         size = tf.maximum(tf.cast(tf.cast(base, tf.float32) * factor, tf.int32), 1)
         image = resize(image, size, method)
         if record:
-            record(f"resize {number}", image, f"×{float(factor):.2f} {RESIZE_METHODS[int(method)]} → {_size_text(image)}")
+            how = RESIZE_METHODS[int(method)]
+            record(f"resize {number}", image, f"LR size ×{float(factor):.2f}, {how}" if number == 2 else "keep"
+                   if int(direction) == 2 else f"{RESIZE_DIRECTIONS[int(direction)]} ×{float(factor):.2f}, {how}")
         image = _noise(image, draws, order, record)
         if number == 1:  # the second pass's JPEG comes with the last steps
             image = _jpeg(image, _jpeg_quality(draws, order), record)
@@ -382,7 +380,7 @@ def degrade(hr, scale: int, seed, settings: DegradationSettings = REAL_ESRGAN, r
     def final_resize(image, record):
         image = resize(image, lr_size, method)
         if record:
-            record("resize to LR", image, f"{RESIZE_METHODS[int(method)]} → {_size_text(image)}")
+            record("resize to LR", image, RESIZE_METHODS[int(method)])
         image = tf.cond(use_sinc, lambda: blur(image, sinc_kernel(size, cutoff)), lambda: image)
         if record:
             record("sinc", image, f"{int(size)}x{int(size)}, cutoff {float(cutoff) / math.pi:.2f}π" if bool(use_sinc)

@@ -391,7 +391,8 @@ def train_stage(recipe: str, stage: str, data, run_dir: str | os.PathLike, steps
     except BaseException:
         trainer.close()
         raise
-    trainer.fit(lambda start: training_dataset(source, config.scale, config.batch_size, start), steps)
+    trainer.fit(lambda start: training_dataset(source, config.scale, config.batch_size, start,
+                                               degradation=config.degradation), steps)
     return trainer
 
 
