@@ -162,6 +162,7 @@ def training_dataset(
 
         settings = REAL_ESRGAN if degradation == "realistic" else degradation
 
+        @tf.autograph.experimental.do_not_convert  # plain tf.cond inside: converting it only slows the tracing
         def degraded_pair(k):  # one sample at a time: each draws its own sizes, so they batch only at the end
             hr = load(k)
             lr = tf.ensure_shape(degrade(hr, scale, sample_seed(source.seed, k), settings),

@@ -238,19 +238,25 @@ def jpeg(image, quality):
 
 
 class _Draws:
-    """Random numbers from stateless ops: the i-th draw uses the seed ``seed`` folded with i, so a draw's value
-    depends on ``seed`` and its place in the code only."""
+    """Random numbers from stateless ops: ``seed`` is split into one seed for a vector of uniform numbers, handed
+    out in the order the code asks for them, and one seed per noise field; so a draw's value depends on ``seed``
+    and its place in the code only (one vector keeps the graph small: it is traced once per dataset)."""
+
+    UNIFORMS, SEEDS = 64, 8
 
     def __init__(self, seed):
-        self.seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-        self.count = 0
+        seeds = tf.random.experimental.stateless_split(tf.cast(tf.convert_to_tensor(seed), tf.int64), 1 + self.SEEDS)
+        self.values = tf.unstack(tf.random.stateless_uniform([self.UNIFORMS], seeds[0]))
+        self.seeds = tf.unstack(seeds[1:])
+        self.count = self.seed_count = 0
 
     def seed_(self):
-        self.count += 1
-        return tf.random.experimental.stateless_fold_in(self.seed, self.count)
+        self.seed_count += 1
+        return self.seeds[self.seed_count - 1]
 
     def uniform(self, low, high):
-        return tf.random.stateless_uniform([], self.seed_(), float(low), float(high))
+        self.count += 1
+        return float(low) + (float(high) - float(low)) * self.values[self.count - 1]
 
     def chance(self, probability):
         return self.uniform(0, 1) < probability
@@ -260,6 +266,11 @@ class _Draws:
         edges = tf.constant(np.cumsum(probabilities)[:-1], tf.float32)
         return tf.reduce_sum(tf.cast(self.uniform(0, 1) >= edges, tf.int32))
 
+    def pick(self, values):
+        """One of ``values`` (a list of integers), drawn uniformly (int32 scalar)."""
+        index = tf.minimum(tf.cast(self.uniform(0, len(values)), tf.int32), len(values) - 1)
+        return tf.gather(tf.constant(values, tf.int32), index)
+
     def split_range(self, low, high):
         """Half the time from [low, 1], else from [1, high] (Real-ESRGAN's draw of the resize factors and betas)."""
         return tf.where(self.chance(0.5), self.uniform(low, min(1.0, high)), self.uniform(max(1.0, low), high))
@@ -267,8 +278,7 @@ class _Draws:
 
 def _kernel(draws: _Draws, order: Order, settings: DegradationSettings):
     """One pass's blur kernel and, for the step-by-step pictures, its description."""
-    sizes = tf.constant(settings.kernel_sizes, tf.int32)
-    size = sizes[tf.minimum(tf.cast(draws.uniform(0, len(settings.kernel_sizes)), tf.int32), len(sizes) - 1)]
+    size = draws.pick(settings.kernel_sizes)
     kind = draws.choice(order.kernel_probs)
     sigma_x, sigma_y = draws.uniform(*order.sigma_range), draws.uniform(*order.sigma_range)
     angle = draws.uniform(-math.pi, math.pi)
@@ -306,9 +316,7 @@ def _resize_draw(draws: _Draws, order: Order, settings: DegradationSettings):
 
 def _method_draw(draws: _Draws, settings: DegradationSettings):
     """A resize method drawn uniformly from ``settings.resize_methods``, as an index of RESIZE_METHODS."""
-    indices = tf.constant([RESIZE_METHODS.index(m) for m in settings.resize_methods], tf.int32)
-    pick = tf.minimum(tf.cast(draws.uniform(0, len(indices)), tf.int32), len(indices) - 1)
-    return indices[pick]
+    return draws.pick([RESIZE_METHODS.index(m) for m in settings.resize_methods])
 
 
 def _noise(image, draws: _Draws, order: Order, record):
@@ -371,8 +379,7 @@ def degrade(hr, scale: int, seed, settings: DegradationSettings = REAL_ESRGAN, r
     # the last steps: back to the LR size and the sinc filter (ringing), and the second pass's JPEG, in random order
     method = _method_draw(draws, settings)
     use_sinc = draws.chance(settings.final_sinc_prob)
-    size = tf.cast(draws.uniform(0, len(settings.kernel_sizes)), tf.int32)
-    size = tf.constant(settings.kernel_sizes, tf.int32)[tf.minimum(size, len(settings.kernel_sizes) - 1)]
+    size = draws.pick(settings.kernel_sizes)
     cutoff = draws.uniform(*settings.final_sinc_cutoff_range)
     jpeg_first = draws.chance(0.5)
     second = settings.second
