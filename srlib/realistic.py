@@ -144,15 +144,31 @@ def _mirror(length, radius):
 
 
 def blur(image, kernel):
-    """``image`` convolved with ``kernel`` ((k, k), k odd, summing to 1) in each channel, mirrored at the edges."""
+    """``image`` convolved with ``kernel`` ((k, k), k odd, summing to 1) in each channel, mirrored at the edges.
+
+    Kernels of 13 taps or more go through the FFT (``tf.signal``), 3-4 times faster than a direct convolution of a
+    21-tap kernel on 2 cores; smaller ones through ``tf.nn.depthwise_conv2d``. Both agree within float rounding."""
     image = tf.convert_to_tensor(image, tf.float32)
     kernel = tf.convert_to_tensor(kernel, tf.float32)
-    radius = tf.shape(kernel)[0] // 2
+    size = tf.shape(kernel)[0]
+    radius = size // 2
     shape = tf.shape(image)
     padded = tf.gather(tf.gather(image, _mirror(shape[0], radius), axis=0), _mirror(shape[1], radius), axis=1)
     channels = image.shape[-1]
-    filters = tf.tile(kernel[:, :, None, None], [1, 1, channels, 1])
-    return tf.nn.depthwise_conv2d(padded[None], filters, [1, 1, 1, 1], "VALID")[0]
+
+    def direct():
+        filters = tf.tile(kernel[:, :, None, None], [1, 1, channels, 1])
+        return tf.nn.depthwise_conv2d(padded[None], filters, [1, 1, 1, 1], "VALID")[0]
+
+    def fft():
+        padded_size = shape[:2] + 2 * radius
+        planes = tf.transpose(padded, [2, 0, 1])
+        # the kernel flipped, so that the FFT's convolution is the correlation depthwise_conv2d computes
+        flipped = tf.pad(kernel[::-1, ::-1], [[0, padded_size[0] - size], [0, padded_size[1] - size]])
+        product = tf.signal.rfft2d(planes) * tf.signal.rfft2d(flipped)[None]
+        full = tf.signal.irfft2d(product, fft_length=padded_size)  # circular: the valid part starts at 2 * radius
+        return tf.transpose(full[:, 2 * radius:, 2 * radius:], [1, 2, 0])
+    return tf.ensure_shape(tf.cond(size >= 13, fft, direct), image.shape)
 
 
 def _grid(size):
@@ -213,13 +229,14 @@ def poisson_noise(image, scale, grey, seed):
     luminance and adds it to every channel."""
     image = tf.convert_to_tensor(image, tf.float32)
     levels = tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255)
-    luminance = tf.round(tf.image.rgb_to_grayscale(levels))
-    source = tf.where(grey, tf.broadcast_to(luminance, tf.shape(image)), levels)
-    distinct = tf.cast(tf.size(tf.unique(tf.reshape(tf.cast(source, tf.int32), [-1]))[0]), tf.float32)
-    counts = 2 ** tf.math.ceil(tf.math.log(distinct) / math.log(2.0))
-    clean = source / 255
-    noise = tf.random.stateless_poisson(tf.shape(image), seed, clean * counts, tf.float32) / counts - clean
-    noise = tf.where(grey, tf.broadcast_to(noise[..., :1], tf.shape(image)), noise)
+
+    def shot(source):  # sampling is the costly part (~60 ns a value): one plane for grey noise, not three
+        distinct = tf.cast(tf.size(tf.unique(tf.reshape(tf.cast(source, tf.int32), [-1]))[0]), tf.float32)
+        counts = 2 ** tf.math.ceil(tf.math.log(distinct) / math.log(2.0))
+        clean = source / 255
+        return tf.random.stateless_poisson(tf.shape(source), seed, clean * counts, tf.float32) / counts - clean
+    noise = tf.cond(grey, lambda: tf.broadcast_to(shot(tf.round(tf.image.rgb_to_grayscale(levels))), tf.shape(image)),
+                    lambda: shot(levels))
     return tf.clip_by_value(image + noise * tf.cast(scale, tf.float32), 0.0, 1.0)
 
 
