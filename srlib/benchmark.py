@@ -172,7 +172,13 @@ def run_benchmarks(
                 if save_images is not None:
                     folder = Path(save_images) / (model if len(upscalers) > 1 else "") / name
                     write_image(folder / f"{path.stem}.png", sr)
-    return {model: _report(model, scale, results, degradation) for model, results in per_image.items()}
+    reports = {model: _report(model, scale, results, degradation) for model, results in per_image.items()}
+    if degradation == "realistic":  # the chain's every probability and range, beside the figures it gave
+        from .realistic import settings_record
+
+        for report in reports.values():
+            report["protocol"]["realistic"] = settings_record()
+    return reports
 
 
 def _report(model: str, scale: int, per_set: dict[str, list[dict]], degradation: str = "bicubic") -> dict:

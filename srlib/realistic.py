@@ -21,6 +21,8 @@ noise are ``tf.nn`` / ``tf.image`` / ``tf.random`` ops.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import zlib
 from dataclasses import dataclass
@@ -437,6 +439,11 @@ def degradation_steps(hr: np.ndarray, scale: int, seed, settings: DegradationSet
         steps.append({"step": step, "detail": detail, "image": to_uint8(image).numpy()})
     degrade(modcrop(np.asarray(hr), scale), scale, seed, settings, record)
     return steps
+
+
+def settings_record(settings: DegradationSettings = REAL_ESRGAN) -> dict:
+    """``settings`` as plain JSON values, for a model card or a report: every step's probability and range."""
+    return json.loads(json.dumps(dataclasses.asdict(settings)))
 
 
 def sample_seed(seed, k):

@@ -15,6 +15,7 @@ from srlib.benchmark import bicubic_upscaler, run_benchmarks
 from srlib.data import PatchSource, training_dataset
 from srlib.degradation import bicubic_downscale, parse_degradation
 from srlib.errors import SrlibError
+from srlib.model_card import ModelCard
 from srlib.recipes import TrainConfig
 from srlib.settings import SettingError
 from tiny_runs import TINY, write_train_folder
@@ -197,6 +198,9 @@ def test_the_train_flag_reaches_the_training_data_and_a_stage_resumes_only_with_
            "--run-dir", str(tmp_path / "run"), "--vgg-weights", "none", *tiny]
     assert cli.main([*run, "--degradation", "realistic"]) == 0
     assert asked == ["realistic"]
+    card = ModelCard.read(tmp_path / "run" / "generator.weights.h5")
+    assert card.config["degradation"] == "realistic"
+    assert card.training_data["degradation"]["realistic"]["first"]["jpeg_range"] == [30, 95]  # the chain's settings
     run[run.index("--steps") + 1] = "2"
     capsys.readouterr()
     assert cli.main(run) == 2  # the default, bicubic, on a stage trained on realistic data
@@ -228,6 +232,7 @@ def test_the_degraded_benchmark_sets_are_fixed_and_scored_against_the_clean_hr(t
     again = run_benchmarks({"bicubic": bicubic_upscaler(4)}, tiny_set, ["Tiny"], 4, progress=False,
                            degradation="realistic")["bicubic"]
     assert again["results"] == reports["realistic"]["results"]
+    assert reports["realistic"]["protocol"]["realistic"] == realistic.settings_record(realistic.REAL_ESRGAN)
     psnr = {d: r["results"]["Tiny"]["psnr"] for d, r in reports.items()}
     assert psnr["bicubic"] > psnr["jpeg50"] > psnr["realistic"]
     assert reports["jpeg50"]["degradation"] == "jpeg50" and "JPEG at quality 50" in reports["jpeg50"]["protocol"]["lr"]
