@@ -2,6 +2,7 @@
 one setting ``degradation`` from the command line to the training data and the benchmark."""
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -248,3 +249,14 @@ def test_the_input_benchmark_reads_the_step_demand():
     spec.loader.exec_module(module)
     demand = module.step_demand("cpu")
     assert set(demand) == {"pretrain", "GAN"} and demand["pretrain"] > demand["GAN"] > 0
+
+
+def test_benchmark_takes_the_degradation_on_the_command_line(tiny_set, tmp_path, capsys):
+    out = tmp_path / "jpeg75.json"
+    assert cli.main(["benchmark", "--data", str(tiny_set), "--sets", "Tiny", "--degradation", "jpeg75",
+                     "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["degradation"] == "jpeg75" and "LR: jpeg75" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["benchmark", "--data", str(tiny_set), "--sets", "Tiny", "--degradation", "jpeg0"])
+    assert "unknown degradation 'jpeg0'" in capsys.readouterr().err
