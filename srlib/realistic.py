@@ -14,9 +14,14 @@ unsharp-masked HR target and the batch-level queue of the original are left out.
 Every random number of sample ``k`` comes from stateless ops seeded by ``(seed, k)``, and every draw is
 made whether or not its step is taken, so the LR patch is a pure function of ``(seed, k)`` (a resumed run
 sees the same data) and the step-by-step pictures of ``degradation_steps`` end in exactly the LR image
-``degrade`` makes. Unlike the original, which draws the resize mode and noise type once per batch, each
-choice is drawn per sample. JPEG goes through TensorFlow's own codec (libjpeg-turbo); blur, resize and
-noise are ``tf.nn`` / ``tf.image`` / ``tf.random`` ops.
+``degrade`` makes. JPEG goes through TensorFlow's own codec (libjpeg-turbo); blur, resize and noise are
+``tf.nn`` / ``tf.signal`` / ``tf.image`` / ``tf.random`` ops; nothing is hand-written but the kernels' formulas.
+
+Where this differs from the original: every choice is drawn per sample (it draws the resize mode and the
+noise type once per batch, and shuffles samples through a queue to compensate); JPEG is the real codec (it
+uses DiffJPEG, a differentiable re-implementation); images are mirrored with the edge pixel repeated (it
+reflects), so that a 21-tap kernel works on an image shrunk to a few pixels; and the training patch itself is
+degraded (it degrades a 400-pixel crop, then crops 256), so a large kernel sees mirrored pixels near its borders.
 """
 
 from __future__ import annotations
@@ -271,10 +276,14 @@ class _Draws:
 
     def seed_(self):
         self.seed_count += 1
+        if self.seed_count > self.SEEDS:
+            raise RuntimeError(f"the chain asks for more than _Draws.SEEDS = {self.SEEDS} noise seeds: raise it")
         return self.seeds[self.seed_count - 1]
 
     def uniform(self, low, high):
         self.count += 1
+        if self.count > self.UNIFORMS:
+            raise RuntimeError(f"the chain asks for more than _Draws.UNIFORMS = {self.UNIFORMS} numbers: raise it")
         return float(low) + (float(high) - float(low)) * self.values[self.count - 1]
 
     def chance(self, probability):
