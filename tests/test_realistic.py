@@ -260,3 +260,13 @@ def test_benchmark_takes_the_degradation_on_the_command_line(tiny_set, tmp_path,
     with pytest.raises(SystemExit):
         cli.main(["benchmark", "--data", str(tiny_set), "--sets", "Tiny", "--degradation", "jpeg0"])
     assert "unknown degradation 'jpeg0'" in capsys.readouterr().err
+
+
+def test_a_chain_of_ones_own_settings_trains_as_it_says(train_folder):
+    first_order = dataclasses.replace(realistic.REAL_ESRGAN, second=None)  # the chapter's exercise
+    source = PatchSource([train_folder], patch_size=16, seed=5)
+    lr, hr = (x.numpy() for x in next(iter(training_dataset(source, 4, 2, degradation=first_order))))
+    for i in range(2):
+        hr_i = np.round(hr[i] * 255).astype(np.uint8)
+        np.testing.assert_array_equal(np.round(lr[i] * 255).astype(np.uint8),
+                                      realistic.degrade(hr_i, 4, (5, i), first_order).numpy())
