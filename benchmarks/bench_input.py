@@ -1,13 +1,21 @@
-"""HR-96 patches per second that the input pipeline alone delivers (LR made in the graph included).
+"""Patches per second that the input pipeline alone delivers (LR made in the graph included), against the
+training step's demand.
 
-    python benchmarks/bench_input.py [--data ../shared/data/train] [--batches 200]
+    python benchmarks/bench_input.py [--data ../shared/data/train] [--patches 480]
+                                     [--degradation bicubic realistic] [--on-the-fly]
 
-Two cases: the images decoded once and cached in memory (small sets such as T91 + BSD200), and the
-same images as JPEG files decoded on the fly (the COCO / DIV2K case). Compare with the trainer's
-patches per second (batch / seconds per step) to see whether the pipeline keeps a GPU fed.
+For each degradation (``--degradation``, the training setting) and each profile's patch size (cpu: HR 64,
+gpu: HR 96), the patches per second of ``training_dataset`` from images cached in memory (small sets such as
+T91 + BSD200); ``--on-the-fly`` adds the same images as JPEG files decoded on the fly (the COCO / DIV2K case).
+The demand is the profile's batch size / seconds per step of its network in the default precision, read
+from figures/bench_train_precision.md (benchmarks/bench_train_step.py --compare-precision), for the
+pretraining and the GAN step. On 2 cores the pipeline and the step share the cores, so the pipeline
+needs a margin above the demand, not just to reach it: "CPU ms/patch" (all threads) is the steadier figure
+on a busy machine, and 2000 / it the rate two otherwise idle cores would reach.
 """
 
 import argparse
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -15,37 +23,79 @@ from pathlib import Path
 from PIL import Image
 
 from srlib.data import PatchSource, training_dataset
+from srlib.degradation import DEGRADATIONS
 from srlib.errors import ImageReadError
 from srlib.images import list_image_files, read_image
+from srlib.pipeline import PROFILES
+from srlib.precision import DEFAULT_PRECISION
+
+STEP_FIGURES = Path(__file__).resolve().parent.parent / "figures" / "bench_train_precision.md"
 
 
-def patches_per_second(source: PatchSource, batches: int, batch_size: int = 16) -> float:
-    dataset = iter(training_dataset(source, scale=4, batch_size=batch_size))
-    for _ in range(5):  # warm up: threads, autotuning
+def patches_per_second(source: PatchSource, patches: int, batch_size: int = 16, degradation: str = "bicubic"
+                       ) -> tuple[float, float]:
+    """(patches per second, CPU milliseconds per patch) of ``training_dataset`` over about ``patches`` patches,
+    after 3 batches of warm-up. The CPU time (all threads) hardly depends on what else the machine runs; the
+    wall-clock rate does."""
+    dataset = iter(training_dataset(source, scale=4, batch_size=batch_size, degradation=degradation))
+    for _ in range(3):  # warm up: threads, autotuning, tracing
         next(dataset)
-    start = time.perf_counter()
+    batches = max(1, patches // batch_size)
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(batches):
         next(dataset)
-    return batches * batch_size / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return batches * batch_size / wall, 1000 * cpu / (batches * batch_size)
+
+
+def step_demand(profile: str, path: Path = STEP_FIGURES) -> dict[str, float]:
+    """{"pretrain": patches/s, "GAN": patches/s} that ``profile``'s training step consumes in the default
+    precision, from the step benchmark's table (empty when the table or the profile's rows are missing)."""
+    if not path.is_file():
+        return {}
+    header, demand = None, {}
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if header is None and "step" in cells:
+            header = cells
+        elif header and len(cells) == len(header) and cells[0].startswith(f"{profile}:"):
+            column = next((i for i, name in enumerate(header) if name.startswith(DEFAULT_PRECISION)), None)
+            batch = re.search(r"batch (\d+)", cells[0])
+            if column is not None and batch:
+                demand[cells[header.index("step")]] = int(batch.group(1)) / float(cells[column])
+    return demand
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/train")
-    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--patches", type=int, default=480, help="patches timed per case (default: %(default)s)")
+    parser.add_argument("--degradation", nargs="+", choices=DEGRADATIONS, default=list(DEGRADATIONS))
+    parser.add_argument("--profiles", nargs="+", choices=["cpu", "gpu"], default=["cpu", "gpu"])
+    parser.add_argument("--on-the-fly", action="store_true", help="also time JPEG files decoded on the fly")
     args = parser.parse_args()
 
-    cached = PatchSource([args.data], patch_size=96, cache=True)
-    print(f"in-memory cache ({len(cached)} images): {patches_per_second(cached, args.batches):8.0f} patches/s")
+    print("| profile | HR patch | degradation | images | patches/s | CPU ms/patch | 2 cores / CPU time (patches/s) "
+          f"| step demand (patches/s, {DEFAULT_PRECISION}) |\n|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
-        for i, path in enumerate(list_image_files(args.data)):
-            try:
-                image = read_image(path)
-            except ImageReadError:
-                continue
-            Image.fromarray(image).save(Path(folder) / f"{i:06d}.jpg", quality=90)
-        streamed = PatchSource([folder], patch_size=96, cache=False)
-        print(f"JPEG decoded on the fly ({len(streamed)} files): {patches_per_second(streamed, args.batches):8.0f} patches/s")
+        if args.on_the_fly:
+            for i, path in enumerate(list_image_files(args.data)):
+                try:
+                    image = read_image(path)
+                except ImageReadError:
+                    continue
+                Image.fromarray(image).save(Path(folder) / f"{i:06d}.jpg", quality=90)
+        for profile in args.profiles:
+            size, batch = PROFILES[profile]["patch_size"], PROFILES[profile]["batch_size"]
+            demand = ", ".join(f"{step} {value:.0f}" for step, value in step_demand(profile).items()) or "?"
+            sources = {"cached": PatchSource([args.data], patch_size=size, cache=True)}
+            if args.on_the_fly:
+                sources["JPEG on the fly"] = PatchSource([folder], patch_size=size, cache=False)
+            for degradation in args.degradation:
+                for how, source in sources.items():
+                    rate, cpu_ms = patches_per_second(source, args.patches, batch, degradation)
+                    print(f"| {profile} | {size} | {degradation} | {how} | {rate:.0f} | {cpu_ms:.2f} | "
+                          f"{2000 / cpu_ms:.0f} | {demand} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """srlib: the helper library of the SRGAN course project.
 
 One module per concern: ``images`` (reading and writing), ``degradation`` (modcrop, MATLAB bicubic),
-``metrics`` (PSNR / SSIM on Y), ``benchmark`` (the standard test sets), ``download`` (getting data sets),
+``realistic`` (Real-ESRGAN's random blur, resize, noise and JPEG chain, for real photos), ``metrics`` (PSNR / SSIM on Y), ``benchmark`` (the standard test sets), ``download`` (getting data sets),
 ``data`` (the training pipeline), ``models``, ``losses``, ``training`` (recipes and the trainer),
 ``plots`` (loss curves and comparisons), ``upscale`` (any image, tile by tile; ``srlib.upscale`` itself is
 the function), ``pipeline`` (the notebooks under papermill), ``cli`` (``python -m srlib``).

@@ -9,6 +9,10 @@ channel with a border of ``scale`` shaved (``srlib.metrics``). Beside them, with
 SR image's power above the LR Nyquist frequency over the HR image's (1 = as much fine detail as HR), and
 ``colour``, the mean R, G, B of SR minus HR in grey levels. A set's figure is the mean over its images; for
 colour, the mean of each image's largest absolute channel shift (so a tint in one channel is not averaged away).
+
+``degradation`` makes the LR inputs otherwise, for models meant for real photos: "realistic" (Real-ESRGAN's chain,
+``srlib.realistic``, with a fixed seed per image, so every model and every run sees the same degraded copy of a set)
+or "jpeg50" / "jpeg75" (bicubic, then JPEG at that quality); SR is still scored against the clean HR.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .degradation import bicubic_downscale, bicubic_upscale, modcrop
+from .degradation import bicubic_downscale, bicubic_upscale, modcrop, parse_degradation
 from .errors import DataError, SrlibError
 from .files import why_missing
 from .images import list_image_files, read_image, write_image
@@ -62,6 +66,29 @@ def find_set_dir(data_dir: str | os.PathLike, name: str) -> Path:
     available = sorted({p.name for root in roots if root.is_dir() for p in root.iterdir() if p.is_dir()})
     hint = f"; folders there: {', '.join(available)}" if available else ""
     raise DataError(f"benchmark set {name!r} not found in {data_dir}{hint} (the usual sets: {', '.join(KNOWN_SETS)})")
+
+
+def lr_input(hr: np.ndarray, scale: int, degradation: str = "bicubic", name: str = "") -> np.ndarray:
+    """The LR input of a modcropped HR image under ``degradation``; ``name`` ("SET/IMAGE") seeds the realistic one."""
+    if degradation == "bicubic":
+        return bicubic_downscale(hr, scale)
+    from .realistic import degraded_lr  # TensorFlow, only when asked for
+
+    return degraded_lr(hr, scale, degradation, name)
+
+
+def lr_protocol(degradation: str, scale: int) -> str:
+    """The protocol's words for how LR inputs are made under ``degradation``."""
+    kind, quality = parse_degradation(degradation)
+    bicubic = f"MATLAB bicubic imresize(hr, 1/{scale}) of the modcropped HR"
+    if kind == "jpeg":
+        return f"{bicubic}, then JPEG at quality {quality} (TensorFlow's codec)"
+    if kind == "realistic":
+        from .realistic import EVALUATION_SEED
+
+        return (f"Real-ESRGAN's second-order degradation (srlib.realistic.REAL_ESRGAN) of the modcropped HR to 1/{scale}, "
+                f"image SET/NAME seeded by ({EVALUATION_SEED}, crc32('SET/NAME'))")
+    return bicubic
 
 
 def evaluate_image(hr: np.ndarray, upscale: Upscaler, scale: int, lr: np.ndarray | None = None
@@ -115,10 +142,16 @@ def run_benchmarks(
     scale: int,
     save_images: str | os.PathLike | None = None,
     progress: bool = True,
+    degradation: str = "bicubic",
 ) -> dict[str, dict]:
-    """Score each of ``upscalers`` ({name: upscaler}) on each named set, making each image's LR input once;
-    returns {name: benchmark JSON document}. ``save_images`` writes each SR image as
-    ``DIR/<name>/<set>/<image>.png`` (``DIR/<set>/<image>.png`` with one upscaler)."""
+    """Score each of ``upscalers`` ({name: upscaler}) on each named set, making each image's LR input once (by
+    ``degradation``: bicubic, realistic, jpeg50, jpeg75, ...); returns {name: benchmark JSON document}.
+    ``save_images`` writes each SR image as ``DIR/<name>/<set>/<image>.png`` (``DIR/<set>/<image>.png`` with one
+    upscaler)."""
+    try:
+        parse_degradation(degradation)
+    except ValueError as error:
+        raise SrlibError(str(error)) from None
     set_dirs = {name: find_set_dir(data_dir, name) for name in sets}  # fail before any work
     per_image = {model: {name: [] for name in sets} for model in upscalers}
     for name, set_dir in set_dirs.items():
@@ -129,7 +162,7 @@ def run_benchmarks(
                 raise DataError(f"{path} is {hr.shape[1]}x{hr.shape[0]}: too small to benchmark at x{scale} "
                                 f"(each side needs at least {min_hr_side(scale)} pixels)")
             hr = modcrop(hr, scale)
-            lr = bicubic_downscale(hr, scale)
+            lr = lr_input(hr, scale, degradation, f"{name}/{path.stem}")
             for model, upscale in upscalers.items():
                 psnr, ssim, sr = evaluate_image(hr, upscale, scale, lr)
                 per_image[model][name].append({
@@ -139,20 +172,27 @@ def run_benchmarks(
                 if save_images is not None:
                     folder = Path(save_images) / (model if len(upscalers) > 1 else "") / name
                     write_image(folder / f"{path.stem}.png", sr)
-    return {model: _report(model, scale, results) for model, results in per_image.items()}
+    reports = {model: _report(model, scale, results, degradation) for model, results in per_image.items()}
+    if degradation == "realistic":  # the chain's every probability and range, beside the figures it gave
+        from .realistic import settings_record
+
+        for report in reports.values():
+            report["protocol"]["realistic"] = settings_record()
+    return reports
 
 
-def _report(model: str, scale: int, per_set: dict[str, list[dict]]) -> dict:
+def _report(model: str, scale: int, per_set: dict[str, list[dict]], degradation: str = "bicubic") -> dict:
     return {
         "model": model,
         "scale": scale,
+        "degradation": degradation,
         "results": {name: {"psnr": round(float(np.mean([r["psnr"] for r in rows])), 4),
                            "ssim": round(float(np.mean([r["ssim"] for r in rows])), 5),
                            "detail": round(float(np.mean([r["detail"] for r in rows])), 4),
                            "colour": round(float(np.mean([np.abs(r["colour"]).max() for r in rows])), 3),
                            "n": len(rows), "images": rows} for name, rows in per_set.items()},
         "protocol": {
-            "lr": "MATLAB bicubic imresize(hr, 1/scale) of the modcropped HR",
+            "lr": lr_protocol(degradation, scale),
             "channel": "Y of BT.601 YCbCr (MATLAB rgb2ycbcr, uint8)",
             "shave": scale,
             "ssim": "Wang et al. 2004: gaussian 11x11, sigma 1.5, K1 0.01, K2 0.03",
@@ -197,15 +237,18 @@ def find_image(data_dir: str | os.PathLike, image: str) -> Path:
     raise DataError(f"no image {name!r} in benchmark set {set_name} (it has {', '.join(p.stem for p in files[:5])}, …)")
 
 
-def showcase(images: list[Path], upscalers: dict[str, Upscaler], scale: int) -> list[tuple[str, dict[str, np.ndarray]]]:
-    """The panels of a visual comparison: for each HR image file, the LR input, each upscaler's SR (its label
-    with this image's PSNR and detail ratio) and the HR image, titled "<set folder>/<name>"."""
+def showcase(images: list[Path], upscalers: dict[str, Upscaler], scale: int, degradation: str = "bicubic"
+             ) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """The panels of a visual comparison: for each HR image file, the LR input (made by ``degradation``, as
+    ``run_benchmarks`` makes it), each upscaler's SR (its label with this image's PSNR and detail ratio) and the HR
+    image, titled "<set folder>/<name>"."""
     scenes = []
     for path in images:
         hr = modcrop(read_image(path), scale)
-        panels = {"LR input": bicubic_downscale(hr, scale)}
+        lr = lr_input(hr, scale, degradation, f"{Path(path).parent.name}/{Path(path).stem}")
+        panels = {"LR input": lr}
         for label, upscale in upscalers.items():
-            psnr, _, sr = evaluate_image(hr, upscale, scale)
+            psnr, _, sr = evaluate_image(hr, upscale, scale, lr)
             panels[f"{label} ({psnr:.2f} dB, detail {detail_ratio(sr, hr, scale):.2f})"] = sr
         panels["HR"] = hr
         scenes.append((f"{Path(path).parent.name}/{Path(path).stem}", panels))

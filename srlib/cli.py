@@ -40,7 +40,8 @@ def _benchmark(args: argparse.Namespace) -> None:
         upscale, card = model_upscaler(model, args.scale, args.precision)
         label = SHIPPED_LABELS.get(str(model), str(model))
         upscalers[label], notes[label], ids[label] = upscale, model_note(card), str(model)
-    measured = run_benchmarks(upscalers, args.data, args.sets, args.scale, save_images=args.save_images)
+    measured = run_benchmarks(upscalers, args.data, args.sets, args.scale, save_images=args.save_images,
+                              degradation=args.degradation)
     for label, report in measured.items():
         report["model"] = ids[label]
         print(format_table(report))
@@ -53,7 +54,7 @@ def _benchmark(args: argparse.Namespace) -> None:
     if args.crops:
         from .plots import crops_figure, save_figure
 
-        save_figure(crops_figure(showcase(crop_images, upscalers, args.scale)), args.crops)
+        save_figure(crops_figure(showcase(crop_images, upscalers, args.scale, args.degradation)), args.crops)
         print(f"wrote {args.crops} ({', '.join(f'{p.parent.name}/{p.stem}' for p in crop_images)})")
 
 
@@ -106,7 +107,18 @@ def _upscale(args: argparse.Namespace) -> None:
         raise SrlibError(f"{len(done['failed'])} input(s) could not be read")
 
 
+def _evaluation_degradation(name: str) -> str:
+    from .degradation import parse_degradation
+
+    try:
+        parse_degradation(name)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return name
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .degradation import DEGRADATIONS
     from .pipeline import PROFILES
     from .precision import PRECISIONS
     from .recipes import CONTENT_LOSSES, RECIPES, TrainConfig
@@ -126,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
                        help="what the generators compute in: float32 (the reference, default) or bfloat16 (faster on "
                             "CPUs with AVX512_BF16 or AMX)")
+    bench.add_argument("--degradation", default="bicubic", type=_evaluation_degradation, metavar="HOW",
+                       help="how the LR inputs are made: bicubic (the literature's, default), realistic (Real-ESRGAN's "
+                            "chain, a fixed seed per image) or jpeg50 / jpeg75 (bicubic, then JPEG at that quality); "
+                            "SR is scored against the clean HR")
     bench.add_argument("--out", help="write the results of one model as JSON here")
     bench.add_argument("--table", metavar="MD", help="write a Markdown table of the models (beside the published "
                        "figures, at x4) here, and .csv and .json files of the same beside it")
@@ -174,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "default: %(default)s")
     train.add_argument("--xla", action=argparse.BooleanOptionalAction, default=defaults.xla,
                        help="compile the training step with XLA (faster on GPUs, slower on CPUs; default: %(default)s)")
+    train.add_argument("--degradation", default=defaults.degradation, choices=DEGRADATIONS,
+                       help="how the LR patches are made: bicubic (MATLAB's, what the benchmarks measure) or realistic "
+                            "(Real-ESRGAN's random blur, resize, noise and JPEG, twice: for real photos); "
+                            "default: %(default)s")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.set_defaults(run=_train)
 

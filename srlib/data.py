@@ -7,7 +7,9 @@ resumes the data exactly, with nothing to store but the step: the step *is* the 
 Small sets are decoded once and kept in memory; large ones (COCO, DIV2K) are decoded on the fly in
 parallel. Either way every file goes through ``srlib.images.read_image``, and unreadable or too-small
 files are skipped with a logged warning. LR patches are made inside the graph by the same MATLAB-style
-bicubic as the evaluation, so the network trains on exactly the kind of input it is tested on.
+bicubic as the evaluation, so the network trains on exactly the kind of input it is tested on; with
+``degradation="realistic"`` they are made instead by Real-ESRGAN's random chain (``srlib.realistic``), whose
+every draw for sample ``k`` is seeded by ``(seed, k)`` too.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from .degradation import bicubic_downscale_tf
+from .degradation import DEGRADATIONS, bicubic_downscale_tf
 from .errors import DataError, ImageReadError
 from .images import list_image_files, read_image, read_image_folder
 
@@ -129,14 +131,19 @@ def training_dataset(
     batch_size: int = 16,
     start_step: int = 0,
     parallel_calls: int | None = None,
+    degradation="bicubic",
 ) -> tf.data.Dataset:
     """Endless batches of (lr, hr) float32 in [0, 1], from step ``start_step`` on.
 
-    HR is (B, P, P, 3); LR is (B, P / scale, P / scale, 3) made in the graph by MATLAB bicubic.
+    HR is (B, P, P, 3); LR is (B, P / scale, P / scale, 3) made in the graph by ``degradation``: "bicubic"
+    (MATLAB's), "realistic" (Real-ESRGAN's chain, ``srlib.realistic.REAL_ESRGAN``) or a
+    ``srlib.realistic.DegradationSettings`` of one's own; either way LR values are whole grey levels / 255.
     """
     size = source.patch_size
     if size % scale:
         raise DataError(f"patch size {size} is not a multiple of the scale {scale}")
+    if isinstance(degradation, str) and degradation not in DEGRADATIONS:
+        raise DataError(f"unknown degradation {degradation!r}; choose one of {', '.join(DEGRADATIONS)}")
 
     def load(k):
         patch = tf.numpy_function(source.patch, [k], tf.uint8, stateful=False)
@@ -150,6 +157,25 @@ def training_dataset(
     options = tf.data.Options()
     options.deterministic = True
     calls = parallel_calls or tf.data.AUTOTUNE
+    if degradation != "bicubic":
+        from .realistic import REAL_ESRGAN, degrade, sample_seed
+
+        settings = REAL_ESRGAN if degradation == "realistic" else degradation
+
+        @tf.autograph.experimental.do_not_convert  # plain tf.cond inside: converting it only slows the tracing
+        def degraded_pair(k):  # one sample at a time: each draws its own sizes, so they batch only at the end
+            hr = load(k)
+            lr = tf.ensure_shape(degrade(hr, scale, sample_seed(source.seed, k), settings),
+                                 (size // scale, size // scale, 3))
+            return tf.cast(lr, tf.float32) / 255.0, tf.cast(hr, tf.float32) / 255.0
+
+        return (
+            tf.data.Dataset.range(start_step * batch_size, np.iinfo(np.int64).max)
+            .map(degraded_pair, num_parallel_calls=calls, deterministic=True)
+            .batch(batch_size, drop_remainder=True)
+            .prefetch(tf.data.AUTOTUNE)
+            .with_options(options)
+        )
     return (
         tf.data.Dataset.range(start_step * batch_size, np.iinfo(np.int64).max)
         .map(load, num_parallel_calls=calls, deterministic=True)

@@ -7,6 +7,7 @@ atomically; nothing here trains or evaluates.
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -375,6 +376,25 @@ def image_grid(images: list[np.ndarray], titles: list[str] | None = None, column
             ax.imshow(images[i], interpolation="nearest")
             if titles:
                 ax.set_title(titles[i], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_degradation_steps(steps: list[dict], columns: int = 6, size: float = 2.3):
+    """The realistic degradation of one image step by step (``srlib.realistic.degradation_steps``): each
+    intermediate image at the same display size, so that a shrunken one shows its pixels, titled with its step,
+    what was drawn for it and its size."""
+    rows = max(1, -(-len(steps) // columns))
+    columns = min(columns, max(1, len(steps)))
+    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, (size + 0.45) * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < len(steps):
+            step = steps[i]
+            height, width = step["image"].shape[:2]
+            ax.imshow(step["image"], interpolation="nearest")
+            detail = textwrap.fill(step["detail"], int(size * 14))
+            ax.set_title(f"{i}. {step['step']} ({width}x{height})\n{detail}", fontsize=8)
     fig.tight_layout()
     return fig
 

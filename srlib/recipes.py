@@ -133,6 +133,7 @@ class TrainConfig:
     batch_size: int = 16
     patch_size: int = 96
     seed: int = 0
+    degradation: str = "bicubic"  # how LR patches are made: bicubic (MATLAB's) or realistic (srlib.realistic)
     # the losses and the optimizer
     content_loss: str | None = None  # mse, vgg22, vgg54 (the paper's), vgg16_22, vgg16_53 (the report's)
     vgg_weights: str | None = "imagenet"  # "imagenet", a local .h5 file, None (random: tests only), "auto"

@@ -60,7 +60,7 @@ def _figure(value, digits: int) -> str:
 def markdown_table(report: dict) -> str:
     """A Markdown table of a benchmark report (with the published figures when the model is bicubic, and the
     detail ratio and colour shift when the report has them)."""
-    published = report["model"] == "bicubic" and report["scale"] == 4
+    published = report["model"] == "bicubic" and report["scale"] == 4 and _degradation(report) == "bicubic"
     detail = _has_detail(report)
     header = ("| set | images | PSNR (dB) | SSIM |" + (" published |" if published else "")
               + (" detail (HR = 1) | colour shift (grey levels) |" if detail else ""))
@@ -76,11 +76,17 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _degradation(report: dict) -> str:
+    """How a report's LR inputs were made (reports from before the setting: bicubic)."""
+    return report.get("degradation", "bicubic")
+
+
 def format_table(report: dict) -> str:
     """A plain-text table of a benchmark report (with detail and colour when it has them)."""
     detail = _has_detail(report)
+    degraded = "" if _degradation(report) == "bicubic" else f"   LR: {_degradation(report)}"
     lines = [
-        f"model: {report['model']}   scale: x{report['scale']}   (Y channel, shave {report['scale']})",
+        f"model: {report['model']}   scale: x{report['scale']}{degraded}   (Y channel, shave {report['scale']})",
         f"{'set':<10} {'n':>4} {'PSNR (dB)':>10} {'SSIM':>8}" + (f" {'detail':>7} {'colour':>7}" if detail else ""),
     ]
     for name, row in report["results"].items():
@@ -171,13 +177,18 @@ def comparison_csv(rows: list[dict], sets: list[str]) -> str:
 def comparison_table(measured: dict[str, dict], notes: dict[str, str], sets: list[str], scale: int) -> str:
     """The Markdown table of measured reports ({label: report}) beside the published figures (at x4 only),
     headed by the random-VGG warning when a model trained against random VGG features, and followed by the
-    measured models' detail ratios and colour shifts when the reports have them."""
-    rows = comparison_rows(measured, notes, published=scale == 4)
+    measured models' detail ratios and colour shifts when the reports have them. The published rows (bicubic LR)
+    are left out when the LR inputs were degraded otherwise, and the table then says how."""
+    degradations = {_degradation(report) for report in measured.values()}
+    rows = comparison_rows(measured, notes, published=scale == 4 and degradations == {"bicubic"})
     table = comparison_markdown(rows, sets)
     detail = comparison_detail_markdown(rows, sets)
     if detail:
         table += "\n\n" + detail
-    if scale != 4:
+    if degradations != {"bicubic"}:
+        protocol = next(iter(measured.values())).get("protocol", {}).get("lr", ", ".join(sorted(degradations)))
+        table = f"LR inputs: {protocol} (scored against the clean HR; published figures are for bicubic LR)\n\n" + table
+    elif scale != 4:
         table = f"x{scale} (the published rows are x4 figures, so none are shown)\n\n" + table
     if any("RANDOM VGG" in note for note in notes.values()):
         table = RANDOM_VGG_NOTE + "\n\n" + table
@@ -190,6 +201,7 @@ def write_comparison(path: str | os.PathLike, measured: dict[str, dict], notes: 
     path = Path(path)
     table = comparison_table(measured, notes, sets, scale)
     write_text(path, table + "\n")
-    write_text(path.with_suffix(".csv"), comparison_csv(comparison_rows(measured, notes, published=scale == 4), sets))
+    published = scale == 4 and {_degradation(report) for report in measured.values()} == {"bicubic"}
+    write_text(path.with_suffix(".csv"), comparison_csv(comparison_rows(measured, notes, published=published), sets))
     write_json(path.with_suffix(".json"), {"reports": list(measured.values())})
     return table

@@ -45,7 +45,7 @@ RESTART_HOW = "--restart (restart=True; fresh = True in a chapter)"
 
 # Settings that change what a checkpoint holds or what a step computes: a stage resumes only with the same
 # values (the learning rate may change, and is recorded step by step; an EMA may be added).
-RESUME_FIXED = ("scale", "blocks", "filters", "batch_norm", "patch_size", "batch_size", "seed",
+RESUME_FIXED = ("scale", "blocks", "filters", "batch_norm", "patch_size", "batch_size", "seed", "degradation",
                 "vgg_weights", "content_loss", "tv_weight", "adversarial_weight", "label_smoothing", "label_flip")
 KEEP_CHECKPOINTS = 2
 
@@ -461,6 +461,7 @@ def checkpoint_steps(checkpoint_dir: str | os.PathLike) -> list[int]:
 def changed_settings(before: dict, now: dict, stage) -> dict[str, tuple]:
     """The settings (``TrainConfig`` dicts) a stage cannot resume with: {name: (value it was trained with, value
     now)}, comparing what ``stage`` (a recipe ``Stage``, or None) would use; an EMA may be added, not dropped."""
+    before = {"degradation": "bicubic", **before}  # stages started before the setting existed were bicubic
     old, new = effective_settings(before, stage), effective_settings(now, stage)
     fixed = [k for k in RESUME_FIXED if k in before]
     if not (CONTENT_LOSSES.get(old.get("content_loss")) or CONTENT_LOSSES.get(new.get("content_loss"))):

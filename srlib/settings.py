@@ -14,6 +14,7 @@ import math
 import numbers
 from collections.abc import Callable, Mapping
 
+from .degradation import DEGRADATIONS
 from .errors import SrlibError
 from .model_card import MAX_BLOCKS, MAX_FILTERS, SCALES
 
@@ -128,6 +129,7 @@ SETTINGS: dict[str, Check] = {
     "patch_size": integer(2),
     "seed": integer(0),
     "training_sets": text_list,
+    "degradation": one_of(list(DEGRADATIONS)),
     # the losses and the optimizer
     "content_loss": optional(one_of(_content_losses)),
     "vgg_weights": optional(text),  # "imagenet", "auto", "none" or a file (whose loading names it when missing)

@@ -440,10 +440,15 @@ def train_stage(recipe: str, stage: str, data, run_dir: str | os.PathLike, steps
         source = PatchSource([data] if isinstance(data, (str, os.PathLike)) else list(data),
                              patch_size=config.patch_size, seed=config.seed)
         trainer.training_data = source.summary()
+        if config.degradation == "realistic":  # the card says which chain made its LR patches
+            from .realistic import settings_record
+
+            trainer.training_data["degradation"] = {"realistic": settings_record()}
     except BaseException:
         trainer.close()
         raise
-    trainer.fit(lambda start: training_dataset(source, config.scale, config.batch_size, start), steps)
+    trainer.fit(lambda start: training_dataset(source, config.scale, config.batch_size, start,
+                                               degradation=config.degradation), steps)
     return trainer
 
 
