@@ -327,10 +327,12 @@ class RunFolder:
         is a one-line error naming the folder and the last step saved, and leaves the previous checkpoints as
         they were: what the failed save wrote is deleted, so the next run resumes from the previous one."""
         previous = self.checkpoints()
+        written = False
         try:
             self._write_state()  # the manager reads it first
             manager = tf.train.CheckpointManager(checkpoint, self.checkpoint_dir, max_to_keep=KEEP_CHECKPOINTS)
             manager.save(checkpoint_number=step)
+            written = True
             for old in self.checkpoints()[KEEP_CHECKPOINTS:]:  # also those a lost state file no longer listed
                 for part in self.checkpoint_dir.glob(old.name + ".*"):
                     part.unlink()
@@ -341,6 +343,10 @@ class RunFolder:
             kept = (f"the previous checkpoint {previous[0].name} (step {previous[0].name.removeprefix('ckpt-')}) is "
                     "intact: rerun the same command to continue from it" if previous else "none was saved before")
             raise SrlibError(f"could not save a checkpoint in {self.checkpoint_dir} ({reason}); {kept}") from None
+        except KeyboardInterrupt:  # a second Ctrl-C while saving: a half-written newest checkpoint must not stay
+            if not written:
+                self._discard_failed_save(step, previous)
+            raise
 
     def _discard_failed_save(self, step: int, previous: list[Path]) -> None:
         """Delete what a failed save of ``ckpt-<step>`` left (its files, TensorFlow's ``ckpt-<step>_temp`` and

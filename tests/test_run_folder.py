@@ -348,3 +348,26 @@ def test_leftovers_of_killed_saves_are_removed_when_a_run_starts(tmp_path):
     RunFolder(tmp_path, "mse").close()
     assert not any(path.exists() for path in leftovers) and not (stage / "checkpoints" / "ckpt-4_temp").exists()
     assert all(path.exists() for path in kept) and being_written.exists()
+
+
+def test_a_second_ctrl_c_during_a_save_leaves_no_half_written_newest_checkpoint(tmp_path, monkeypatch, caplog):
+    folder = RunFolder(tmp_path, "mse")
+    step = tf.Variable(2, dtype=tf.int64)
+    checkpoint = tf.train.Checkpoint(step=step)
+    folder.save(checkpoint, 2)
+
+    def interrupted(self, checkpoint_number=None, **kwargs):  # Ctrl-C while TensorFlow writes the files
+        (folder.checkpoint_dir / f"ckpt-{checkpoint_number}_temp").mkdir()
+        (folder.checkpoint_dir / f"ckpt-{checkpoint_number}.data-00000-of-00001").write_bytes(b"\0" * 10)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", interrupted)
+    step.assign(4)
+    with pytest.raises(KeyboardInterrupt):
+        folder.save(checkpoint, 4)
+    monkeypatch.undo()
+    assert not list(folder.checkpoint_dir.glob("ckpt-4*"))
+    with caplog.at_level(logging.WARNING):
+        assert folder.restore(checkpoint).name == "ckpt-2"
+    assert int(step.numpy()) == 2 and not caplog.records  # the newest is the last complete one, nothing damaged
+    folder.close()
