@@ -17,6 +17,8 @@ or "jpeg50" / "jpeg75" (bicubic, then JPEG at that quality); SR is still scored 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -27,13 +29,14 @@ from tqdm.auto import tqdm
 
 from .degradation import bicubic_downscale, bicubic_upscale, modcrop, parse_degradation
 from .errors import DataError, SrlibError
-from .files import why_missing
+from .files import why_missing, write_json
 from .images import list_image_files, read_image, write_image
 from .metrics import colour_shift, detail_ratio, psnr_y, ssim_y
 
 log = logging.getLogger(__name__)
 
 KNOWN_SETS = ("Set5", "Set14", "BSD100", "Urban100")
+SHIPPED_RESULTS = Path(__file__).resolve().parent / "weights" / "results"  # ResultCache of the shipped models
 
 MIN_SIDE = 11  # SSIM's gaussian window
 
@@ -143,11 +146,13 @@ def run_benchmarks(
     save_images: str | os.PathLike | None = None,
     progress: bool = True,
     degradation: str = "bicubic",
+    cache: "ResultCache | None" = None,
 ) -> dict[str, dict]:
     """Score each of ``upscalers`` ({name: upscaler}) on each named set, making each image's LR input once (by
     ``degradation``: bicubic, realistic, jpeg50, jpeg75, ...); returns {name: benchmark JSON document}.
     ``save_images`` writes each SR image as ``DIR/<name>/<set>/<image>.png`` (``DIR/<set>/<image>.png`` with one
-    upscaler)."""
+    upscaler). With ``cache``, an upscaler it knows (by its weights' hash) is not run again on a set it has
+    scored before (the same files, scale and degradation), and what is measured is added to it."""
     try:
         parse_degradation(degradation)
     except ValueError as error:
@@ -156,14 +161,20 @@ def run_benchmarks(
     per_image = {model: {name: [] for name in sets} for model in upscalers}
     for name, set_dir in set_dirs.items():
         files = list_image_files(set_dir, recursive=False)
-        for path in tqdm(files, desc=f"{name} x{scale}", unit="img", disable=None if progress else True, leave=False):
+        known = {} if cache is None or save_images is not None else {
+            model: rows for model in upscalers
+            if (rows := cache.get(model, name, files, scale, degradation)) is not None}
+        per_image.update({model: {**per_image[model], name: rows} for model, rows in known.items()})
+        to_run = {model: upscale for model, upscale in upscalers.items() if model not in known}
+        for path in tqdm(files if to_run else [], desc=f"{name} x{scale}", unit="img",
+                         disable=None if progress else True, leave=False):
             hr = read_image(path)
             if min(hr.shape[:2]) < min_hr_side(scale):
                 raise DataError(f"{path} is {hr.shape[1]}x{hr.shape[0]}: too small to benchmark at x{scale} "
                                 f"(each side needs at least {min_hr_side(scale)} pixels)")
             hr = modcrop(hr, scale)
             lr = lr_input(hr, scale, degradation, f"{name}/{path.stem}")
-            for model, upscale in upscalers.items():
+            for model, upscale in to_run.items():
                 psnr, ssim, sr = evaluate_image(hr, upscale, scale, lr)
                 per_image[model][name].append({
                     "image": path.stem, "psnr": round(psnr, 4), "ssim": round(ssim, 5),
@@ -172,6 +183,9 @@ def run_benchmarks(
                 if save_images is not None:
                     folder = Path(save_images) / (model if len(upscalers) > 1 else "") / name
                     write_image(folder / f"{path.stem}.png", sr)
+        if cache is not None:
+            for model in to_run:
+                cache.put(model, name, files, scale, degradation, per_image[model][name])
     reports = {model: _report(model, scale, results, degradation) for model, results in per_image.items()}
     if degradation == "realistic":  # the chain's every probability and range, beside the figures it gave
         from .realistic import settings_record
@@ -179,6 +193,63 @@ def run_benchmarks(
         for report in reports.values():
             report["protocol"]["realistic"] = settings_record()
     return reports
+
+
+class ResultCache:
+    """Per-image results already measured, so that a model that has not changed is not scored again (chapter 6 and
+    ``make results`` score the shipped models on every run). ``folder`` holds one JSON file per weights file, named
+    by its SHA-256 and precision; an entry is keyed by the set's name, the hash of its files' bytes, the scale, the
+    degradation and ``VERSION`` (raise it when what is measured per image changes). ``models`` maps the names
+    given to ``run_benchmarks`` to (weights file, precision); others are always run. With ``write=False`` nothing
+    new is kept. The shipped models' results are kept beside them (``SHIPPED_RESULTS``, written by ``make results``,
+    read by chapter 6)."""
+
+    VERSION = 1
+
+    def __init__(self, folder: str | os.PathLike, models: dict[str, tuple[str | os.PathLike, str]], write: bool = True):
+        self.folder, self.write = Path(folder), write
+        self.files = {name: self.folder / f"{_sha256([Path(weights)])[:16]}-{precision}.json"
+                      for name, (weights, precision) in models.items()}
+        self._set_hashes: dict[tuple, str] = {}
+
+    def _key(self, set_name: str, files: list[Path], scale: int, degradation: str) -> str:
+        files_key = tuple(files)
+        if files_key not in self._set_hashes:
+            self._set_hashes[files_key] = _sha256(files)[:16]
+        return f"{set_name}|{self._set_hashes[files_key]}|x{scale}|{degradation}|v{self.VERSION}"
+
+    def get(self, model: str, set_name: str, files: list[Path], scale: int, degradation: str) -> list | None:
+        """The per-image rows ``model`` got on that set before, or None (unknown model, or not measured)."""
+        if model not in self.files or not self.files[model].is_file():
+            return None
+        try:
+            entries = json.loads(self.files[model].read_text()).get("entries", {})
+        except (OSError, ValueError, AttributeError):
+            return None  # a damaged file is measured again, and rewritten
+        rows = entries.get(self._key(set_name, files, scale, degradation))
+        return rows if isinstance(rows, list) and len(rows) == len(files) else None
+
+    def put(self, model: str, set_name: str, files: list[Path], scale: int, degradation: str, rows: list) -> None:
+        if model not in self.files or not self.write:
+            return
+        path = self.files[model]
+        try:
+            entries = json.loads(path.read_text()).get("entries", {}) if path.is_file() else {}
+        except (OSError, ValueError, AttributeError):
+            entries = {}
+        entries[self._key(set_name, files, scale, degradation)] = rows
+        write_json(path, {"entries": dict(sorted(entries.items()))})
+
+
+def _sha256(files: list[Path]) -> str:
+    """The SHA-256 of the files' names and bytes, in order."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def _report(model: str, scale: int, per_set: dict[str, list[dict]], degradation: str = "bicubic") -> dict:

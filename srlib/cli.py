@@ -17,7 +17,7 @@ from .errors import SrlibError, Stopped
 
 
 def _benchmark(args: argparse.Namespace) -> None:
-    from .benchmark import find_image, find_set_dir, model_upscaler, run_benchmarks, showcase
+    from .benchmark import ResultCache, find_image, find_set_dir, model_upscaler, run_benchmarks, showcase
     from .files import write_json
     from .images import list_image_files
     from .reporting import SHIPPED_LABELS, format_table, model_note, write_comparison
@@ -40,8 +40,14 @@ def _benchmark(args: argparse.Namespace) -> None:
         upscale, card = model_upscaler(model, args.scale, args.precision)
         label = SHIPPED_LABELS.get(str(model), str(model))
         upscalers[label], notes[label], ids[label] = upscale, model_note(card), str(model)
+    cache = None
+    if args.results_cache:  # each model with weights: its file and precision
+        from .upscale import weights_path
+
+        cache = ResultCache(args.results_cache, {label: (weights_path(ids[label]), args.precision)
+                                                 for label in upscalers if ids[label] != "bicubic"})
     measured = run_benchmarks(upscalers, args.data, args.sets, args.scale, save_images=args.save_images,
-                              degradation=args.degradation)
+                              degradation=args.degradation, cache=cache)
     for label, report in measured.items():
         report["model"] = ids[label]
         print(format_table(report))
@@ -148,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--crops", metavar="PNG", help="write a figure of zoomed crops (LR, each model, HR) here")
     bench.add_argument("--crop-images", nargs="+", metavar="SET/NAME",
                        help="the images of --crops, e.g. Set14/comic (default: the first image of each set)")
+    bench.add_argument("--results-cache", metavar="DIR", help="reuse the per-image results of models (by their "
+                       "weights' hash) on sets already scored, kept in DIR, and add new ones (make results: the "
+                       "shipped models' own, in srlib/weights/results)")
     bench.add_argument("--save-images", metavar="DIR", help="write each SR image as DIR/<set>/<name>.png "
                        "(DIR/<model>/<set>/<name>.png with several models)")
     bench.set_defaults(run=_benchmark)

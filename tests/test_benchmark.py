@@ -283,3 +283,43 @@ def test_the_source_note_counts_the_steps_of_the_run_a_model_started_from():
     assert folded.provenance() == "paper/mse, 4500 steps with batch norm + 2750 without on BSD200+T91"
     assert ModelCard(**card, initialised_from={"steps": 100}).provenance() == "paper/mse, 100 + 2750 steps on BSD200+T91"
     assert ModelCard(**card, vgg_weights="random").provenance().endswith("RANDOM VGG features (no ImageNet weights)")
+
+
+def test_a_model_already_scored_on_a_set_is_not_run_again(tiny_sets, small_generator, tmp_path, capsys):
+    from srlib.benchmark import ResultCache, model_upscaler, run_benchmarks
+
+    upscale, _ = model_upscaler(small_generator, 4)
+    calls = []
+
+    def counted(lr):
+        calls.append(lr.shape)
+        return upscale(lr)
+
+    cache = tmp_path / "results"
+    first = run_benchmarks({"mine": counted}, tiny_sets, ["Set5", "Set14"], 4,
+                           cache=ResultCache(cache, {"mine": (small_generator, "float32")}))
+    assert len(calls) == 3 and len(list(cache.glob("*-float32.json"))) == 1
+    again = run_benchmarks({"mine": counted}, tiny_sets, ["Set5", "Set14"], 4,
+                           cache=ResultCache(cache, {"mine": (small_generator, "float32")}))
+    assert len(calls) == 3 and again == first  # nothing run, the same report
+    # another image in a set, another precision or other weights: measured again
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(tiny_sets / "benchmark" / "Set14" / "img9.png")
+    run_benchmarks({"mine": counted}, tiny_sets, ["Set5", "Set14"], 4,
+                   cache=ResultCache(cache, {"mine": (small_generator, "float32")}))
+    assert len(calls) == 3 + 2  # Set14 only
+    run_benchmarks({"mine": counted}, tiny_sets, ["Set5"], 4,
+                   cache=ResultCache(cache, {"mine": (small_generator, "bfloat16")}))
+    assert len(calls) == 5 + 2
+    small_generator.write_bytes(small_generator.read_bytes() + b"\0")
+    run_benchmarks({"mine": counted}, tiny_sets, ["Set5"], 4, cache=ResultCache(cache, {"mine": (small_generator, "float32")}))
+    assert len(calls) == 7 + 2
+    # the command line: --results-cache reuses what is there (bicubic is always run)
+    out = tmp_path / "cli.json"
+    assert main(["benchmark", "--weights", str(small_generator), "--data", str(tiny_sets), "--sets", "Set5",
+                 "--results-cache", str(cache), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["results"]["Set5"]["n"] == 2
+    # a cache only read (chapter 6 reading the shipped models' results) keeps nothing new
+    before = sorted(p.read_bytes() for p in cache.iterdir())
+    run_benchmarks({"mine": counted}, tiny_sets, ["Set5"], 4,
+                   cache=ResultCache(cache, {"mine": (small_generator, "bfloat16x")}, write=False))
+    assert sorted(p.read_bytes() for p in cache.iterdir()) == before
