@@ -108,6 +108,42 @@ def test_parameters_by_part_add_up_and_the_residual_block_adds_its_branch(tiny_g
     assert out.shape == (12, 12, 8) and np.allclose(out, x + branch, atol=1e-5)
 
 
+def _texts(figure) -> list:
+    """The figure's non-empty text artists (titles and labels included)."""
+    import matplotlib.text
+
+    return [t for t in figure.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+
+
+def _overlapping(figure) -> list[tuple[str, str]]:
+    """Pairs of texts of ``figure`` whose drawn boxes overlap."""
+    renderer = figure.canvas.get_renderer()
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in _texts(figure)]
+    return [(a, b) for i, (a, box) in enumerate(boxes) for b, other in boxes[i + 1:] if box.overlaps(other)]
+
+
+def test_the_network_diagrams_show_every_step_with_the_shapes_the_network_computes(tiny_generator):
+    from srlib.models import discriminator as build_discriminator
+
+    shapes = networks.layer_shapes(tiny_generator, 6)
+    assert shapes["up0_conv"] == (6, 6, 32) and shapes["up1_prelu"] == (24, 24, 8) and shapes["from_pm1"] == (24, 24, 3)
+    figure = networks.draw_generator(tiny_generator, lr_size=6)
+    words = [t.get_text() for t in _texts(figure)]
+    for text in ("6×6×3", "6×6×8", "6×6×32", "12×12×8", "24×24×3", "long skip", "residual block 2: F(x)",
+                 "batch norm", "x + F(x)"):
+        assert text in words, text
+    assert words.count("pixel shuffle ×2, PReLU") == 2
+    figure = networks.draw_discriminator(build_discriminator(32))
+    words = [t.get_text() for t in _texts(figure)]
+    assert "3×3 conv, 512 filters, stride 2, BN, LReLU" in words and "2×2×512" in words and "2,048" in words
+    for figure in (networks.draw_generator(tiny_generator, 6), networks.draw_discriminator(build_discriminator(32))):
+        assert not _overlapping(figure)
+        assert min(t.get_fontsize() for t in _texts(figure)) >= 10  # no caption smaller than the body text
+    code = networks.builder_source("generator")
+    assert code.startswith("```python\n") and "def generator(" in code and "class SubpixelUpsampling" in code
+    assert "def discriminator(" in networks.builder_source("discriminator")
+
+
 def test_an_output_pixel_depends_on_the_lr_pixels_of_the_receptive_field_only(tiny_generator):
     radius = receptive_radius(tiny_generator.architecture)
     influence = pretrain.input_influence(tiny_generator, size=2 * radius + 9)
@@ -248,6 +284,16 @@ def test_the_plan_agrees_with_what_the_trainer_then_does(data_dir, tmp_path):
 
 
 # ---- the notebooks: an exercise of each training chapter, in the smoke profile ------------------------
+
+
+@pytest.mark.parametrize("name, network", [("02_pretrain_sr_vgg", "generator"),
+                                           ("03_pretrain_discriminator", "discriminator")])
+def test_chapters_2_and_3_show_their_network_as_code_and_diagram_not_as_a_keras_summary(name, network):
+    notebook = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    assert ".summary(" not in code
+    assert f'networks.builder_source("{network}")' in code and f"networks.draw_{network}(network" in code
+    assert "networks.parameter_table(network)" in code  # the compact table stays
 
 
 @pytest.mark.parametrize("name", ["01_data_prep", "02_pretrain_sr_vgg", "03_pretrain_discriminator"])
