@@ -1,8 +1,9 @@
 """Figures of images, and writing any figure: grids, zoomed crops and comparisons, the samples a run saved,
 curves of a small computation, and ``save_figure``.
 
-The CLI (``benchmark --crops``), the tools and the chapters use them alike; curves of a run's history are in
-``srlib.plots``, each chapter's own illustrations in ``srlib.course``. Every function returns a matplotlib
+The CLI (``benchmark --crops``), the tools and the chapters use them alike. Curves of a run's history are in
+``srlib.plots`` (a figure of images and a figure of a history share nothing but ``save_figure``, and together they
+made one module of 800 lines), each chapter's own illustrations in ``srlib.course``. Every function returns a matplotlib
 ``Figure`` (so a notebook shows it); nothing here trains or evaluates.
 """
 

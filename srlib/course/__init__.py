@@ -11,7 +11,8 @@
 Each chapter module holds both the chapter's small computations (numbers and arrays from a few images or a
 network) and the figures that draw them, so that a reader of chapter N who wonders what a call does opens one
 file, the one named after the chapter, and finds it whole. The networks have a module of their own because two
-chapters show them the same way. Chapters 4 and 5 have none: everything they draw is what a run's tools draw
-too, the training curves (``srlib.plots``) and image figures (``srlib.figures``), which stay outside this
-package so that the CLI and the tools never import the course.
+chapters show them the same way. Chapters 4 and 5 have none: everything they draw is drawn by the library's
+general figures too, the training curves of a run (``srlib.plots``, which ``tools/plot_history.py`` draws) and
+image grids, zoomed crops and curves of a small computation (``srlib.figures``, which ``python -m srlib benchmark
+--crops`` draws); those stay outside this package, so that the CLI and the tools never import the course.
 """
