@@ -19,7 +19,8 @@ from pathlib import Path
 from srlib.files import write_json, write_text
 import matplotlib.pyplot as plt
 
-from srlib.plots import read_history, save_figure, series
+from srlib.figures import save_figure
+from srlib.plots import read_history, series
 from srlib.recipes import TrainConfig
 from srlib.training import train_stage
 

@@ -3,7 +3,8 @@
 One module per concern: ``images`` (reading and writing), ``degradation`` (modcrop, MATLAB bicubic),
 ``realistic`` (Real-ESRGAN's random blur, resize, noise and JPEG chain, for real photos), ``metrics`` (PSNR / SSIM on Y), ``benchmark`` (the standard test sets), ``download`` (getting data sets),
 ``data`` (the training pipeline), ``models``, ``losses``, ``training`` (recipes and the trainer),
-``plots`` (loss curves and comparisons), ``upscale`` (any image, tile by tile; ``srlib.upscale`` itself is
+``plots`` (a run's training curves), ``figures`` (image grids, zoomed crops, ``save_figure``),
+``course`` (what each course chapter computes and draws beside the runs), ``upscale`` (any image, tile by tile; ``srlib.upscale`` itself is
 the function), ``pipeline`` (the notebooks under papermill), ``cli`` (``python -m srlib``).
 """
 

@@ -58,7 +58,7 @@ def _benchmark(args: argparse.Namespace) -> None:
         table = write_comparison(args.table, measured, notes, args.sets, args.scale)
         print(f"{table}\nwrote {args.table} and its .csv and .json")
     if args.crops:
-        from .plots import crops_figure, save_figure
+        from .figures import crops_figure, save_figure
 
         save_figure(crops_figure(showcase(crop_images, upscalers, args.scale, args.degradation)), args.crops)
         print(f"wrote {args.crops} ({', '.join(f'{p.parent.name}/{p.stem}' for p in crop_images)})")

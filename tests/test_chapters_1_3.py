@@ -1,4 +1,4 @@
-"""Chapters 1-3 of the course: what their small computations show (srlib.explain), how the training cells say what
+"""Chapters 1-3 of the course: what their small computations show (srlib.course), how the training cells say what
 they are about to do (srlib.stage_plan), how chapter 1 gets its data offline (srlib.download.data_plan), and an
 exercise setting of each training chapter run through papermill in the smoke profile."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srlib import explain
+from srlib.course import data_prep, discriminator, networks, pretrain
 from srlib.download import DownloadError, data_plan, get_data
 from srlib.metrics import psnr_y
 from srlib.model_card import ModelCard
@@ -32,22 +32,22 @@ def _smooth_image(seed: int, size: int = 96) -> np.ndarray:
 def test_a_linear_upscaler_learns_its_own_degradation_and_loses_on_another():
     train = [_smooth_image(s) for s in range(6)]
     test = [_smooth_image(s) for s in range(10, 13)]
-    makers = explain.lr_makers(4)
-    table = explain.mismatch_table(train, test, makers, 4)
+    makers = data_prep.lr_makers(4)
+    table = data_prep.mismatch_table(train, test, makers, 4)
     matched, names = table["trained on MATLAB bicubic"], list(makers)
-    bicubic = explain.bicubic_psnr(test, makers["MATLAB bicubic"], 4)
+    bicubic = data_prep.bicubic_psnr(test, makers["MATLAB bicubic"], 4)
     assert table["bicubic (nothing learned)"]["MATLAB bicubic"] == pytest.approx(bicubic)
     assert matched["MATLAB bicubic"] > bicubic  # it learns something bicubic does not know
     for name in names:  # each model is best on the degradation it learned, by a margin off the diagonal
         row = table[f"trained on {name}"]
         assert max(row, key=row.get) == name
     assert matched["every 4th pixel"] < matched["MATLAB bicubic"] - 2
-    assert list(explain.lr_makers(2))[-1] == "every 2nd pixel"
+    assert list(data_prep.lr_makers(2))[-1] == "every 2nd pixel"
 
 
 def test_orientations_are_the_eight_flips_and_turns():
     patch = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(4, 4, 3)
-    variants = explain.orientations(patch)
+    variants = data_prep.orientations(patch)
     assert len(variants) == 8 and len({v.tobytes() for v in variants.values()}) == 8
     assert np.array_equal(variants["as cropped"], patch)
     assert np.array_equal(variants["flipped, turned 90°"], np.rot90(patch[:, ::-1]))
@@ -90,7 +90,7 @@ def tiny_generator():
 
 
 def test_the_sub_pixel_shuffle_moves_each_value_once():
-    x, y = explain.subpixel_example(factor=2, size=2, channels=1)
+    x, y = pretrain.subpixel_example(factor=2, size=2, channels=1)
     assert y.shape == (4, 4, 1) and sorted(y.ravel()) == list(range(16))
     for i in range(4):
         for j in range(4):  # output (2i + a, 2j + b) is input (i, j) of channel 2a + b
@@ -98,19 +98,55 @@ def test_the_sub_pixel_shuffle_moves_each_value_once():
 
 
 def test_parameters_by_part_add_up_and_the_residual_block_adds_its_branch(tiny_generator):
-    rows = explain.parameter_table(tiny_generator)
+    rows = networks.parameter_table(tiny_generator)
     trainable = sum(int(np.prod(w.shape)) for w in tiny_generator.trainable_weights)
     assert sum(r["trainable"] for r in rows) == trainable
     assert {r["part"].split(":")[0]: r["count"] for r in rows}["residual blocks"] == 2
-    assert "| **all** |" in explain.parameter_markdown(rows)
-    parts = explain.residual_parts(tiny_generator, np.random.default_rng(0).uniform(size=(12, 12, 3)), block=1)
+    assert "| **all** |" in networks.parameter_markdown(rows)
+    parts = pretrain.residual_parts(tiny_generator, np.random.default_rng(0).uniform(size=(12, 12, 3)), block=1)
     x, branch, out = parts.values()
     assert out.shape == (12, 12, 8) and np.allclose(out, x + branch, atol=1e-5)
 
 
+def _texts(figure) -> list:
+    """The figure's non-empty text artists (titles and labels included)."""
+    import matplotlib.text
+
+    return [t for t in figure.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+
+
+def _overlapping(figure) -> list[tuple[str, str]]:
+    """Pairs of texts of ``figure`` whose drawn boxes overlap."""
+    renderer = figure.canvas.get_renderer()
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in _texts(figure)]
+    return [(a, b) for i, (a, box) in enumerate(boxes) for b, other in boxes[i + 1:] if box.overlaps(other)]
+
+
+def test_the_network_diagrams_show_every_step_with_the_shapes_the_network_computes(tiny_generator):
+    from srlib.models import discriminator as build_discriminator
+
+    shapes = networks.layer_shapes(tiny_generator, 6)
+    assert shapes["up0_conv"] == (6, 6, 32) and shapes["up1_prelu"] == (24, 24, 8) and shapes["from_pm1"] == (24, 24, 3)
+    figure = networks.draw_generator(tiny_generator, lr_size=6)
+    words = [t.get_text() for t in _texts(figure)]
+    for text in ("6×6×3", "6×6×8", "6×6×32", "12×12×8", "24×24×3", "long skip", "residual block 2: F(x)",
+                 "batch norm", "x + F(x)"):
+        assert text in words, text
+    assert words.count("pixel shuffle ×2, PReLU") == 2
+    figure = networks.draw_discriminator(build_discriminator(32))
+    words = [t.get_text() for t in _texts(figure)]
+    assert "3×3 conv, 512 filters, stride 2, BN, LReLU" in words and "2×2×512" in words and "2,048" in words
+    for figure in (networks.draw_generator(tiny_generator, 6), networks.draw_discriminator(build_discriminator(32))):
+        assert not _overlapping(figure)
+        assert min(t.get_fontsize() for t in _texts(figure)) >= 10  # no caption smaller than the body text
+    code = networks.builder_source("generator")
+    assert code.startswith("```python\n") and "def generator(" in code and "class SubpixelUpsampling" in code
+    assert "def discriminator(" in networks.builder_source("discriminator")
+
+
 def test_an_output_pixel_depends_on_the_lr_pixels_of_the_receptive_field_only(tiny_generator):
     radius = receptive_radius(tiny_generator.architecture)
-    influence = explain.input_influence(tiny_generator, size=2 * radius + 9)
+    influence = pretrain.input_influence(tiny_generator, size=2 * radius + 9)
     centre = influence.shape[0] // 2
     reached = np.abs(np.argwhere(influence > 0) - centre).max()
     assert radius - 2 <= reached <= radius
@@ -118,19 +154,19 @@ def test_an_output_pixel_depends_on_the_lr_pixels_of_the_receptive_field_only(ti
 
 def test_what_each_loss_says_about_distortions_of_a_patch():
     image = _smooth_image(0, 128)
-    variants = explain.distortions(image, (32, 32, 64, 64), 4)
-    rows = {r["image"]: r for r in explain.loss_table(variants)}
+    variants = pretrain.distortions(image, (32, 32, 64, 64), 4)
+    rows = {r["image"]: r for r in pretrain.loss_table(variants)}
     assert rows["HR (the target)"]["pixel MSE"] == 0
     noisy = next(k for k in rows if "noise" in k)
     tv = {name: row["total variation"] for name, row in rows.items()}
     assert tv[noisy] > tv["HR (the target)"] > tv["bicubic ×4"]
     moved = variants["HR moved 1 pixel right"]
     assert rows["HR moved 1 pixel right"]["PSNR (dB)"] == pytest.approx(psnr_y(moved, variants["HR (the target)"], 4))
-    assert "| HR (the target) | – | 0 |" in explain.loss_markdown(list(rows.values()))
+    assert "| HR (the target) | – | 0 |" in pretrain.loss_markdown(list(rows.values()))
 
 
 def test_the_moving_average_follows_keras_rule():
-    steps, weight, averages = explain.moving_average_walk(decays=(0.9,), steps=50)
+    steps, weight, averages = pretrain.moving_average_walk(decays=(0.9,), steps=50)
     average = averages[0.9]
     assert average[0] == weight[0] and np.isclose(average[5], 0.9 * average[4] + 0.1 * weight[5])
     assert np.std(np.diff(average)) < np.std(np.diff(weight))
@@ -140,23 +176,23 @@ def test_the_moving_average_follows_keras_rule():
 
 
 def test_the_labels_are_those_the_library_loss_uses():
-    real, fake = explain.discriminator_labels(2000, 0.1, 0.05, seed=0, step=1)
+    real, fake = discriminator.discriminator_labels(2000, 0.1, 0.05, seed=0, step=1)
     assert set(np.round(real, 4)) == {0.0, 0.9} and set(np.round(fake, 4)) == {0.0, 0.9}
     assert 0.03 < np.mean(np.round(real, 4) == 0) < 0.07 and 0.03 < np.mean(np.round(fake, 4) == 0.9) < 0.07
-    plain_real, plain_fake = explain.discriminator_labels(100, 0.0, 0.0)
+    plain_real, plain_fake = discriminator.discriminator_labels(100, 0.0, 0.0)
     assert np.allclose(plain_real, 1) and np.allclose(plain_fake, 0, atol=1e-6)
-    assert explain.binary_cross_entropy(np.array([0.0]), 1.0)[0] == pytest.approx(np.log(2))
+    assert discriminator.binary_cross_entropy(np.array([0.0]), 1.0)[0] == pytest.approx(np.log(2))
 
 
 def test_verdicts_are_probabilities_in_both_modes(tiny_generator):
-    d = explain.untrained_discriminator(32, seed=0)
+    d = discriminator.untrained_discriminator(32, seed=0)
     patches = np.stack([_smooth_image(s, 32) for s in range(4)])
-    generated = explain.generated_patches(tiny_generator, patches, 4)
+    generated = discriminator.generated_patches(tiny_generator, patches, 4)
     assert generated.shape == patches.shape and generated.dtype == np.uint8
     for batch in (None, 2):
-        p = explain.verdicts(d, generated, batch)
+        p = discriminator.verdicts(d, generated, batch)
         assert p.shape == (4,) and ((0 <= p) & (p <= 1)).all()
-    assert explain.busiest(np.stack([np.zeros((32, 32, 3)), patches[0] / 255.0])) == 1
+    assert data_prep.busiest(np.stack([np.zeros((32, 32, 3)), patches[0] / 255.0])) == 1
 
 
 # ---- the training cells: what they are about to do ----------------------------------------------------
@@ -248,6 +284,16 @@ def test_the_plan_agrees_with_what_the_trainer_then_does(data_dir, tmp_path):
 
 
 # ---- the notebooks: an exercise of each training chapter, in the smoke profile ------------------------
+
+
+@pytest.mark.parametrize("name, network", [("02_pretrain_sr_vgg", "generator"),
+                                           ("03_pretrain_discriminator", "discriminator")])
+def test_chapters_2_and_3_show_their_network_as_code_and_diagram_not_as_a_keras_summary(name, network):
+    notebook = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    assert ".summary(" not in code
+    assert f'networks.builder_source("{network}")' in code and f"networks.draw_{network}(network" in code
+    assert "networks.parameter_table(network)" in code  # the compact table stays
 
 
 @pytest.mark.parametrize("name", ["01_data_prep", "02_pretrain_sr_vgg", "03_pretrain_discriminator"])

@@ -75,7 +75,7 @@ def test_each_chapter_shows_what_the_issue_lists(name):
 def test_the_exercises_name_parameters_of_their_notebook(name):
     notebook, _, _ = _cells(name)
     [exercises] = [c.source for c in notebook.cells if c.cell_type == "markdown" and c.source.startswith("## Exercises")]
-    assert notebook.cells[-1].source == exercises, "the chapter ends with its exercises"
+    assert notebook.cells[-2].source == exercises, "the chapter ends with its exercises, then its references"
     items = re.split(r"^\d+\. ", exercises, flags=re.M)[1:]
     assert 2 <= len(items) <= 4
     declared = set(papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb")))

@@ -175,7 +175,7 @@ def test_tensorboard_events_lost_to_a_full_disk_are_an_error(small_disk):
 def _write_figure(path, seed):
     import matplotlib.pyplot as plt
 
-    from srlib.plots import save_figure
+    from srlib.figures import save_figure
 
     fig, ax = plt.subplots()
     ax.imshow(noise(64, 64, seed))

@@ -42,6 +42,23 @@ def test_each_notebook_is_a_chapter_without_outputs(name):
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
+def test_each_chapter_ends_with_a_summary_exercises_with_their_answers_and_references(name):
+    *_, summary, exercises, references = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4).cells
+    assert summary.cell_type == "markdown" and summary.source.startswith("## Summary\n")
+    assert exercises.source.startswith("## Exercises\n")
+    items = re.split(r"^\d+\. ", exercises.source, flags=re.M)[1:]
+    assert items
+    for item in items:  # each answer folded, for the student to unfold after trying
+        answers = re.findall(r"^ {3}<details><summary>Expected answer</summary>\n\n(.+?)\n\n {3}</details>$", item,
+                             re.M | re.S)
+        assert len(answers) == 1, item[:60]
+        assert not re.search(r"\d dB", answers[0]), "qualitative: no figure that a run has to produce"
+    assert references.cell_type == "markdown" and references.source.startswith("## References\n")
+    entries = re.findall(r"^\* (.+)$", references.source, re.M)
+    assert entries and all(re.search(r"\]\(https://(arxiv\.org/abs/\d{4}\.\d{4,5}|doi\.org/\S+)\)", e) for e in entries)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_papermill_sees_every_name_the_parameters_cell_sets(name):
     notebook = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
     cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))

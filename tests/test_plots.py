@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srlib.plots import (busiest_box, comparison_figure, image_grid, loss_shares, plot_discriminator,
-                         plot_generator_losses, plot_loss_shares, plot_validation, save_figure, series, smooth,
-                         stages_in, summary, summary_markdown)
+from srlib.figures import busiest_box, comparison_figure, image_grid, save_figure
+from srlib.plots import (loss_shares, plot_discriminator, plot_generator_losses, plot_loss_shares, plot_validation,
+                         series, smooth, stages_in, summary, summary_markdown)
 
 HISTORY = (
     [{"stage": "sr_vgg", "step": s, "content": 1.0 / s, "tv": 0.5, "g_loss": 1.0 / s + 0.5} for s in range(1, 11)]
@@ -97,7 +97,7 @@ def test_figures_are_written_as_png(tmp_path):
 def test_sample_strips_spread_over_the_stage(tmp_path):
     from srlib.images import write_image
     from srlib.metrics import psnr_y
-    from srlib.plots import sample_strips
+    from srlib.figures import sample_strips
 
     assert sample_strips(tmp_path, "mse") is None
     rng = np.random.default_rng(0)
@@ -115,7 +115,7 @@ def test_sample_strips_spread_over_the_stage(tmp_path):
 
 
 def test_crops_figure_shows_the_same_region_of_every_panel_one_scene_per_row():
-    from srlib.plots import crops_figure
+    from srlib.figures import crops_figure
 
     hr = np.zeros((64, 64, 3), np.uint8)
     hr[30:46, 18:34] = np.indices((16, 16)).sum(0)[..., None] % 2 * 255  # detail at an offset not divisible by 4
@@ -133,7 +133,7 @@ def test_crops_figure_shows_the_same_region_of_every_panel_one_scene_per_row():
 
 
 def test_crops_figure_titles_of_two_lines_stay_clear_of_the_row_above():
-    from srlib.plots import crops_figure
+    from srlib.figures import crops_figure
 
     hr = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
     long = "GAN after 60 steps, random VGG (24.99 dB, detail 0.31)"  # chapter 4's title, two lines at size 3.4
@@ -214,7 +214,9 @@ def test_two_runs_of_a_stage_side_by_side():
 
 
 def test_small_examples_and_spectra():
-    from srlib.plots import last_step, plot_curves, plot_spectra, stage_label, stages_with
+    from srlib.course.benchmarks import plot_spectra
+    from srlib.figures import plot_curves
+    from srlib.plots import last_step, stage_label, stages_with
 
     assert stage_label("mse") == "pretraining with pixel MSE (stage “mse”)" and stage_label("x") == "stage “x”"
     assert stages_with(HISTORY, "d_loss") == ["discriminator"] and last_step(HISTORY, "sr_vgg") == 10

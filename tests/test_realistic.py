@@ -76,7 +76,7 @@ def test_the_pictured_steps_end_in_the_lr_image_and_name_every_step():
 
 
 def test_the_step_figure_shows_every_step():
-    from srlib.plots import plot_degradation_steps
+    from srlib.figures import plot_degradation_steps
 
     steps = realistic.degradation_steps(_smooth_image(32, 32), 4, (0, 1))
     fig = plot_degradation_steps(steps, columns=6)

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from srlib import plots
+from srlib.figures import save_figure
 from srlib.run_folder import HistoryLog
 
 
@@ -27,7 +28,7 @@ def main() -> None:
                "validation": plots.plot_validation([r for r in rows if r.get("stage") == args.stage])}
     for name, fig in figures.items():
         if fig is not None:
-            print("wrote", plots.save_figure(fig, f"{args.out}_{name}.png"))
+            print("wrote", save_figure(fig, f"{args.out}_{name}.png"))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,40 @@
+"""Chapter 6, benchmarks (``notebooks/06_benchmarks``): what the detail ratio measures, drawn.
+
+The protocol itself, the tables and the crops are the library's (``srlib.benchmark``, ``srlib.reporting``,
+``srlib.figures``), as ``python -m srlib benchmark`` uses them.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def plot_spectra(images: dict[str, np.ndarray], scale: int, title: str | None = None):
+    """What the detail ratio measures: the power of each uint8 RGB image's Y channel by spatial frequency
+    (``srlib.metrics.power_spectrum``, border of ``scale`` shaved, as the detail ratio takes it), averaged per
+    frequency band, log scale, with the LR image's Nyquist frequency 1/(2 * scale) marked and the band above
+    it shaded. The last image is the HR reference; each label in the legend gets its detail ratio."""
+    from ..metrics import detail_ratio, power_spectrum, rgb_to_y, shave
+
+    reference = images[list(images)[-1]]
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    bands = np.linspace(0, 0.5, 41)
+    for label, image in images.items():
+        power, frequency = power_spectrum(shave(rgb_to_y(image), scale))
+        band = np.clip(np.digitize(frequency, bands) - 1, 0, len(bands) - 2)
+        counts = np.bincount(band.ravel(), minlength=len(bands) - 1)
+        mean = np.bincount(band.ravel(), power.ravel(), len(bands) - 1) / np.maximum(counts, 1)
+        ax.semilogy((bands[:-1] + bands[1:]) / 2, np.maximum(mean, 1e-6), linewidth=1.6,
+                    label=f"{label}: detail {detail_ratio(image, reference, scale):.2f}")
+    nyquist = 1 / (2 * scale)
+    ax.axvspan(nyquist, 0.5, color="gold", alpha=0.15, label=f"above the LR image's Nyquist frequency, 1/(2×{scale})")
+    ax.axvline(nyquist, color="goldenrod", linestyle="--", linewidth=1)
+    ax.set(xlabel="spatial frequency (cycles per HR pixel)", ylabel="power of Y per pixel (grey levels², log)",
+           xlim=(0, 0.5))
+    ax.set_title(title or "Where the detail ratio looks: the power above the LR image's Nyquist frequency, "
+                 "SR over HR", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
