@@ -42,10 +42,9 @@ STAGE_SECTIONS = tuple(NOTEBOOK_STAGES.values())
 # keeps it for the discriminator and the GAN, whose runs otherwise do not repeat: oneDNN's float rounding
 # varies from run to run in the discriminator, and the adversarial game amplifies it (0.1-0.3 dB apart).
 PROFILES = {
-    # CI: a tiny network and a handful of steps, so that every cell of every notebook runs in a few minutes; chapter 6
-    # leaves out the shipped SRResNet-16s (two thirds of its time; tests/test_chapters_4_6.py measures them)
+    # CI: a tiny network and a handful of steps, so that every cell of every notebook runs in a few minutes
     "smoke": dict(_COMMON, blocks=2, filters=8, batch_size=4, patch_size=32, validate_every=4, checkpoint_every=4,
-                  val_images=2, benchmark_sets=["Set5", "Set14"], training_sets=["T91"], xla=False, shipped=False,
+                  val_images=2, benchmark_sets=["Set5", "Set14"], training_sets=["T91"], xla=False,
                   precision="bfloat16", figures_dir="runs/smoke/{recipe}/figures",
                   pretrain=dict(steps=8, learning_rate=1e-3, ema=0.99, init_generator=None),
                   discriminator=dict(steps=4, learning_rate=1e-4),

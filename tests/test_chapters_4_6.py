@@ -150,8 +150,7 @@ def test_chapters_5_and_6_read_and_measure_that_run_with_the_shipped_models(ship
     for name in ("loss_gan.png", "loss_shares_gan.png", "validation_psnr.png", "discriminator_gan.png"):
         assert (out / "figures" / name).is_file(), name
     papermill.execute_notebook(str(NOTEBOOK_DIR / "06_benchmarks.ipynb"), str(out / "06.ipynb"),
-                               parameters={**notebook_parameters(params, "06_benchmarks"), "crop": 40,
-                                           "shipped": True},  # which the smoke profile leaves out
+                               parameters={**notebook_parameters(params, "06_benchmarks"), "crop": 40},
                                kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False)
     text, images = _executed(out / "06.ipynb")
     with open(out / "figures" / "benchmark_x4.csv") as file:
