@@ -4,6 +4,15 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Every test's matplotlib figures are closed after it (figures a test does not close would pile up)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The real data folder (holding benchmark/ and train/), from SRLIB_DATA; skips when not given."""
