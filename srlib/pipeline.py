@@ -49,7 +49,7 @@ PROFILES = {
                   pretrain=dict(steps=8, learning_rate=1e-3, ema=0.99, init_generator=None),
                   discriminator=dict(steps=4, learning_rate=1e-4),
                   gan=dict(_GAN_LOSSES, steps=8, learning_rate=1e-4)),
-    # the demo: a real but small run, about 25 minutes (report recipe) or 15 (paper) on 2 CPU cores
+    # the demo: a real but small run, about 7 minutes (report recipe) on 2 CPU cores
     "cpu": dict(_COMMON, blocks=8, filters=32, batch_size=16, patch_size=64, validate_every=200, checkpoint_every=200,
                 val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"], xla=False,
                 precision="bfloat16", figures_dir="figures/cpu-{recipe}",
