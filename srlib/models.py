@@ -8,6 +8,7 @@ pixel in different images; that is not repeated here.)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -220,14 +221,20 @@ def resolve_vgg_weights(weights: str | None, network: str = "vgg16") -> str | No
         return weights
     if network not in _VGG:
         raise SrlibError(f"unknown VGG network {network!r}; use one of {sorted(_VGG)}")
-    try:
-        _VGG[network][0](include_top=False, weights="imagenet", input_shape=(None, None, 3))
-        return "imagenet"
-    except Exception as error:  # Keras raises a bare Exception when the download fails
-        _warn_once(f"ImageNet weights for {network} could not be loaded ({str(error).splitlines()[0][:200]}); "
-                   f"continuing with RANDOM {network} weights: VGG content losses and everything trained with "
-                   "them mean little. On a machine with internet, or with the weights file, they will be used.")
-        return None
+    if network not in _resolved:  # once per process: a notebook plans, then trains, and each asks
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # Keras prints "Downloading data from ..." itself
+                _VGG[network][0](include_top=False, weights="imagenet", input_shape=(None, None, 3))
+            _resolved[network] = "imagenet"
+        except Exception as error:  # Keras raises a bare Exception when the download fails
+            _warn_once(f"ImageNet weights for {network} could not be loaded ({str(error).splitlines()[0][:200]}); "
+                       f"continuing with RANDOM {network} weights: VGG content losses and everything trained with "
+                       "them mean little. On a machine with internet, or with the weights file, they will be used.")
+            _resolved[network] = None
+    return _resolved[network]
+
+
+_resolved: dict[str, str | None] = {}  # resolve_vgg_weights("auto", network) of this process
 
 
 def save_generator(model: keras.Model, path: str | Path, card: ModelCard | dict | None = None) -> None:

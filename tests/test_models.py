@@ -165,16 +165,23 @@ def test_weights_holding_nan_or_inf_are_never_saved_nor_used(tmp_path, capsys, v
     assert not any((tmp_path / "out").glob("*.png"))
 
 
-def test_auto_vgg_weights_fall_back_to_random_loudly(monkeypatch, caplog):
+def test_auto_vgg_weights_fall_back_to_random_loudly(monkeypatch, caplog, capsys):
     import srlib.models as models
 
+    attempts = []
+
     def offline(**kwargs):
+        attempts.append(kwargs)
+        print("Downloading data from https://storage.googleapis.com/...")  # as Keras does
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: Name or service not known")
 
     monkeypatch.setitem(models._VGG, "vgg16", (offline, models._VGG["vgg16"][1]))
     monkeypatch.setattr(models, "_warned", set())
+    monkeypatch.setattr(models, "_resolved", {})
     assert models.resolve_vgg_weights("auto", "vgg16") is None
     assert any("RANDOM vgg16 weights" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+    assert models.resolve_vgg_weights("auto", "vgg16") is None and len(attempts) == 1  # tried once per process
+    assert "Downloading" not in capsys.readouterr().out  # no Keras line in a chapter's output
     assert models.resolve_vgg_weights("imagenet", "vgg16") == "imagenet"  # other values pass through
     assert models.resolve_vgg_weights(None, "vgg16") is None
 
