@@ -1,6 +1,13 @@
 """The errors srlib raises on purpose; the command line prints them as one line, not a traceback."""
 
+import re
 import signal
+
+
+def short_repr(value) -> str:
+    """``repr(value)``, cut to one short line for an error message."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class SrlibError(Exception):
@@ -36,3 +43,9 @@ class TrainingStopped(Stopped):
         self.step = step
         super().__init__(f"stopped at step {step} by {signal.Signals(signum).name}, saved; rerun the same command "
                          "to continue", signum)
+
+    @staticmethod
+    def step_in(text: str) -> int | None:
+        """The step a ``TrainingStopped`` message names (e.g. a notebook's error, as text), or None."""
+        said = re.match(r"stopped at step (\d+) by \w+, saved", text)
+        return int(said[1]) if said else None

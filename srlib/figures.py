@@ -201,7 +201,6 @@ def crops_figure(scenes: list[tuple[str, dict[str, np.ndarray]]], crop: int = 80
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Write ``fig`` as a PNG atomically (a half-written figure never replaces a good one)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     return path

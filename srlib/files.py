@@ -239,7 +239,6 @@ def append_whole(file, data: bytes, path: str | os.PathLike) -> None:
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically, making its folder if needed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return path

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import SrlibError
+from .errors import SrlibError, short_repr
 from .files import write_json
 
 SCALES = (2, 4, 8)
@@ -105,7 +105,7 @@ class ModelCard:
     def from_dict(cls, data, source: str = "model card") -> "ModelCard":
         """A card from parsed JSON, checked; ``source`` names the file in errors."""
         if not isinstance(data, dict):
-            raise SrlibError(f"{source} is not a model card: it holds {_short(data)}, not a JSON object")
+            raise SrlibError(f"{source} is not a model card: it holds {short_repr(data)}, not a JSON object")
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: v for k, v in data.items() if k in names}
         if "architecture" not in known:
@@ -116,7 +116,7 @@ class ModelCard:
                           ("learning_rates", list), ("precisions", list), ("emas", list), ("benchmark", dict)):
             value = known.get(key)
             if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-                raise SrlibError(f"{source}: {key} should be {_KIND[kind]}, not {_short(value)}")
+                raise SrlibError(f"{source}: {key} should be {_KIND[kind]}, not {short_repr(value)}")
         return cls(**known, extra={k: v for k, v in data.items() if k not in names})
 
     @classmethod
@@ -178,34 +178,28 @@ def _check_pair(card: dict, weights_path: Path, path: Path) -> None:
     differ = [k for k in keys if card.get(k) != stored.get(k)]
     raise SrlibError(
         f"{path} does not describe {weights_path}: the card says "
-        f"{'; '.join(f'{k} {_short(card.get(k))}' for k in differ[:2])}, but the weights were saved with "
-        f"{'; '.join(f'{k} {_short(stored.get(k))}' for k in differ[:2])} (a save was interrupted between the two "
+        f"{'; '.join(f'{k} {short_repr(card.get(k))}' for k in differ[:2])}, but the weights were saved with "
+        f"{'; '.join(f'{k} {short_repr(stored.get(k))}' for k in differ[:2])} (a save was interrupted between the two "
         "files, or one was replaced without the other): export them again, or copy both files together")
 
 
 def check_architecture(architecture, source: str = "model card") -> dict:
     """``architecture`` checked: scale 2/4/8, blocks 1..128, filters 1..1024, batch_norm true/false."""
     if not isinstance(architecture, dict):
-        raise SrlibError(f"{source}: architecture should be an object, not {_short(architecture)}")
+        raise SrlibError(f"{source}: architecture should be an object, not {short_repr(architecture)}")
     checked = {}
     for key, allowed in (("scale", SCALES), ("blocks", range(1, MAX_BLOCKS + 1)), ("filters", range(1, MAX_FILTERS + 1))):
         value = architecture.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
             raise SrlibError(f"{source}: architecture {key} should be an integer in "
                              f"{list(allowed) if key == 'scale' else f'{allowed.start}..{allowed.stop - 1}'}, "
-                             f"not {_short(value)}")
+                             f"not {short_repr(value)}")
         checked[key] = value
     batch_norm = architecture.get("batch_norm", False)
     if not isinstance(batch_norm, bool):
-        raise SrlibError(f"{source}: architecture batch_norm should be true or false, not {_short(batch_norm)}")
+        raise SrlibError(f"{source}: architecture batch_norm should be true or false, not {short_repr(batch_norm)}")
     checked["batch_norm"] = batch_norm
     return checked
 
 
 _KIND = {int: "an integer", str: "a string", dict: "an object", list: "a list"}
-
-
-def _short(value) -> str:
-    """``repr(value)``, cut to one short line for an error message."""
-    text = " ".join(repr(value).split())
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -323,14 +323,15 @@ def load_generator(path: str | Path, **architecture) -> keras.Model:
         raise SrlibError(f"{path} does not fit this generator: {given} {config}, but the file holds a "
                          f"generator with {stored}")
     model = generator(**config)
-    load_weights(model, path)
+    load_weights(model, path, check_card=False)  # the card was checked above
     return model
 
 
-def load_weights(model: keras.Model, path: str | Path) -> None:
+def load_weights(model: keras.Model, path: str | Path, check_card: bool = True) -> None:
     """``model.load_weights``, checked: every array in the file must go to a weight of ``model`` and every
     weight must get one (Keras alone skips a batch-norm file's extra arrays without a word), none may hold NaN
-    or Inf, and a model card beside the file must be the one stored in it (``ModelCard.read``)."""
+    or Inf, and a model card beside the file must be the one stored in it (``ModelCard.read``; ``check_card=False``
+    when the caller has just read it)."""
     path = Path(path)
     try:
         with h5py.File(path, "r") as file:
@@ -351,7 +352,7 @@ def load_weights(model: keras.Model, path: str | Path) -> None:
     if nonfinite:
         raise SrlibError(f"{path} holds NaN or Inf weights (layer {nonfinite[0]}), as training that diverged "
                          "leaves them: use an earlier export or checkpoint")
-    if card_path(path).is_file():
+    if check_card and card_path(path).is_file():
         ModelCard.read(path)  # an error when the card beside the file is not the one stored in it
     try:
         with warnings.catch_warnings():  # Keras 3's spurious "Skipping nested container" for functional models

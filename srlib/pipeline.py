@@ -175,9 +175,9 @@ def _interrupting(kernels):
 
 def _stopped(error, received: list, name: str) -> Stopped:
     """What to say when a signal interrupted notebook ``name``: the step a training cell saved, or where it stopped."""
-    saved = re.match(r"stopped at step (\d+) by \w+, saved", str(error.evalue)) if error is not None else None
-    if saved:
-        return TrainingStopped(int(saved[1]), received[0])
+    step = TrainingStopped.step_in(str(error.evalue)) if error is not None else None
+    if step is not None:
+        return TrainingStopped(step, received[0])
     return Stopped(f"stopped by {signal.Signals(received[0]).name} in {name}.ipynb; rerun the same command to "
                    "continue (training resumes from its last checkpoint)", received[0])
 

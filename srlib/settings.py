@@ -15,7 +15,7 @@ import numbers
 from collections.abc import Callable, Mapping
 
 from .degradation import DEGRADATIONS
-from .errors import SrlibError
+from .errors import SrlibError, short_repr
 from .model_card import MAX_BLOCKS, MAX_FILTERS, SCALES
 
 
@@ -24,16 +24,11 @@ class SettingError(SrlibError, ValueError):
 
     def __init__(self, name: str, value, allowed: str):
         self.name, self.value, self.allowed = name, value, allowed
-        super().__init__(f"{name} = {_short(value)}: {allowed}")
+        super().__init__(f"{name} = {short_repr(value)}: {allowed}")
 
     def as_flag(self) -> str:
         """The message as a command-line user reads it: ``--learning-rate -1.0: must be ...``."""
-        return f"--{self.name.replace('_', '-')} {_short(self.value)}: {self.allowed}"
-
-
-def _short(value) -> str:
-    text = " ".join(repr(value).split())
-    return text if len(text) <= 60 else text[:57] + "..."
+        return f"--{self.name.replace('_', '-')} {short_repr(self.value)}: {self.allowed}"
 
 
 # A check returns the reason a value is refused ("must be ..."), or None when it is allowed.

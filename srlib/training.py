@@ -264,8 +264,7 @@ class Trainer:
             self.close()
 
     def _fit(self, dataset_for, steps: int) -> dict:
-        if steps < 1:
-            raise SrlibError(f"steps must be at least 1, got {steps}")
+        check_setting("steps", steps)
         for schedule in self._schedules:
             schedule.boundary.assign(self.folder.decay_step(int(steps * self.stage.decay_at)))
         start = self.current_step
@@ -355,7 +354,7 @@ class Trainer:
         state holding NaN or Inf are never saved: ``TrainingError``, naming the last checkpoint with finite ones."""
         self._refuse_nonfinite(self._variables())
         self.folder.save(self.checkpoint, self.current_step)
-        self.export()
+        self.export(checked=True)
 
     def _variables(self, optimizers: bool = True) -> list:
         """The variables a checkpoint holds: the networks' weights, and the optimizers' state (``optimizers``)."""
@@ -398,10 +397,12 @@ class Trainer:
                               for i, p in enumerate(parts))
         return {"name": name, "segments": [{"from_step": p["from_step"], **p["training_data"]} for p in parts]}
 
-    def export(self) -> None:
+    def export(self, checked: bool = False) -> None:
         """The generator (its EMA when there is one) with its model card, and the discriminator, in the stage's
-        folder and as the run's latest; weights holding NaN or Inf are refused (``TrainingError``)."""
-        self._refuse_nonfinite(self._variables(optimizers=False))
+        folder and as the run's latest; weights holding NaN or Inf are refused (``TrainingError``), unless
+        ``checked`` says ``save`` has just looked."""
+        if not checked:
+            self._refuse_nonfinite(self._variables(optimizers=False))
         card = self.model_card()
         with self.inference_weights() as network:
             for path in (self.folder.weights("generator"), self.folder.run_dir / "generator.weights.h5"):

@@ -318,7 +318,7 @@ def test_zero_steps_is_a_clear_error_not_an_export(train_folder, tmp_path, capsy
     from srlib.cli import main
 
     config = TrainConfig(**TINY)
-    with pytest.raises(SrlibError, match="steps must be at least 1, got 0"):
+    with pytest.raises(SrlibError, match="steps = 0: must be an integer of at least 1"):
         Trainer("paper", "mse", tmp_path / "a", config).fit(batches(train_folder, config), steps=0)
     assert not list((tmp_path / "a").rglob("*.weights.h5"))
     code = main(["train", "--recipe", "paper", "--stage", "mse", "--data", str(train_folder), "--steps", "0",
