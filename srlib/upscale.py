@@ -140,9 +140,12 @@ class _Network:
         steps = int(math.log2(scale))
         w["tail_conv"] = list(_tail_before_shuffle(*w["tail_conv"]))
         w[f"up{steps - 1}_prelu"] = [np.tile(w[f"up{steps - 1}_prelu"][0], 4)]  # per channel: same before the shuffle
-        # every conv but the tail computes in ``precision``; the tail, whose output is the pixel, in float32
-        w = {name: [tf.constant(v, dtype=tf.float32 if name == "tail_conv" else compute) for v in values]
-             for name, values in w.items()}
+        # every conv computes in ``precision``; the tail's bias and the rescaling to pixels in float32. In
+        # bfloat16 the tail's sums are rounded to 8 significant bits, at most a quarter of a grey level on the
+        # output: 0.004 dB or less on every benchmark set (figures/bench_upscale.md), and the tail in float32
+        # would take a fifth of the time of the whole network
+        w = {name: [tf.constant(v, dtype=tf.float32 if name == "tail_conv" and i == 1 else compute)
+                    for i, v in enumerate(values)] for name, values in w.items()}
 
         def conv(x, name):
             kernel, bias = w[name]
@@ -162,7 +165,9 @@ class _Network:
             for i in range(steps):
                 x = conv(x, f"up{i}_conv")
                 x = prelu(tf.nn.depth_to_space(x, 2), f"up{i}_prelu") if i < steps - 1 else prelu(x, f"up{i}_prelu")
-            sr = tf.nn.depth_to_space(conv(tf.cast(x, tf.float32), "tail_conv"), 2) * 0.5 + 0.5
+            kernel, bias = w["tail_conv"]
+            tail = tf.nn.bias_add(tf.cast(tf.nn.conv2d(x, kernel, 1, "SAME"), tf.float32), bias)
+            sr = tf.nn.depth_to_space(tail, 2) * 0.5 + 0.5
             return tf.cast(tf.clip_by_value(tf.round(sr * 255.0), 0.0, 255.0), tf.uint8)
 
         self.body = tf.function(body, input_signature=[tf.TensorSpec((1, None, None, 3), tf.uint8)])
@@ -331,9 +336,9 @@ def upscale(image: np.ndarray, weights: str | os.PathLike = DEFAULT_MODEL, tile:
     is cut into, beyond TensorFlow itself and the model (about 1 GB) and the input and output arrays; ``tile`` (LR pixels per window, before context) overrides the choice,
     and ``tile=None`` runs the whole image at once. ``overlap`` (LR pixels of context around each window)
     defaults to the network's receptive radius, which makes the result that of the whole image.
-    ``progress`` shows a progress bar over the windows. ``precision`` "bfloat16" computes every conv but the
-    last in bfloat16 (``srlib.precision``): faster on CPUs with bfloat16 hardware, with an output that differs
-    by a grey level here and there.
+    ``progress`` shows a progress bar over the windows. ``precision`` "bfloat16" computes every conv in
+    bfloat16 (``srlib.precision``), rescaling to pixels in float32: faster on CPUs with bfloat16 hardware,
+    with an output that differs by a grey level here and there.
     """
     image = _check(image)
     network = _load(weights, precision)
