@@ -13,8 +13,8 @@ not the image: ``upscale_files`` writes each PNG band by band as rows of windows
 The 9x9 tail conv at full resolution has 3 output channels, which runs at a fifth of the speed of the
 other convs (90 against 420 GFLOP/s on the 2-core AVX-512 machine this was measured on); inference
 computes it at half resolution instead, as a 5x5 conv with 12 output channels on the last sub-pixel
-conv's channels followed by the shuffle (``_tail_before_shuffle``): the same function, the kernel
-rearranged, about 1.4x as fast for the whole network (benchmarks/bench_upscale.py).
+conv's channels followed by the shuffle (``srlib.models.pre_shuffle_kernel``, which the Keras model's
+``tail_conv`` uses too): the same function, the kernel rearranged.
 
 ``srlib.upscale`` is the function ``upscale`` (the package exports it); reach this module itself with
 ``from srlib.upscale import ...`` or ``importlib.import_module("srlib.upscale")``.
@@ -93,31 +93,6 @@ def _load_file(path: Path, version, precision: str) -> "_Network":
     return _Network(load_generator(path), effective(precision))
 
 
-def _tail_before_shuffle(kernel: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A k x k conv (C -> O channels) applied after a x2 depth-to-space, as a (2R + 1) x (2R + 1) conv
-    (4C -> 4O channels, R = (k//2 + 1)//2) applied before it, followed by a x2 depth-to-space of its
-    output: (kernel, bias) of that conv.
-
-    Depth-to-space puts pre-shuffle channel (2p + q) C + c of LR pixel (i, j) at HR pixel (2i + p, 2j + q).
-    HR output pixel (2i + a, 2j + b) reads HR input (2i + a + dy, 2j + b + dx) for |dy|, |dx| <= r = k//2,
-    which is LR pixel (i + m, j + n) with 2m + p = a + dy, 2n + q = b + dx; so |m|, |n| <= R = (r + 1)//2 and
-    new[m + R, n + R, (2p + q) C + c, (2a + b) O + o] = kernel[2m + p - a + r, 2n + q - b + r, c, o]
-    where that index is in range, 0 elsewhere. Zero padding agrees too: an HR pixel is outside the image
-    exactly when its LR pixel is.
-    """
-    k, _, channels, outputs = kernel.shape
-    r = k // 2
-    big_r = (r + 1) // 2
-    new = np.zeros((2 * big_r + 1, 2 * big_r + 1, 4 * channels, 4 * outputs), kernel.dtype)
-    for a, b, p, q in np.ndindex(2, 2, 2, 2):
-        for m, n in np.ndindex(2 * big_r + 1, 2 * big_r + 1):
-            dy, dx = 2 * (m - big_r) + p - a, 2 * (n - big_r) + q - b
-            if abs(dy) <= r and abs(dx) <= r:
-                new[m, n, (2 * p + q) * channels:(2 * p + q + 1) * channels,
-                    (2 * a + b) * outputs:(2 * a + b + 1) * outputs] = kernel[dy + r, dx + r]
-    return new, np.tile(bias, 4)
-
-
 class _Network:
     """A generator for inference as two TensorFlow functions: ``body`` (uint8 LR -> float features) and
     ``upsampler`` (features -> uint8 SR), with the tail computed before the last shuffle. Batch norm, if
@@ -126,7 +101,7 @@ class _Network:
     def __init__(self, model, precision: str = "float32"):
         import tensorflow as tf
 
-        from .models import fold_batch_norm
+        from .models import fold_batch_norm, pre_shuffle_kernel
 
         self.precision = precision
         compute = tf.bfloat16 if precision == "bfloat16" else tf.float32
@@ -138,7 +113,8 @@ class _Network:
         self.body_radius, self.upsampler_radius = radii(self.architecture)
         w = {layer.name: [np.asarray(v, np.float32) for v in layer.get_weights()] for layer in model.layers if layer.weights}
         steps = int(math.log2(scale))
-        w["tail_conv"] = list(_tail_before_shuffle(*w["tail_conv"]))
+        kernel, bias = w["tail_conv"]
+        w["tail_conv"] = [np.asarray(pre_shuffle_kernel(kernel)), np.tile(bias, 4)]
         w[f"up{steps - 1}_prelu"] = [np.tile(w[f"up{steps - 1}_prelu"][0], 4)]  # per channel: same before the shuffle
         # every conv computes in ``precision``; the tail's bias and the rescaling to pixels in float32. In
         # bfloat16 the tail's sums are rounded to 8 significant bits, at most a quarter of a grey level on the

@@ -213,3 +213,27 @@ def test_shifting_the_colour_moves_every_output_pixel_by_that_many_grey_levels()
     np.testing.assert_allclose(moved, np.broadcast_to([3.0, -1.5, 0.25], moved.shape), atol=1e-3)
     with pytest.raises(SrlibError, match="three numbers"):
         shift_colour(model, 2.0)
+
+
+def test_the_tail_conv_is_a_9x9_conv_in_its_result_its_gradients_and_its_weights():
+    import keras
+    import tensorflow as tf
+
+    from srlib.models import tail_conv
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(2, 10, 14, 6)).astype(np.float32))
+    plain, tail = keras.layers.Conv2D(3, 9, padding="same"), tail_conv()
+    plain.build(x.shape), tail.build(x.shape)
+    weights = [rng.normal(size=w.shape).astype(np.float32) for w in plain.get_weights()]
+    plain.set_weights(weights), tail.set_weights(weights)  # the same variables, shapes and names as a Conv2D
+    assert [v.path.split("/")[-1] for v in tail.weights] == [v.path.split("/")[-1] for v in plain.weights]
+    results = []
+    for layer in (plain, tail):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * tf.cos(y))
+        results.append([y, *tape.gradient(loss, [x, *layer.trainable_variables])])
+    for a, b in zip(*results):  # float32 sums in another order: equal to 1e-5 of their largest value
+        assert np.abs(b.numpy() - a.numpy()).max() <= 1e-5 * np.abs(a.numpy()).max()

@@ -66,13 +66,15 @@ def test_tiled_result_equals_the_whole_image_result(weights):
 def test_the_tail_computed_before_the_shuffle_is_the_same_conv():
     import tensorflow as tf
 
+    from srlib.models import pre_shuffle_kernel
+
     rng = np.random.default_rng(1)
     for size in (9, 3):
         kernel, bias = rng.normal(size=(size, size, 5, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32)
         x = rng.normal(size=(1, 7, 6, 20)).astype(np.float32)
         after = tf.nn.bias_add(tf.nn.conv2d(tf.nn.depth_to_space(x, 2), kernel, 1, "SAME"), bias)
-        new_kernel, new_bias = module._tail_before_shuffle(kernel, bias)
-        before = tf.nn.depth_to_space(tf.nn.bias_add(tf.nn.conv2d(x, new_kernel, 1, "SAME"), new_bias), 2)
+        new_kernel = pre_shuffle_kernel(kernel)
+        before = tf.nn.depth_to_space(tf.nn.bias_add(tf.nn.conv2d(x, new_kernel, 1, "SAME"), np.tile(bias, 4)), 2)
         assert new_kernel.shape == ((size // 2 + 1) // 2 * 2 + 1,) * 2 + (20, 12)
         np.testing.assert_allclose(before.numpy(), after.numpy(), atol=1e-4)
 
