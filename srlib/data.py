@@ -132,8 +132,13 @@ def training_dataset(
     start_step: int = 0,
     parallel_calls: int | None = None,
     degradation="bicubic",
+    shard: tuple[int, int] = (0, 1),
 ) -> tf.data.Dataset:
     """Endless batches of (lr, hr) float32 in [0, 1], from step ``start_step`` on.
+
+    ``shard=(index, count)`` gives part ``index`` of ``count`` equal parts of each global batch of ``batch_size``
+    (samples ``step * batch_size + index * batch_size / count + i``): the workers of a multi-worker job each read
+    their part, no two the same sample, and together the batches of a one-worker run.
 
     HR is (B, P, P, 3); LR is (B, P / scale, P / scale, 3) made in the graph by ``degradation``: "bicubic"
     (MATLAB's), "realistic" (Real-ESRGAN's chain, ``srlib.realistic.REAL_ESRGAN``) or a
@@ -154,6 +159,17 @@ def training_dataset(
         lr = bicubic_downscale_tf(hr, scale)
         return lr / 255.0, tf.cast(hr, tf.float32) / 255.0
 
+    index, count = shard
+    if batch_size % count or not 0 <= index < count:
+        raise DataError(f"a batch of {batch_size} does not split into {count} equal parts (part {index})")
+    part, whole = batch_size // count, batch_size
+
+    def indices() -> tf.data.Dataset:
+        """The samples of this part, in order: k = step * batch_size + index * part + i."""
+        positions = tf.data.Dataset.range(start_step * part, np.iinfo(np.int64).max // whole * part)
+        return positions if count == 1 else positions.map(lambda j: j // part * whole + index * part + j % part)
+
+    batch_size = part
     options = tf.data.Options()
     options.deterministic = True
     calls = parallel_calls or tf.data.AUTOTUNE
@@ -170,14 +186,14 @@ def training_dataset(
             return tf.cast(lr, tf.float32) / 255.0, tf.cast(hr, tf.float32) / 255.0
 
         return (
-            tf.data.Dataset.range(start_step * batch_size, np.iinfo(np.int64).max)
+            indices()
             .map(degraded_pair, num_parallel_calls=calls, deterministic=True)
             .batch(batch_size, drop_remainder=True)
             .prefetch(tf.data.AUTOTUNE)
             .with_options(options)
         )
     return (
-        tf.data.Dataset.range(start_step * batch_size, np.iinfo(np.int64).max)
+        indices()
         .map(load, num_parallel_calls=calls, deterministic=True)
         .batch(batch_size, drop_remainder=True)
         .map(to_pair, num_parallel_calls=calls, deterministic=True)

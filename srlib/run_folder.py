@@ -125,8 +125,9 @@ class HistoryLog:
 class RunFolder:
     """The files of one stage of a run; holds the folder's lock while it exists (``close`` releases it)."""
 
-    def __init__(self, run_dir: str | os.PathLike, stage: str):
+    def __init__(self, run_dir: str | os.PathLike, stage: str, job: str | None = None):
         self.run_dir = Path(run_dir)
+        self.job = job  # the multi-worker job whose chief this is (srlib.cluster): its workers are let in
         self.stage = stage
         self.stage_dir = self.run_dir / stage
         self.checkpoint_dir = self.stage_dir / "checkpoints"
@@ -155,7 +156,8 @@ class RunFolder:
             handle.close()
             raise RunFolderBusy(f"{self.run_dir} is in use by {holder}: wait for it to finish or stop it "
                                 "(two runs in one folder would write over each other)") from None
-        note = f"process {os.getpid()} ({_command()}, started {time.strftime('%Y-%m-%d %H:%M:%S')})\n"
+        job = f", chief of job {self.job}" if self.job else ""
+        note = f"process {os.getpid()} ({_command()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}{job})\n"
         try:
             os.ftruncate(handle.fileno(), 0)
             os.write(handle.fileno(), note.encode())  # unbuffered: nothing left to fail again on close
@@ -432,6 +434,25 @@ class RunFolder:
     def weights(self, network: str, stage: str | None = None) -> Path:
         """``<run-dir>/<stage>/<network>.weights.h5`` (this stage unless another is named)."""
         return stage_weights(self.run_dir, stage or self.stage, network)
+
+
+def check_job_lock(run_dir: str | os.PathLike, job: str) -> None:
+    """For a worker of multi-worker job ``job`` that is not its chief: ``RunFolderBusy`` when the lock of ``run_dir``
+    is held by a process other than the job's chief. A folder nobody holds (the chief's is on another machine's
+    disk) lets the worker in: it writes nothing there."""
+    path = Path(run_dir) / ".lock"
+    if not path.is_file():
+        return
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        except BlockingIOError:
+            holder = handle.read().strip() or "another process"
+    if f"chief of job {job})" not in holder:
+        raise RunFolderBusy(f"{run_dir} is in use by {holder}, not by the chief of this job: stop it, or give the "
+                            "job another run folder")
 
 
 def finite_checkpoint(prefix: str | os.PathLike) -> bool:
