@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -67,7 +68,7 @@ class Trainer(StageOutputs):
         self.strategy = strategy or choose_strategy(self.cluster)
         self.multi_worker = is_multi_worker(self.strategy)
         self.cluster = self.cluster if self.multi_worker else Cluster()
-        self.scratch = None if self.cluster.chief else tempfile.mkdtemp(prefix=f"srlib-worker{self.cluster.index}-")
+        self.scratch = None if self.cluster.chief else _scratch_folder(self.cluster)
         self.folder = RunFolder(self.scratch or run_dir, self.stage.name, job=self.cluster.job)
         self.closed = False
         try:
@@ -233,7 +234,8 @@ class Trainer(StageOutputs):
         saved = self.folder.latest_step() if self.cluster.chief else None
         where = (f"the last saved step is {saved}" if saved is not None else "no step was saved yet" if
                  self.cluster.chief else "the chief's run folder says which step was saved last")
-        reason = (error.message or type(error).__name__).strip().splitlines()[0][:200]
+        reason = re.sub(r"\{\{.*?\}\}\s*", "", error.message or "").strip().splitlines()[0][:200] if (
+            error.message) else type(error).__name__  # without TensorFlow's {{function_node ...}} prefix
         return SrlibError(f"worker {self.cluster.index} of {self.cluster.workers}: a worker of the job stopped "
                           f"({reason}), so the job stops at step {self.current_step}; {where}: restart every "
                           "worker with the same command to continue from it")
@@ -254,6 +256,15 @@ class Trainer(StageOutputs):
     def on_row(self, row: dict, sample: np.ndarray | None = None) -> None:
         """A history row (and sample image) was made: show it in TensorBoard."""
         self.tensorboard.write(row, sample)
+
+
+def _scratch_folder(cluster: Cluster) -> str:
+    """A new temporary folder for a worker that is not the chief, named after its job and index, so that what a
+    killed run of the same worker left there is removed when it restarts."""
+    path = os.path.join(tempfile.gettempdir(), f"srlib-job{cluster.job}-worker{cluster.index}")
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    return path
 
 
 def train_stage(recipe: str, stage: str, data, run_dir: str | os.PathLike, steps: int,
