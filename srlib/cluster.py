@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 
 import tensorflow as tf
@@ -118,3 +119,15 @@ def broadcast_from_chief(strategy: tf.distribute.Strategy, variables: list) -> N
 
     for variable, value in zip(variables, share()):
         variable.assign(tf.cast(value, variable.dtype))
+
+
+def lost_worker(error: tf.errors.OpError, cluster: Cluster, step: int, saved: int | None) -> SrlibError:
+    """The error of a worker whose job lost another worker (``error``, from a collective op) at ``step``, saying
+    where a restart of every worker resumes: ``saved``, the chief's last checkpoint (None elsewhere)."""
+    where = (f"the last saved step is {saved}" if saved is not None else "no step was saved yet" if cluster.chief
+             else "the chief's run folder says which step was saved last")
+    reason = re.sub(r"\{\{.*?\}\}\s*", "", error.message or "").strip()  # without {{function_node ...}}
+    reason = reason.splitlines()[0][:200] if reason else type(error).__name__
+    return SrlibError(f"worker {cluster.index} of {cluster.workers}: a worker of the job stopped ({reason}), so the "
+                      f"job stops at step {step}; {where}: restart every worker with the same command to continue "
+                      "from it")

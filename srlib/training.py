@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -24,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from .callbacks import Checkpoints, HistoryLogger, ProgressBar, StopOnSignal, TensorBoardLogger, TrainingError, Validation
-from .cluster import Cluster, broadcast_from_chief, choose_strategy, is_multi_worker
+from .cluster import Cluster, broadcast_from_chief, choose_strategy, is_multi_worker, lost_worker
 from .data import PatchSource, training_dataset, validation_images
 from .errors import DataError, SrlibError, TrainingStopped
 from .model_card import ModelCard, stage_weights
@@ -108,13 +107,6 @@ class Trainer(StageOutputs):
     discriminator = property(lambda self: self.model.discriminator)
     features = property(lambda self: self.model.features)
     current_step = property(lambda self: self.networks.current_step, doc="Steps this stage has done.")
-
-    def learning_rate(self) -> float:
-        """The rate the next step uses."""
-        return self.networks.learning_rate()
-
-    def _ema(self) -> list | None:
-        return self.networks.ema()
 
     def inference_weights(self):
         """Within the block the generator holds the weights to evaluate and export: the EMA when there is one."""
@@ -230,15 +222,7 @@ class Trainer(StageOutputs):
         callbacks.on_train_end()
 
     def _lost(self, error: tf.errors.OpError) -> SrlibError:
-        """The error of a multi-worker job that lost a worker, saying where a restart of every worker resumes."""
-        saved = self.folder.latest_step() if self.cluster.chief else None
-        where = (f"the last saved step is {saved}" if saved is not None else "no step was saved yet" if
-                 self.cluster.chief else "the chief's run folder says which step was saved last")
-        reason = re.sub(r"\{\{.*?\}\}\s*", "", error.message or "").strip().splitlines()[0][:200] if (
-            error.message) else type(error).__name__  # without TensorFlow's {{function_node ...}} prefix
-        return SrlibError(f"worker {self.cluster.index} of {self.cluster.workers}: a worker of the job stopped "
-                          f"({reason}), so the job stops at step {self.current_step}; {where}: restart every "
-                          "worker with the same command to continue from it")
+        return lost_worker(error, self.cluster, self.current_step, self.folder.latest_step() if self.cluster.chief else None)
 
     def close(self) -> None:
         """Release the run folder (and flush the TensorBoard events); a worker's temporary folder is removed."""
