@@ -31,6 +31,7 @@ from .models import resolve_vgg_weights
 from .recipes import RECIPES, TrainConfig, get_stage, stage_names
 from .run_folder import RunFolder, check_job_lock
 from .settings import check as check_setting
+from .shards import ShardSource, is_shards
 from .stage_model import StageModel, TenfoldDecay  # noqa: F401 (TenfoldDecay: where it was before)
 from .stage_outputs import StageOutputs
 from .stage_start import resume_or_start
@@ -255,7 +256,7 @@ def train_stage(recipe: str, stage: str, data, run_dir: str | os.PathLike, steps
                 config: TrainConfig | None = None, val_data: str | os.PathLike | None = None,
                 init_generator: str | os.PathLike | None = None, from_scratch: bool = False,
                 restart: bool = False) -> Trainer:
-    """Train one stage on the images in ``data`` (a folder or a list of folders) until it has done ``steps``
+    """Train one stage on the images in ``data`` (a folder or a list of folders, or TFRecord shards) until it has done ``steps``
     steps, resuming from the run folder's last checkpoint; returns the trainer (its networks are trained).
     ``init_generator`` (a file, or a shipped model's name such as "srresnet-x4") starts a new stage from it."""
     from .upscale import weights_path  # a shipped model's name, e.g. "srresnet-x4", or a file
@@ -269,8 +270,9 @@ def train_stage(recipe: str, stage: str, data, run_dir: str | os.PathLike, steps
     try:
         trainer.validation = validation_images(val_data, config.val_images, config.scale) if (
             val_data and trainer.cluster.chief) else []  # the chief alone validates
-        source = PatchSource([data] if isinstance(data, (str, os.PathLike)) else list(data),
-                             patch_size=config.patch_size, seed=config.seed)
+        items = [data] if isinstance(data, (str, os.PathLike)) else list(data)
+        source = (ShardSource(items, patch_size=config.patch_size, seed=config.seed) if all(map(is_shards, items))
+                  else PatchSource(items, patch_size=config.patch_size, seed=config.seed))
         trainer.training_data = source.summary()
         if config.degradation == "realistic":  # the card says which chain made its LR patches
             from .realistic import settings_record
