@@ -90,8 +90,14 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _data_shard(args: argparse.Namespace) -> None:
+    from .settings import SettingError, check as check_setting
     from .shards import write_shards
 
+    try:
+        check_setting("images_per_shard", args.images_per_shard)
+        check_setting("min_size", args.min_size)
+    except SettingError as error:
+        raise SrlibError(error.as_flag()) from None
     index = write_shards(args.folders, args.out, images_per_shard=args.images_per_shard, min_size=args.min_size)
     print(f"wrote {index['images']} images in {len(index['shards'])} TFRecord shards to {args.out}"
           + (f"; left out {index['skipped']} (unreadable or smaller than {args.min_size} pixels)" if index["skipped"] else "")

@@ -72,7 +72,12 @@ def choose_strategy(cluster: Cluster | None = None) -> tf.distribute.Strategy:
         from tensorflow.python.distribute import collective_all_reduce_strategy as collective
 
         collective.CollectiveAllReduceExtended._check_health_interval = HEALTH_CHECK_SECONDS
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except RuntimeError as error:  # "Collective ops must be configured at program startup"
+            raise SrlibError(f"TF_CONFIG names a cluster of {cluster.workers} workers, but TensorFlow already ran in "
+                             "this process (a notebook's kernel?): start each worker as a new process, e.g. python -m "
+                             f"srlib train ... ({error})") from None
     if os.environ.get("TPU_NAME") or tf.config.list_physical_devices("TPU"):
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(os.environ.get("TPU_NAME", ""))
         tf.config.experimental_connect_to_cluster(resolver)

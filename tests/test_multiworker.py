@@ -87,6 +87,32 @@ def runs(tmp_path_factory):
     return out
 
 
+def test_a_tf_config_that_is_not_a_cluster_spec_is_a_one_line_error(monkeypatch):
+    from srlib.cluster import Cluster
+    from srlib.errors import SrlibError
+
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}')
+    with pytest.raises(SrlibError, match=r"^TF_CONFIG is not a cluster spec: it should read like"):
+        Cluster.from_env()
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"chief": ["a:1"], "worker": ["b:1", "c:1"]}, '
+                                    '"task": {"type": "worker", "index": 1}}')
+    cluster = Cluster.from_env()
+    assert (cluster.workers, cluster.index, cluster.chief) == (3, 2, False)
+
+
+def test_the_lock_lets_the_workers_of_its_job_in_and_no_one_else(tmp_path):
+    from srlib.run_folder import RunFolder, RunFolderBusy, check_job_lock
+
+    folder = RunFolder(tmp_path, "mse", job="abc123")  # the chief of job abc123 holds the folder
+    try:
+        check_job_lock(tmp_path, "abc123")
+        with pytest.raises(RunFolderBusy, match="not by the chief of this job"):
+            check_job_lock(tmp_path, "other")
+    finally:
+        folder.close()
+    check_job_lock(tmp_path, "other")  # nobody holds it: a worker writes nothing there anyway
+
+
 def test_a_killed_worker_stops_the_job_with_a_clear_message(runs):
     code, stderr = runs["chief_after_kill"]
     assert 4 <= runs["killed_at"] < STEPS, "the job ended before a worker could be killed"
