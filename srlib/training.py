@@ -32,7 +32,7 @@ from .recipes import RECIPES, TrainConfig, get_stage, stage_names
 from .run_folder import RunFolder, check_job_lock
 from .settings import check as check_setting
 from .shards import ShardSource, is_shards
-from .stage_model import StageModel, TenfoldDecay  # noqa: F401 (TenfoldDecay: where it was before)
+from .stage_model import StageModel
 from .stage_outputs import StageOutputs
 from .stage_start import resume_or_start
 
