@@ -7,6 +7,7 @@ a one-process run with the same global batch and seed is the reference.
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -126,8 +127,9 @@ def test_the_workers_train_together_and_finish_at_the_same_step(runs):
     for code, stdout, stderr in runs["restarted"]:
         assert code == 0, stderr[-2000:]
         assert stdout.strip().splitlines()[-1].startswith(f"paper/mse: {STEPS} steps")
-    worker_log = runs["restarted"][1][2]
-    assert "worker 1 of 2: paper/mse starts at step" in worker_log  # it took the chief's step
+    saved = re.search(r"the last saved step is (\d+)", runs["chief_after_kill"][1]).group(1)
+    # worker 1 took the step (and the weights) the chief restored, through the collective
+    assert f"worker 1 of 2: paper/mse starts at step {saved} with the chief" in runs["restarted"][1][2]
 
 
 def test_the_resumed_job_has_each_step_once_and_equals_a_one_process_run(runs):
