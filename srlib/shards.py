@@ -33,7 +33,7 @@ from .images import list_image_files, read_image
 log = logging.getLogger(__name__)
 
 INDEX = "shards.json"
-SHUFFLE_BUFFER = 1024  # images shuffled together within an epoch, beyond the shard order
+SHUFFLE_BUFFER = 256  # records shuffled together within an epoch, beyond the shard order (held encoded in memory)
 READ_AT_ONCE = 8  # shards read in parallel (the interleave's cycle length)
 
 

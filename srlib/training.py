@@ -94,7 +94,8 @@ class Trainer(StageOutputs):
                                                          from_scratch)
         if self.multi_worker:
             try:
-                broadcast_from_chief(self.strategy, [self.model.step, *self.networks.variables()])
+                features = self.features.weights if self.features is not None else []  # "auto" VGG may differ
+                broadcast_from_chief(self.strategy, [self.model.step, *self.networks.variables(), *features])
             except LOST_WORKER as error:
                 raise self._lost(error) from None
             if not self.cluster.chief:
