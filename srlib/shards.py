@@ -164,6 +164,8 @@ class ShardSource:
         return stream.map(self._patch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     def _patch(self, k, record):
+        """(k, HR patch uint8) of sample ``k`` from its serialized example: a crop, flip and rotation drawn from
+        (seed, k)."""
         image = tf.io.parse_single_example(record, {"image": tf.io.FixedLenFeature([], tf.string)})["image"]
         image = tf.io.decode_image(image, channels=3, expand_animations=False)
         seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(self.seed, tf.int64), k]), 3)

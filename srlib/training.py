@@ -224,6 +224,7 @@ class Trainer(StageOutputs):
         callbacks.on_train_end()
 
     def _lost(self, error: tf.errors.OpError) -> SrlibError:
+        """The one-line error for ``error`` (a collective op's, after a worker died): ``srlib.cluster.lost_worker``."""
         return lost_worker(error, self.cluster, self.current_step, self.folder.latest_step() if self.cluster.chief else None)
 
     def close(self) -> None:
@@ -235,6 +236,7 @@ class Trainer(StageOutputs):
             self._release()
 
     def _release(self) -> None:
+        """Release the run folder's lock; a worker that is not the chief removes its temporary folder."""
         self.folder.close()
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
