@@ -2,7 +2,7 @@
 training step's demand.
 
     python benchmarks/bench_input.py [--data ../shared/data/train] [--patches 480]
-                                     [--degradation bicubic realistic] [--on-the-fly]
+                                     [--degradation bicubic realistic] [--on-the-fly] [--shards]
 
 For each degradation (``--degradation``, the training setting) and each profile's patch size (cpu: HR 64,
 gpu: HR 96), the patches per second of ``training_dataset`` from images cached in memory (small sets such as
@@ -12,6 +12,10 @@ from figures/bench_train_precision.md (benchmarks/bench_train_step.py --compare-
 pretraining and the GAN step. On 2 cores the pipeline and the step share the cores, so the pipeline
 needs a margin above the demand, not just to reach it: "CPU ms/patch" (all threads) is the steadier figure
 on a busy machine, and 2000 / it the rate two otherwise idle cores would reach.
+
+``--shards`` instead compares, in images per second (each patch decodes one image), the folder of PNGs decoded
+file by file (what a set too large for memory gets) against the same images as TFRecord shards
+(``python -m srlib data shard``) read with parallel interleave, at the gpu profile's patch and batch.
 """
 
 import argparse
@@ -48,6 +52,20 @@ def patches_per_second(source: PatchSource, patches: int, batch_size: int = 16, 
     return batches * batch_size / wall, 1000 * cpu / (batches * batch_size)
 
 
+def images_per_second(data: str, images: int, repeats: int = 2) -> dict[str, tuple[float, float]]:
+    """{"PNG folder": (images/s, CPU ms/image), "TFRecord shards": (...)}: the gpu profile's patches with bicubic LR,
+    from the PNGs under ``data`` decoded on the fly and from TFRecord shards of them, each the best of ``repeats``."""
+    from srlib.shards import ShardSource, write_shards
+
+    size, batch = PROFILES["gpu"]["patch_size"], PROFILES["gpu"]["batch_size"]
+    with tempfile.TemporaryDirectory() as folder:
+        write_shards([data], Path(folder) / "shards", images_per_shard=64, min_size=size)
+        sources = {"PNG folder": PatchSource([data], patch_size=size, cache=False),
+                   "TFRecord shards": ShardSource(Path(folder) / "shards", patch_size=size)}
+        return {how: max((patches_per_second(source, images, batch) for _ in range(repeats)), key=lambda r: r[0])
+                for how, source in sources.items()}
+
+
 def step_demand(profile: str, path: Path = STEP_FIGURES) -> dict[str, float]:
     """{"pretrain": patches/s, "GAN": patches/s} that ``profile``'s training step consumes in the default
     precision, from the step benchmark's table (empty when the table or the profile's rows are missing)."""
@@ -73,7 +91,14 @@ def main() -> None:
     parser.add_argument("--degradation", nargs="+", choices=DEGRADATIONS, default=list(DEGRADATIONS))
     parser.add_argument("--profiles", nargs="+", choices=["cpu", "gpu"], default=["cpu", "gpu"])
     parser.add_argument("--on-the-fly", action="store_true", help="also time JPEG files decoded on the fly")
+    parser.add_argument("--shards", action="store_true", help="compare TFRecord shards with the folder of PNGs instead")
     args = parser.parse_args()
+
+    if args.shards:
+        print("| source (gpu profile: HR 96, batch 16, bicubic) | images/s | CPU ms/image |\n|---|---|---|")
+        for how, (rate, cpu_ms) in images_per_second(args.data, args.patches).items():
+            print(f"| {how} | {rate:.0f} | {cpu_ms:.2f} |", flush=True)
+        return
 
     print("| profile | HR patch | degradation | images | patches/s | CPU ms/patch | 2 cores / CPU time (patches/s) "
           f"| step demand (patches/s, {DEFAULT_PRECISION}) |\n|---|---|---|---|---|---|---|---|")

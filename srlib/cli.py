@@ -3,6 +3,7 @@
   benchmark   PSNR/SSIM of a model on Set5, Set14, BSD100, Urban100 (the literature's protocol)
   train       run one stage of a training recipe, resuming from the run folder's last checkpoint
   pipeline    run the course notebooks 01-06 with papermill, sized by a profile (smoke, cpu, gpu)
+  data shard  write image folders as TFRecord shards for training at scale
   upscale     upscale image files or folders with a shipped model (srresnet-x4, srgan-mse-x4) or any trained generator
 """
 
@@ -88,6 +89,21 @@ def _train(args: argparse.Namespace) -> None:
     print(f"{args.recipe}/{stage.name}: {trainer.current_step} steps; generator at {Path(args.run_dir) / 'generator.weights.h5'}")
 
 
+def _data_shard(args: argparse.Namespace) -> None:
+    from .settings import SettingError, check as check_setting
+    from .shards import write_shards
+
+    try:
+        check_setting("images_per_shard", args.images_per_shard)
+        check_setting("min_size", args.min_size)
+    except SettingError as error:
+        raise SrlibError(error.as_flag()) from None
+    index = write_shards(args.folders, args.out, images_per_shard=args.images_per_shard, min_size=args.min_size)
+    print(f"wrote {index['images']} images in {len(index['shards'])} TFRecord shards to {args.out}"
+          + (f"; left out {index['skipped']} (unreadable or smaller than {args.min_size} pixels)" if index["skipped"] else "")
+          + f"; train on them with --data {args.out}")
+
+
 def _pipeline(args: argparse.Namespace) -> None:
     from .pipeline import run_pipeline
 
@@ -164,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train one stage of a recipe (rerun to resume)")
     train.add_argument("--recipe", required=True, choices=list(RECIPES))
     train.add_argument("--stage", required=True, help="; ".join(f"{r}: {', '.join(s)}" for r, s in RECIPES.items()))
-    train.add_argument("--data", required=True, nargs="+", help="folders of training images (searched recursively)")
+    train.add_argument("--data", required=True, nargs="+", help="folders of training images (searched recursively), "
+                       "or TFRecord shards: a folder written by `python -m srlib data shard`, or a pattern of its files")
     train.add_argument("--steps", required=True, type=int, help="train this stage until it has done this many steps")
     train.add_argument("--run-dir", required=True, help="folder for checkpoints, history.jsonl, TensorBoard logs and weights")
     defaults = TrainConfig()
@@ -205,6 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
                             "default: %(default)s")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.set_defaults(run=_train)
+
+    data = commands.add_parser("data", help="prepare training data").add_subparsers(dest="action", required=True)
+    shard = data.add_parser("shard", help="write image folders as TFRecord shards of encoded PNG/JPEG (train with "
+                                          "--data SHARD_FOLDER)")
+    shard.add_argument("folders", nargs="+", metavar="FOLDER", help="folders of training images (searched recursively)")
+    shard.add_argument("-o", "--out", required=True, help="a new folder for the shards and their shards.json index")
+    shard.add_argument("--images-per-shard", type=int, default=256, metavar="N",
+                       help="images per shard file (default: %(default)s; aim at 100-200 MB per shard)")
+    shard.add_argument("--min-size", type=int, default=96, metavar="PIXELS",
+                       help="leave out images with a side below this: the largest patch size to train on "
+                            "(default: %(default)s)")
+    shard.set_defaults(run=_data_shard)
 
     pipe = commands.add_parser("pipeline", help="run the notebooks 01-06 in order with papermill")
     pipe.add_argument("--profile", default="cpu", choices=list(PROFILES),

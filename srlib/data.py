@@ -126,14 +126,20 @@ def _decoded_bytes(files) -> int:
 
 
 def training_dataset(
-    source: PatchSource,
+    source,
     scale: int = 4,
     batch_size: int = 16,
     start_step: int = 0,
     parallel_calls: int | None = None,
     degradation="bicubic",
+    shard: tuple[int, int] = (0, 1),
 ) -> tf.data.Dataset:
-    """Endless batches of (lr, hr) float32 in [0, 1], from step ``start_step`` on.
+    """Endless batches of (lr, hr) float32 in [0, 1] from ``source`` (a ``PatchSource``, or TFRecord shards: a
+    ``srlib.shards.ShardSource``), from step ``start_step`` on.
+
+    ``shard=(index, count)`` gives part ``index`` of ``count`` equal parts of each global batch of ``batch_size``
+    (samples ``step * batch_size + index * batch_size / count + i``): the workers of a multi-worker job each read
+    their part, no two the same sample, and together the batches of a one-worker run.
 
     HR is (B, P, P, 3); LR is (B, P / scale, P / scale, 3) made in the graph by ``degradation``: "bicubic"
     (MATLAB's), "realistic" (Real-ESRGAN's chain, ``srlib.realistic.REAL_ESRGAN``) or a
@@ -154,6 +160,19 @@ def training_dataset(
         lr = bicubic_downscale_tf(hr, scale)
         return lr / 255.0, tf.cast(hr, tf.float32) / 255.0
 
+    index, count = shard
+    if batch_size % count or not 0 <= index < count:
+        raise DataError(f"a batch of {batch_size} does not split into {count} equal parts (part {index})")
+    part, whole = batch_size // count, batch_size
+
+    def hr_patches() -> tf.data.Dataset:
+        """(k, HR patch) for the samples of this part, in order: k = step * batch_size + index * part + i."""
+        if not isinstance(source, PatchSource):  # TFRecord shards (srlib.shards), read as a stream
+            return source.patches(start_step * whole, None if count == 1 else lambda k: k % whole // part == index)
+        positions = tf.data.Dataset.range(start_step * part, np.iinfo(np.int64).max // whole * part)
+        samples = positions if count == 1 else positions.map(lambda j: j // part * whole + index * part + j % part)
+        return samples.map(lambda k: (k, load(k)), num_parallel_calls=calls, deterministic=True)
+
     options = tf.data.Options()
     options.deterministic = True
     calls = parallel_calls or tf.data.AUTOTUNE
@@ -163,23 +182,22 @@ def training_dataset(
         settings = REAL_ESRGAN if degradation == "realistic" else degradation
 
         @tf.autograph.experimental.do_not_convert  # plain tf.cond inside: converting it only slows the tracing
-        def degraded_pair(k):  # one sample at a time: each draws its own sizes, so they batch only at the end
-            hr = load(k)
+        def degraded_pair(k, hr):  # one sample at a time: each draws its own sizes, so they batch only at the end
             lr = tf.ensure_shape(degrade(hr, scale, sample_seed(source.seed, k), settings),
                                  (size // scale, size // scale, 3))
             return tf.cast(lr, tf.float32) / 255.0, tf.cast(hr, tf.float32) / 255.0
 
         return (
-            tf.data.Dataset.range(start_step * batch_size, np.iinfo(np.int64).max)
+            hr_patches()
             .map(degraded_pair, num_parallel_calls=calls, deterministic=True)
-            .batch(batch_size, drop_remainder=True)
+            .batch(part, drop_remainder=True)
             .prefetch(tf.data.AUTOTUNE)
             .with_options(options)
         )
     return (
-        tf.data.Dataset.range(start_step * batch_size, np.iinfo(np.int64).max)
-        .map(load, num_parallel_calls=calls, deterministic=True)
-        .batch(batch_size, drop_remainder=True)
+        hr_patches()
+        .map(lambda k, hr: hr)
+        .batch(part, drop_remainder=True)
         .map(to_pair, num_parallel_calls=calls, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)
         .with_options(options)

@@ -122,89 +122,14 @@ class HistoryLog:
             self._file = None
 
 
-class RunFolder:
-    """The files of one stage of a run; holds the folder's lock while it exists (``close`` releases it)."""
+class StageCheckpoints:
+    """The checkpoints of one stage (``<stage>/checkpoints/``): found by their files, restored newest readable
+    first, saved so that a failed save loses nothing. ``RunFolder`` is one; it sets ``stage_dir`` and
+    ``checkpoint_dir``."""
 
-    def __init__(self, run_dir: str | os.PathLike, stage: str):
-        self.run_dir = Path(run_dir)
-        self.stage = stage
-        self.stage_dir = self.run_dir / stage
-        self.checkpoint_dir = self.stage_dir / "checkpoints"
-        self.samples_dir = self.stage_dir / "samples"
-        self.tensorboard_dir = self.run_dir / "tensorboard" / stage
-        self.ema_added = False
-        try:
-            make_folder(self.stage_dir, "run folder")
-        except OSError as error:
-            raise SrlibError(f"cannot make the run folder {self.stage_dir}: {error.strerror}") from None
-        self._lock = self._take_lock()
-        self.history = HistoryLog(self.run_dir / "history.jsonl")
-        self._remove_leftovers()
+    stage_dir: Path
+    checkpoint_dir: Path
 
-    # --- one process per run folder -------------------------------------------------------------
-    def _take_lock(self):
-        """An exclusive ``flock`` on ``<run-dir>/.lock``; the kernel drops it when the process dies, so a
-        run killed with ``kill -9`` leaves nothing that blocks the next one. The file names the holder."""
-        path = self.run_dir / ".lock"
-        handle = open(path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise RunFolderBusy(f"{self.run_dir} is in use by {holder}: wait for it to finish or stop it "
-                                "(two runs in one folder would write over each other)") from None
-        note = f"process {os.getpid()} ({_command()}, started {time.strftime('%Y-%m-%d %H:%M:%S')})\n"
-        try:
-            os.ftruncate(handle.fileno(), 0)
-            os.write(handle.fileno(), note.encode())  # unbuffered: nothing left to fail again on close
-        except OSError:  # a full disk: the lock holds without its note, and the next write says what is wrong
-            pass
-        return handle
-
-    def close(self) -> None:
-        self.history.close()
-        if self._lock is not None:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
-            self._lock = None
-
-    def _remove_leftovers(self) -> None:
-        """Remove what killed saves left behind: TensorFlow's half-written ``ckpt-N_temp`` checkpoints and the
-        temporary files of atomic writes (``srlib.files``) anywhere in the run folder, which this process
-        now holds alone."""
-        remove_stale_temp_files(self.run_dir)
-        for leftover in self.checkpoint_dir.glob("*_temp*"):
-            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
-            log.info("removed %s, left by an interrupted checkpoint save", leftover)
-
-    # --- settings --------------------------------------------------------------------------------
-    def check_config(self, config) -> None:
-        """Refuse to resume a stage with settings that differ from those it was started with; then record them.
-
-        A stage setting left at None means the stage's own value, so ``content_loss=None`` and the stage's
-        own content loss are the same; ``vgg_weights`` matters only when the content loss uses VGG."""
-        path = self.stage_dir / "config.json"
-        now = dataclasses.asdict(config)
-        before = _read_object(path) if path.is_file() and self.holds_checkpoints() else {}
-        if before:
-            changed = [f"{k}: {old} -> {new}" for k, (old, new) in
-                       changed_settings(before, now, _stage_named(self.stage)).items()]
-            if changed:
-                raise SrlibError(f"{self.stage_dir} was trained with other settings ({'; '.join(changed)}): resume "
-                                 "with the same settings, train in a new run folder, or pass --restart to train "
-                                 "this stage again from the start (its files are moved aside)")
-        self.ema_added = bool(before) and not before.get("ema") and bool(now["ema"])
-        if before and stored_precision(before) != now["precision"]:
-            log.warning("%s resumes in %s (it was trained in %s; the history records each step's)", self.stage_dir,
-                        now["precision"], stored_precision(before))
-        if before and before.get("learning_rate") != now["learning_rate"]:
-            log.warning("%s resumes with learning_rate %s (it was %s; None is the stage's own rate)", self.stage_dir,
-                        now["learning_rate"], before.get("learning_rate"))
-        write_json(path, now)
-
-    # --- checkpoints -----------------------------------------------------------------------------
     def checkpoints(self) -> list[Path]:
         """The checkpoint prefixes in the folder (``.../ckpt-N``), newest first, found from their files, so
         that a lost or damaged ``checkpoint`` state file loses nothing."""
@@ -256,18 +181,6 @@ class RunFolder:
                              f"stage again from the start, pass {RESTART_HOW}: its files are moved aside, "
                              "not deleted")
         return None
-
-    def check_not_lost(self) -> None:
-        """An error when the stage has no checkpoint files left but holds the generator it exported (its
-        checkpoints were deleted): starting again would overwrite what it trained. Called before anything
-        in the folder is written."""
-        exported = self.weights("generator")
-        if exported.is_file() and not self.holds_checkpoints():
-            card = card_path(exported)
-            steps = _read_object(card).get("steps", "some") if card.is_file() else "some"
-            raise SrlibError(f"{self.stage_dir} has no checkpoint left but holds the generator it exported after "
-                             f"{steps} steps ({exported.name}); to train this stage again from the start, pass "
-                             f"{RESTART_HOW}: its files are moved aside, not deleted")
 
     def _state_names(self) -> str | None:
         """The newest checkpoint that TensorFlow's ``checkpoint`` state file names; None when there is no such
@@ -362,6 +275,105 @@ class RunFolder:
         except OSError:
             pass  # a state file naming a checkpoint that is gone is ignored: restore() finds them by their files
 
+
+
+class RunFolder(StageCheckpoints):
+    """The files of one stage of a run; holds the folder's lock while it exists (``close`` releases it)."""
+
+    def __init__(self, run_dir: str | os.PathLike, stage: str, job: str | None = None):
+        self.run_dir = Path(run_dir)
+        self.job = job  # the multi-worker job whose chief this is (srlib.cluster): its workers are let in
+        self.stage = stage
+        self.stage_dir = self.run_dir / stage
+        self.checkpoint_dir = self.stage_dir / "checkpoints"
+        self.samples_dir = self.stage_dir / "samples"
+        self.tensorboard_dir = self.run_dir / "tensorboard" / stage
+        self.ema_added = False
+        try:
+            make_folder(self.stage_dir, "run folder")
+        except OSError as error:
+            raise SrlibError(f"cannot make the run folder {self.stage_dir}: {error.strerror}") from None
+        self._lock = self._take_lock()
+        self.history = HistoryLog(self.run_dir / "history.jsonl")
+        self._remove_leftovers()
+
+    # --- one process per run folder -------------------------------------------------------------
+    def _take_lock(self):
+        """An exclusive ``flock`` on ``<run-dir>/.lock``; the kernel drops it when the process dies, so a
+        run killed with ``kill -9`` leaves nothing that blocks the next one. The file names the holder."""
+        path = self.run_dir / ".lock"
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunFolderBusy(f"{self.run_dir} is in use by {holder}: wait for it to finish or stop it "
+                                "(two runs in one folder would write over each other)") from None
+        job = f", chief of job {self.job}" if self.job else ""
+        note = f"process {os.getpid()} ({_command()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}{job})\n"
+        try:
+            os.ftruncate(handle.fileno(), 0)
+            os.write(handle.fileno(), note.encode())  # unbuffered: nothing left to fail again on close
+        except OSError:  # a full disk: the lock holds without its note, and the next write says what is wrong
+            pass
+        return handle
+
+    def close(self) -> None:
+        self.history.close()
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    def _remove_leftovers(self) -> None:
+        """Remove what killed saves left behind: TensorFlow's half-written ``ckpt-N_temp`` checkpoints and the
+        temporary files of atomic writes (``srlib.files``) anywhere in the run folder, which this process
+        now holds alone."""
+        remove_stale_temp_files(self.run_dir)
+        for leftover in self.checkpoint_dir.glob("*_temp*"):
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+            log.info("removed %s, left by an interrupted checkpoint save", leftover)
+
+    # --- settings --------------------------------------------------------------------------------
+    def check_config(self, config) -> None:
+        """Refuse to resume a stage with settings that differ from those it was started with; then record them.
+
+        A stage setting left at None means the stage's own value, so ``content_loss=None`` and the stage's
+        own content loss are the same; ``vgg_weights`` matters only when the content loss uses VGG."""
+        path = self.stage_dir / "config.json"
+        now = dataclasses.asdict(config)
+        before = _read_object(path) if path.is_file() and self.holds_checkpoints() else {}
+        if before:
+            changed = [f"{k}: {old} -> {new}" for k, (old, new) in
+                       changed_settings(before, now, _stage_named(self.stage)).items()]
+            if changed:
+                raise SrlibError(f"{self.stage_dir} was trained with other settings ({'; '.join(changed)}): resume "
+                                 "with the same settings, train in a new run folder, or pass --restart to train "
+                                 "this stage again from the start (its files are moved aside)")
+        self.ema_added = bool(before) and not before.get("ema") and bool(now["ema"])
+        if before and stored_precision(before) != now["precision"]:
+            log.warning("%s resumes in %s (it was trained in %s; the history records each step's)", self.stage_dir,
+                        now["precision"], stored_precision(before))
+        if before and before.get("learning_rate") != now["learning_rate"]:
+            log.warning("%s resumes with learning_rate %s (it was %s; None is the stage's own rate)", self.stage_dir,
+                        now["learning_rate"], before.get("learning_rate"))
+        write_json(path, now)
+
+    def check_not_lost(self) -> None:
+        """An error when the stage has no checkpoint files left but holds the generator it exported (its
+        checkpoints were deleted): starting again would overwrite what it trained. Called before anything
+        in the folder is written."""
+        exported = self.weights("generator")
+        if exported.is_file() and not self.holds_checkpoints():
+            card = card_path(exported)
+            steps = _read_object(card).get("steps", "some") if card.is_file() else "some"
+            raise SrlibError(f"{self.stage_dir} has no checkpoint left but holds the generator it exported after "
+                             f"{steps} steps ({exported.name}); to train this stage again from the start, pass "
+                             f"{RESTART_HOW}: its files are moved aside, not deleted")
+
+
     def restart(self) -> Path | None:
         """Move this stage's folder aside (``<stage>.replaced-<time>``, with its history rows and TensorBoard
         events) so that the stage starts again from scratch; nothing is deleted. Returns where it went."""
@@ -432,6 +444,25 @@ class RunFolder:
     def weights(self, network: str, stage: str | None = None) -> Path:
         """``<run-dir>/<stage>/<network>.weights.h5`` (this stage unless another is named)."""
         return stage_weights(self.run_dir, stage or self.stage, network)
+
+
+def check_job_lock(run_dir: str | os.PathLike, job: str) -> None:
+    """For a worker of multi-worker job ``job`` that is not its chief: ``RunFolderBusy`` when the lock of ``run_dir``
+    is held by a process other than the job's chief. A folder nobody holds (the chief's is on another machine's
+    disk) lets the worker in: it writes nothing there."""
+    path = Path(run_dir) / ".lock"
+    if not path.is_file():
+        return
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        except BlockingIOError:
+            holder = handle.read().strip() or "another process"
+    if f"chief of job {job})" not in holder:
+        raise RunFolderBusy(f"{run_dir} is in use by {holder}, not by the chief of this job: stop it, or give the "
+                            "job another run folder")
 
 
 def finite_checkpoint(prefix: str | os.PathLike) -> bool:

@@ -125,6 +125,8 @@ SETTINGS: dict[str, Check] = {
     "seed": integer(0),
     "training_sets": text_list,
     "degradation": one_of(list(DEGRADATIONS)),
+    "images_per_shard": integer(1),  # python -m srlib data shard
+    "min_size": integer(1),
     # the losses and the optimizer
     "content_loss": optional(one_of(_content_losses)),
     "vgg_weights": optional(text),  # "imagenet", "auto", "none" or a file (whose loading names it when missing)

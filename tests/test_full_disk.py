@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from srlib import cli, training
+from srlib import cli, stage_outputs
 from srlib.callbacks import TensorBoardLogger
 from srlib.errors import SrlibError
 from srlib.files import atomic_path, is_temp_file, write_json, write_text
@@ -212,13 +212,13 @@ def test_the_train_command_stopped_by_a_full_disk_says_which_step_is_saved(small
                                                                           capsys):
     disk = small_disk("4m")
     run = disk / "run"
-    real = training.save_generator
+    real = stage_outputs.save_generator
 
     def fill_then_save(*args, **kwargs):  # the disk fills after the checkpoint of step 2, before the export
         fill(disk)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(training, "save_generator", fill_then_save)
+    monkeypatch.setattr(stage_outputs, "save_generator", fill_then_save)
     settings = ["--scale", "2", "--blocks", "1", "--filters", "8", "--batch-size", "2", "--patch-size", "32",
                 "--vgg-weights", "none", "--precision", "float32", "--checkpoint-every", "2"]
     code = cli.main(["train", "--recipe", "paper", "--stage", "mse", "--data", str(write_train_folder(tmp_path)),

@@ -84,7 +84,7 @@ def test_bfloat16_training_keeps_variables_losses_and_the_average_in_float32(bf1
     assert generator.output.dtype == "float32" and discriminator.output.dtype == "float32"
     assert discriminator.get_layer("logit").compute_dtype == "float32"
     assert {v.dtype for v in generator.weights + discriminator.weights} == {"float32"}
-    assert {a.dtype for a in trainer._ema()} == {"float32"}
+    assert {a.dtype for a in trainer.networks.ema()} == {"float32"}
     last = trainer.fit(batches(train_folder, config), steps=2)
     assert last["precision"] == "bfloat16"
     assert all(np.isfinite(last[k]) for k in ("content", "adversarial", "g_loss", "d_loss", "g_grad_norm"))

@@ -88,7 +88,7 @@ def test_resuming_with_other_options_is_a_clear_error(train_folder, tmp_path):
 
 
 def _averages(trainer):
-    return [a.numpy().copy() for a in trainer._ema()]
+    return [a.numpy().copy() for a in trainer.networks.ema()]
 
 
 def test_an_ema_can_be_added_to_a_running_stage_but_not_dropped(train_folder, tmp_path):
@@ -230,7 +230,7 @@ def test_diverged_weights_are_never_saved_nor_resumed_from(train_folder, tmp_pat
     for variable in stale.generator.trainable_variables:
         variable.assign(np.full(variable.shape, np.nan, np.float32))
     stale.model.step.assign(5)
-    stale.folder.save(stale.checkpoint, 5)
+    stale.folder.save(stale.networks.checkpoint, 5)
     stale.close()
     resumed = Trainer("paper", "mse", tmp_path, config)
     assert resumed.current_step == 2 and (checkpoints / "damaged" / "ckpt-5.index").is_file()

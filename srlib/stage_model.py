@@ -1,0 +1,128 @@
+"""The networks and optimizers of one stage, built for a ``tf.distribute`` strategy: ``StageModel``.
+
+``StageModel`` holds the stage's ``SRGAN`` (generator, discriminator, frozen VGG; ``srlib.srgan``), its Adam
+optimizers (the generator's with a moving average of its weights), the ``tf.train.Checkpoint`` of all that and
+the step, and the learning-rate schedule; ``srlib.training.Trainer`` trains it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .models import discriminator, generator, vgg_feature_extractor
+from .precision import effective as effective_precision, policy as precision_policy
+from .recipes import Stage, TrainConfig
+from .srgan import SRGAN
+
+
+class TenfoldDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """The SRGAN paper's schedule: ``rate`` until step ``boundary``, then ``rate / 10``.
+
+    ``boundary`` is a variable because it depends on the stage's step count, which ``fit`` learns.
+    """
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.boundary = tf.Variable(np.iinfo(np.int64).max, dtype=tf.int64, trainable=False, name="decay_boundary")
+
+    def __call__(self, step):
+        return tf.where(tf.cast(step, tf.int64) >= self.boundary, self.rate / 10, self.rate)
+
+    def get_config(self):
+        return {"rate": self.rate}
+
+
+class StageModel:
+    """The ``SRGAN`` of ``stage`` with ``config``'s networks and optimizers, built under ``strategy``; the same
+    seed gives the same initial weights (and random VGG)."""
+
+    def __init__(self, stage: Stage, config: TrainConfig, strategy: tf.distribute.Strategy):
+        self.stage, self.config = stage, config
+        self.precision = effective_precision(config.precision)  # bfloat16 falls back to float32 without the hardware
+        keras.utils.set_random_seed(config.seed)
+        self.schedules: list[TenfoldDecay] = []
+        c, s = config, stage
+        with strategy.scope(), precision_policy(self.precision):
+            self.model = SRGAN(s, generator(c.scale, c.blocks, c.filters, c.batch_norm),
+                               discriminator(c.patch_size) if s.uses_discriminator else None,
+                               vgg_feature_extractor(*s.vgg, c.vgg_weights) if s.vgg else None, seed=c.seed)
+            g_optimizer = self._optimizer(ema=True) if s.train_generator else None
+            d_optimizer = self._optimizer(ema=False) if s.train_discriminator else None
+            for optimizer, network in ((g_optimizer, self.model.generator), (d_optimizer, self.model.discriminator)):
+                if optimizer is not None:
+                    optimizer.build(network.trainable_variables)
+            self.model.compile(g_optimizer, d_optimizer, jit_compile=c.xla)
+        tracked = {"step": self.model.step, "generator": self.model.generator,
+                   "discriminator": self.model.discriminator, "g_optimizer": g_optimizer, "d_optimizer": d_optimizer}
+        self.checkpoint = tf.train.Checkpoint(**{k: v for k, v in tracked.items() if v is not None})
+
+    def _optimizer(self, ema: bool):
+        """Adam (beta_1 0.9, as in the paper) at the stage's rate.
+
+        The generator's optimizer always keeps a moving average of the weights, so that its checkpoints have
+        one layout and an EMA can be switched on when a run resumes; ``config.ema`` sets its decay and
+        whether validation and exports use it.
+        """
+        rate = self.stage.learning_rate
+        if self.stage.decay_at:
+            rate = TenfoldDecay(rate)
+            self.schedules.append(rate)
+        optimizer = keras.optimizers.Adam(rate, beta_1=0.9, use_ema=ema, ema_momentum=self.config.ema or 0.999)
+        return keras.optimizers.LossScaleOptimizer(optimizer) if self.precision == "mixed_float16" else optimizer
+
+    @property
+    def optimizers(self) -> list:
+        """The stage's optimizers (the generator's first), those it has."""
+        return [o for o in (self.model.g_optimizer, self.model.d_optimizer) if o is not None]
+
+    @property
+    def current_step(self) -> int:
+        """Steps this stage has done."""
+        return int(self.model.step.numpy())
+
+    def learning_rate(self) -> float:
+        """The rate the next step uses."""
+        return float(keras.ops.convert_to_numpy(self.optimizers[0].learning_rate))
+
+    def set_learning_rate(self, rate: float) -> None:
+        """Train on at ``rate`` (a resumed stage's checkpoint holds the rate it was trained with)."""
+        for optimizer in self.optimizers:
+            optimizer.learning_rate = rate
+
+    def ema(self) -> list | None:
+        """The optimizer's moving averages of the generator's trainable weights, or None without an EMA."""
+        optimizer = getattr(self.model.g_optimizer, "inner_optimizer", self.model.g_optimizer)
+        # Keras keeps them in this attribute (its SwapEMAWeights callback reads it too)
+        return optimizer._model_variables_moving_average if optimizer is not None and self.config.ema else None
+
+    def reset_ema(self) -> None:
+        """Start the average at the generator's current weights."""
+        for average, variable in zip(self.ema() or [], self.model.generator.trainable_variables):
+            average.assign(variable)
+
+    @contextlib.contextmanager
+    def inference_weights(self):
+        """Within the block the generator holds the weights to evaluate and export: the EMA when there is one."""
+        averages, network = self.ema(), self.model.generator
+        if averages is None:
+            yield network
+            return
+        variables = network.trainable_variables
+        trained = [variable.numpy() for variable in variables]
+        try:
+            for variable, average in zip(variables, averages):
+                variable.assign(average)
+            yield network
+        finally:
+            for variable, value in zip(variables, trained):
+                variable.assign(value)
+
+    def variables(self, optimizers: bool = True) -> list:
+        """The variables a checkpoint holds: the networks' weights, and the optimizers' state (``optimizers``)."""
+        networks = [n for n in (self.model.generator, self.model.discriminator) if n is not None]
+        variables = [v for network in networks for v in network.weights]
+        return variables + ([v for o in self.optimizers for v in o.variables] if optimizers else [])
