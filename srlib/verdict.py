@@ -50,23 +50,30 @@ def adversarial_share(history: list[dict], stage: str, window: int = WINDOW) -> 
     return sum(r["adversarial"] / r["g_loss"] for r in rows) / len(rows) if rows else None
 
 
-def _psnr_change(history, stage, before, after) -> float | None:
+def _psnr_change(history, stage, before, after) -> tuple[float | None, str]:
+    """The stage's change in PSNR and where it was measured: the benchmark, or its first and last validation."""
     if before and after:
-        return after["psnr"] - before["psnr"]
-    values = _rows(history, stage, "val_psnr")
-    return values[-1] - values[0] if len(values) > 1 else None
+        return after["psnr"] - before["psnr"], ""
+    rows = [r for r in history if r.get("stage") == stage and isinstance(r.get("val_psnr"), (int, float))]
+    if len(rows) < 2:
+        return None, ""
+    return rows[-1]["val_psnr"] - rows[0]["val_psnr"], f" (validation, steps {rows[0]['step']} to {rows[-1]['step']})"
 
 
 def judge_pretraining(before: dict, after: dict) -> Verdict:
-    """A pretraining stage: ``before`` is bicubic on a set, ``after`` the trained generator on it."""
+    """A pretraining stage: ``before`` is bicubic on a set, ``after`` the trained generator on it (detail and colour
+    may be missing, as in a validation, which measures PSNR only)."""
     gain = after["psnr"] - before["psnr"]
-    facts = [f"PSNR {after['psnr']:.2f} dB, {gain:+.2f} dB over bicubic",
-             f"detail {before['detail']:.2f} -> {after['detail']:.2f}", f"colour {after['colour']:.1f}"]
+    facts = [f"PSNR {after['psnr']:.2f} dB, {gain:+.2f} dB over bicubic"]
+    if "detail" in before and "detail" in after:
+        facts.append(f"detail {before['detail']:.2f} -> {after['detail']:.2f}")
+    if "colour" in after:
+        facts.append(f"colour {after['colour']:.1f}")
     causes = []
     if gain <= 0:
         causes.append("below bicubic: too few steps, a learning rate too high or too low, or a content loss that does "
                       "not measure pixels (VGG features, random without ImageNet's weights)")
-    if after["colour"] > MAX_COLOUR:
+    if after.get("colour", 0) > MAX_COLOUR:
         causes.append(f"a colour cast of {after['colour']:.1f} grey levels: the content loss does not hold colours "
                       "(a VGG loss) or the run diverged")
     return Verdict(not causes, facts, causes)
@@ -92,9 +99,9 @@ def judge_gan(history: list[dict], stage: str, before: dict | None = None, after
     if before and after:
         gain = after["detail"] / before["detail"] if before["detail"] > 0 else float("inf")
         facts.append(f"detail {before['detail']:.2f} -> {after['detail']:.2f} ({gain:.1f}x)")
-    change = _psnr_change(history, stage, before, after)
+    change, where = _psnr_change(history, stage, before, after)
     if change is not None:
-        facts.append(f"PSNR {change:+.1f} dB" + ("" if before and after else " (validation)"))
+        facts.append(f"PSNR {change:+.1f} dB{where}")
     if after:
         facts.append(f"colour {after['colour']:.1f}")
     share = adversarial_share(history, stage)

@@ -29,7 +29,7 @@ def test_a_gan_without_detail_gained_is_named_sick_and_validation_psnr_stands_in
     assert "no detail gained" in str(judge_gan([], "gan", {"psnr": 30, "detail": 0.3, "colour": 0},
                                                {"psnr": 30, "detail": 0.31, "colour": 0}))
     history = [{"stage": "gan", "step": 1, "val_psnr": 30.0}, {"stage": "gan", "step": 9, "val_psnr": 29.5}]
-    assert str(judge_gan(history, "gan")) == "healthy: PSNR -0.5 dB (validation)"
+    assert str(judge_gan(history, "gan")) == "healthy: PSNR -0.5 dB (validation, steps 1 to 9)"
     assert adversarial_share(_gan_history(0.01, 0.5), "mse") == 0.0
 
 
@@ -43,3 +43,8 @@ def test_pretraining_is_judged_against_bicubic_and_the_warm_up_by_its_accuracy()
     sure = [{"stage": "d", "d_acc_real": 0.9, "d_acc_fake": 0.95, "d_loss": 0.4}] * 5
     assert not judge_discriminator(coin, "d").healthy and "coin" in str(judge_discriminator(coin, "d"))
     assert str(judge_discriminator(sure, "d")) == "healthy: accuracy 0.90 on HR / 0.95 on SR patches, loss 0.40"
+
+
+def test_a_validation_judges_pretraining_by_psnr_alone():
+    assert str(judge_pretraining({"psnr": 28.0}, {"psnr": 27.5})).startswith("sick: below bicubic")
+    assert str(judge_pretraining({"psnr": 28.0}, {"psnr": 28.5})) == "healthy: PSNR 28.50 dB, +0.50 dB over bicubic"
