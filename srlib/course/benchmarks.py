@@ -38,3 +38,25 @@ def plot_spectra(images: dict[str, np.ndarray], scale: int, title: str | None = 
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
+
+
+def slider_views(panels: dict[str, np.ndarray], model: str, crop: int) -> dict[str, tuple[str, np.ndarray]]:
+    """The three stops of the interactive comparison, from one scene of ``srlib.benchmark.showcase`` (its panels:
+    LR input, bicubic and the models labelled with their PSNR and detail, HR): {"bicubic" | "SR" | "HR": (caption,
+    zoomed crop)}, the crop the busiest ``crop``-pixel square of the HR image, the same for all three. ``model`` is
+    the label the scene was made with (its panel's label starts with it)."""
+    from ..figures import busiest_box
+
+    def panel(name: str) -> tuple[str, np.ndarray]:
+        label = next((k for k in panels if k == name or k.startswith(name + " (")), None)
+        if label is None:
+            raise KeyError(f"no panel {name!r} in {list(panels)}")
+        return label, panels[label]
+
+    hr = panels["HR"]
+    top, left, height, width = busiest_box(hr, crop)
+    views = {}
+    for stop, name in (("bicubic", "bicubic"), ("SR", model), ("HR", "HR")):
+        label, image = panel(name)
+        views[stop] = (label if stop != "HR" else "HR (the original)", image[top:top + height, left:left + width])
+    return views
