@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -99,7 +100,14 @@ def offline_content_loss(recipe: str, stage: str, config: TrainConfig) -> tuple[
     own = get_stage(recipe, stage)
     if config.content_loss is not None or config.vgg_weights != "auto" or not own.vgg:
         return config, None
-    if _resolved(config, own).vgg_weights is not None:  # ImageNet's weights are here: the recipe as it is
+    models_log = logging.getLogger("srlib.models")
+    level = models_log.level
+    models_log.setLevel(logging.ERROR)  # no log line saying that VGG is random: the note returned says what follows
+    try:
+        resolved = _resolved(config, own).vgg_weights
+    finally:
+        models_log.setLevel(level)
+    if resolved is not None:  # ImageNet's weights are here: the recipe as it is
         return config, None
     note = (f"No ImageNet VGG weights here, so this stage trains with the pixel content loss "
             f"(`content_loss = \"{OFFLINE_CONTENT_LOSS}\"`) in place of the recipe's `{own.content_loss}`; "
