@@ -30,7 +30,7 @@ DISCRIMINATOR_TERMS = ("d_loss", "d_acc_real", "d_acc_fake")
 SMOOTHING = 25
 
 # What each stage does, in words, for titles (the recipes' stage names are code names)
-STAGE_ROLES = {"sr_vgg": "pretraining with a VGG16 content loss", "mse": "pretraining with pixel MSE",
+STAGE_ROLES = {"sr_vgg": "the report's pretraining", "mse": "pretraining with pixel MSE",
                "discriminator": "discriminator warm-up", "full": "GAN training", "gan": "GAN training"}
 
 
@@ -97,16 +97,6 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
 
 
-def stage_offsets(rows: list[dict]) -> dict[str, int]:
-    """Where each stage starts when the stages are drawn one after another: the sum of the earlier stages'
-    last steps (a stage's steps count from 1)."""
-    offsets, offset = {}, 0
-    for stage in stages_in(rows):
-        offsets[stage] = offset
-        offset += last_step(rows, stage)
-    return offsets
-
-
 def stages_with(rows: list[dict], key: str) -> list[str]:
     """The stages whose rows log ``key`` (e.g. "g_loss": the stages in which the generator learns)."""
     return [stage for stage in stages_in(rows) if len(series(rows, stage, key)[0])]
@@ -134,17 +124,6 @@ def _mark_rate_changes(ax, rows: list[dict], stage: str, offset: int = 0) -> Non
         ax.axvline(steps[i] + offset, color="gray", linestyle="--", linewidth=1)
         ax.annotate(f" learning rate {rates[i - 1]:.0e} → {rates[i]:.0e}", (steps[i] + offset, 0.98),
                     xycoords=("data", "axes fraction"), fontsize=7, color="dimgray", va="top", ha="left",
-                    bbox=dict(facecolor="white", alpha=0.75, edgecolor="none", pad=1))
-
-
-def _mark_stages(ax, offsets: dict[str, int], shown: list[str]) -> None:
-    """A dotted line where each shown stage starts (after the first) and the stage's name in words at the top,
-    one line lower for each stage so that the names of short stages do not run into each other."""
-    for i, stage in enumerate(shown):
-        if i:
-            ax.axvline(offsets[stage], color="black", linestyle=":", linewidth=1.2)
-        ax.annotate(f" {stage_label(stage)}", (offsets[stage], 0.98 - 0.07 * i), xycoords=("data", "axes fraction"),
-                    fontsize=7, va="top", ha="left", color="black",
                     bbox=dict(facecolor="white", alpha=0.75, edgecolor="none", pad=1))
 
 
@@ -234,33 +213,35 @@ def plot_discriminator(rows: list[dict], stage: str, title: str | None = None, w
 
 
 def plot_validation(rows: list[dict], bicubic_psnr: float | None = None, title: str | None = None):
-    """Validation PSNR of the whole run, the stages one after another with a dotted line where each starts and
-    its name in words, every validation a marker, bicubic's PSNR on the same images dashed; the legend gives each
-    stage's last / mean / std / min. A stage validated once is one point, labelled with its value."""
-    offsets = stage_offsets(rows)
+    """Validation PSNR of the run, one panel per stage (its own steps and PSNR axis, so that a short GAN stage
+    gets as much room as a long pretraining), every validation a marker, bicubic's PSNR on the same images dashed
+    where it falls in the panel's range; each panel's title gives the stage's last / mean / std / min. A stage
+    validated once is one point, labelled with its value."""
     shown = stages_with(rows, "val_psnr")
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    for stage in shown:
+    fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(4.6 * max(1, len(shown)) + 0.6, 4.4), squeeze=False)
+    for ax, stage in zip(axes[0], shown):
         steps, psnr = series(rows, stage, "val_psnr")
-        ax.plot(steps + offsets[stage], psnr, marker="o", markersize=4,
-                label=f"{stage_label(stage)}: last {psnr[-1]:.2f} dB; {stats_text(psnr, 'dB')}")
+        ax.plot(steps, psnr, marker="o", markersize=5, color="C0")
         if len(psnr) == 1:
-            # below the point: the stage names sit at the top of the axes
-            ax.annotate(f"{psnr[0]:.2f} dB", (steps[0] + offsets[stage], psnr[0]), textcoords="offset points",
-                        xytext=(0, -8), ha="center", va="top", fontsize=8)
-    _mark_stages(ax, offsets, stages_in(rows))
-    if bicubic_psnr is not None:
-        ax.axhline(bicubic_psnr, color="gray", linestyle="--",
-                   label=f"bicubic on the same images: {bicubic_psnr:.2f} dB")
-    ax.set(title=title or "Validation PSNR over the whole run (Y channel, border shaved, as in the benchmark)",
-           xlabel="training step (the stages one after another)", ylabel="PSNR (dB)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    end = max([offsets[s] + r["step"] for r in rows for s in [r.get("stage")]
-               if s in offsets and isinstance(r.get("step"), int)], default=1)
-    ax.set_xlim(0, end * 1.02)
-    ax.grid(alpha=0.3)
-    if shown or bicubic_psnr is not None:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), fontsize=8)
+            ax.annotate(f"{psnr[0]:.2f} dB", (steps[0], psnr[0]), textcoords="offset points", xytext=(0, -10),
+                        ha="center", va="top", fontsize=10)
+        low, high = float(psnr.min()), float(psnr.max())
+        if bicubic_psnr is not None:
+            ax.axhline(bicubic_psnr, color="gray", linestyle="--", label=f"bicubic: {bicubic_psnr:.2f} dB")
+            low, high = min(low, bicubic_psnr), max(high, bicubic_psnr)
+        pad = max(0.25, 0.15 * (high - low))
+        ax.set_ylim(low - pad, high + pad)
+        ax.set_title(f"{stage_label(stage)}\nlast {psnr[-1]:.2f} dB · mean {psnr.mean():.2f} · min {psnr.min():.2f}",
+                     fontsize=11)
+        ax.set(xlabel=f"step of {stage}", ylabel="PSNR (dB)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+        ax.grid(alpha=0.3)
+        if bicubic_psnr is not None:
+            ax.legend(loc="best", fontsize=10)
+    if not shown:
+        axes[0, 0].set(xlabel="training step", ylabel="PSNR (dB)")
+        axes[0, 0].text(0.5, 0.5, "no validation yet", ha="center", va="center", transform=axes[0, 0].transAxes)
+    fig.suptitle(title or "Validation PSNR by stage (Y channel, border shaved, as in the benchmark)", fontsize=12)
     fig.tight_layout()
     return fig
 

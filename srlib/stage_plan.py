@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -83,6 +84,35 @@ def _resolved(config: TrainConfig, stage) -> TrainConfig:
 
         return dataclasses.replace(config, vgg_weights=resolve_vgg_weights("auto", stage.vgg[0]))
     return config
+
+
+# the content loss a stage trains with when its own compares VGG features and ImageNet's weights cannot be had
+OFFLINE_CONTENT_LOSS = "mse"
+
+
+def offline_content_loss(recipe: str, stage: str, config: TrainConfig) -> tuple[TrainConfig, str | None]:
+    """``config`` for ``stage`` of ``recipe``, with pixel MSE in place of a VGG content loss that would compare
+    random features, and the sentence that says so (None when nothing changed).
+
+    Only the stage's own content loss (``content_loss`` left at None) with ``vgg_weights="auto"`` is replaced, and
+    only when ImageNet's VGG weights cannot be loaded here; a content loss asked for by name is kept, so training
+    against random VGG features stays one parameter away."""
+    own = get_stage(recipe, stage)
+    if config.content_loss is not None or config.vgg_weights != "auto" or not own.vgg:
+        return config, None
+    models_log = logging.getLogger("srlib.models")
+    level = models_log.level
+    models_log.setLevel(logging.ERROR)  # no log line saying that VGG is random: the note returned says what follows
+    try:
+        resolved = _resolved(config, own).vgg_weights
+    finally:
+        models_log.setLevel(level)
+    if resolved is not None:  # ImageNet's weights are here: the recipe as it is
+        return config, None
+    note = (f"No ImageNet VGG weights here, so this stage trains with the pixel content loss "
+            f"(`content_loss = \"{OFFLINE_CONTENT_LOSS}\"`) in place of the recipe's `{own.content_loss}`; "
+            f"set `content_loss = \"{own.content_loss}\"` to train against random VGG features instead.")
+    return dataclasses.replace(config, content_loss=OFFLINE_CONTENT_LOSS), note
 
 
 def _check_start(recipe: str, stage, run_dir: Path, config: TrainConfig, init_generator) -> str:

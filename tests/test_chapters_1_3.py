@@ -343,3 +343,21 @@ def test_chapters_1_to_3_run_offline_with_an_exercise_setting_of_each_training_c
         run_pipeline("smoke", "report", notebooks=["02"], pretrain={"content_loss": "mse", "learning_rate": 1e-4},
                      **common)
     assert (ROOT / "notebooks" / "02_pretrain_sr_vgg.ipynb").is_file()
+
+
+def test_offline_the_demo_trains_with_pixel_mse_and_a_named_vgg_loss_stays_one_parameter_away(monkeypatch):
+    import srlib.models
+    from srlib.stage_plan import offline_content_loss
+
+    monkeypatch.setitem(srlib.models._resolved, "vgg16", None)  # as if ImageNet's weights could not be loaded
+    monkeypatch.setitem(srlib.models._resolved, "vgg19", None)
+    auto = dataclasses.replace(CONFIG, vgg_weights="auto")
+    for recipe, stage, own in (("report", "sr_vgg", "vgg16_22"), ("report", "full", "vgg16_53"), ("paper", "gan", "vgg54")):
+        config, note = offline_content_loss(recipe, stage, auto)
+        assert config.content_loss == "mse" and f'`content_loss = "{own}"`' in note, (recipe, stage)
+    assert offline_content_loss("paper", "mse", auto) == (auto, None)  # pixel MSE already
+    named = dataclasses.replace(auto, content_loss="vgg16_22")  # the exercise: random VGG, asked for by name
+    assert offline_content_loss("report", "sr_vgg", named) == (named, None)
+    assert offline_content_loss("report", "sr_vgg", CONFIG) == (CONFIG, None)  # vgg_weights given: not "auto"
+    monkeypatch.setitem(srlib.models._resolved, "vgg16", "imagenet")  # online: the recipe as it is
+    assert offline_content_loss("report", "sr_vgg", auto) == (auto, None)

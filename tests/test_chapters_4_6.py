@@ -5,6 +5,7 @@ import json
 import re
 
 import nbformat
+import numpy as np
 import papermill
 import pytest
 
@@ -161,3 +162,20 @@ def test_chapters_5_and_6_read_and_measure_that_run_with_the_shipped_models(ship
     for name in ("comparison.png", "crops_x4.png", "spectrum.png", "benchmark_srresnet-x4.json",
                  "benchmark_paper_gan.json"):
         assert (out / "figures" / name).is_file(), name
+
+
+def test_the_slider_of_chapter_6_stops_at_bicubic_the_model_and_hr_on_the_same_crop():
+    from srlib.course.benchmarks import slider_views
+
+    rng = np.random.default_rng(0)
+    hr = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    panels = {"LR input": hr[::4, ::4], "bicubic (20.00 dB, detail 0.05)": hr // 2,
+              "paper/gan (24.00 dB, detail 0.40)": hr // 3, "HR": hr}
+    views = slider_views(panels, "paper/gan", crop=16)
+    assert list(views) == ["bicubic", "SR", "HR"]
+    assert views["SR"][0] == "paper/gan (24.00 dB, detail 0.40)" and views["bicubic"][0].startswith("bicubic (")
+    shapes = {image.shape for _, image in views.values()}
+    assert shapes == {(16, 16, 3)}
+    assert np.array_equal(views["SR"][1], views["HR"][1] // 3)  # the same region of each image
+    with pytest.raises(KeyError, match="no panel 'other'"):
+        slider_views(panels, "other", crop=16)

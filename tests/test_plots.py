@@ -183,23 +183,20 @@ def test_a_learning_rate_drop_is_marked():
     assert marks == [" learning rate 1e-04 → 1e-05"]
 
 
-def test_validation_runs_the_stages_one_after_another_with_their_boundaries_marked():
-    from srlib.plots import stage_offsets
-
-    rows = HISTORY + GAN_HISTORY + [{"stage": "gan", "step": 100, "val_psnr": 23.5, "val_ssim": 0.6}]
-    assert stage_offsets(rows) == {"sr_vgg": 0, "discriminator": 10, "gan": 15}
+def test_validation_gives_each_stage_its_own_panel_and_axis():
+    rows = HISTORY + GAN_HISTORY + [{"stage": "gan", "step": 50, "val_psnr": 23.9},
+                                    {"stage": "gan", "step": 100, "val_psnr": 23.5, "val_ssim": 0.6}]
     figure = plot_validation(rows, bicubic_psnr=23.0)
-    [ax] = figure.axes
-    texts = [t.get_text() for t in ax.texts]
-    assert " GAN training (stage “gan”)" in texts and " discriminator warm-up (stage “discriminator”)" in texts
-    boundaries = [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"]
-    assert boundaries == [10, 15]
+    pretraining, gan = figure.axes  # the warm-up is not validated: no panel
+    assert pretraining.get_title().startswith("the report's pretraining (stage “sr_vgg”)\nlast 24.00 dB")
+    assert gan.get_title().startswith("GAN training (stage “gan”)\nlast 23.50 dB")
+    assert gan.get_xlim()[0] > 40 and gan.get_xlim()[1] < 110  # the GAN's own steps, not the whole run's
+    assert gan.get_ylim()[0] < 23.0 < 23.9 < gan.get_ylim()[1]  # bicubic and every point inside the axis
     # a stage validated once is a point with its value written beside it, not a "curve"
-    assert "23.50 dB" in texts and "24.00 dB" in texts
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend[0].startswith("pretraining with a VGG16 content loss (stage “sr_vgg”): last 24.00 dB; mean 24")
-    assert legend[-1] == "bicubic on the same images: 23.00 dB"
-    assert ax.get_xlim()[1] >= 115 and "dB" in ax.get_ylabel()
+    assert [t.get_text() for t in pretraining.texts] == ["24.00 dB"]
+    assert [t.get_text() for t in gan.get_legend().get_texts()] == ["bicubic: 23.00 dB"]
+    sizes = [t.get_fontsize() for ax in figure.axes for t in [ax.title, *ax.texts, *ax.get_legend().get_texts()]]
+    assert min(sizes) >= 10  # no caption smaller than body text
 
 
 def test_two_runs_of_a_stage_side_by_side():
