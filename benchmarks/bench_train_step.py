@@ -109,10 +109,11 @@ def compare_precision(steps: int, rounds: int, profiles: list[str], xla: bool | 
             "|---|---|---|---|---|---|"]
     print(f"{'profile network':<44} {'step':<8} {'float32 (s)':>11} {'bfloat16 (s)':>12} {'speed-up':>8}")
     for name in profiles:
-        p = PROFILES[name]
-        blocks, filters, batch, patch = p["blocks"], p["filters"], p["batch_size"], p["patch_size"]
         for gan in (False, True):
-            jit = p["gan" if gan else "pretrain"].get("xla", p["xla"]) if xla is None else xla
+            # a stage's section may train another network than the profile's (the cpu GAN: SRResNet-16)
+            p = {**PROFILES[name], **PROFILES[name]["gan" if gan else "pretrain"]}
+            blocks, filters, batch, patch = p["blocks"], p["filters"], p["batch_size"], p["patch_size"]
+            jit = p["xla"] if xla is None else xla
             steps_of = {precision: bare_step(blocks, filters, batch, patch, gan, jit, precision, p["batch_norm"])
                         for precision in ("float32", "bfloat16")}
             times = {precision: [] for precision in steps_of}
