@@ -25,6 +25,8 @@ CONTENT_LOSSES: dict[str, tuple[str, str] | None] = {
     "vgg16_22": ("vgg16", "block2_conv2"),
     "vgg16_53": ("vgg16", "block5_conv3"),
 }
+CONTENT_NAMES = {"mse": "pixel MSE", "vgg22": "VGG19 block2_conv2 (VGG22)", "vgg54": "VGG19 block5_conv4 (VGG54)",
+                 "vgg16_22": "VGG16 block2_conv2", "vgg16_53": "VGG16 block5_conv3"}
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class Stage:
     """One stage of a recipe: which networks learn and the loss of each."""
 
     name: str
-    summary: str
+    role: str  # which networks learn, and from what; the losses are said by ``summary``
     train_generator: bool = True
     train_discriminator: bool = False
     previous: str | None = None  # the stage whose networks this one starts from
@@ -44,6 +46,17 @@ class Stage:
     label_flip: float = 0.0
     learning_rate: float = 1e-4
     decay_at: float | None = None  # fraction of the stage's steps after which the rate drops 10x
+
+    @property
+    def summary(self) -> str:
+        """One line: the role and the generator's loss terms, from this stage's own settings (a run's
+        ``content_loss`` shows here, not the recipe's default)."""
+        if not self.train_generator or self.content_loss is None:
+            return self.role
+        terms = [f"{CONTENT_NAMES[self.content_loss]} content"]
+        terms += [f"{self.tv_weight:g} total variation"] if self.tv_weight else []
+        terms += [f"{self.adversarial_weight:g} adversarial"] if self.adversarial_weight else []
+        return f"{self.role}: {' + '.join(terms)}"
 
     @property
     def uses_discriminator(self) -> bool:
@@ -60,7 +73,7 @@ RECIPES: dict[str, dict[str, Stage]] = {
     "report": {
         "sr_vgg": Stage(
             "sr_vgg",
-            "SRResNet + frozen VGG16: content loss at block2_conv2 + total variation; no MSE, no discriminator",
+            "the generator alone (no discriminator)",
             content_loss="vgg16_22", tv_weight=1e-3,
         ),
         "discriminator": Stage(
@@ -71,18 +84,17 @@ RECIPES: dict[str, dict[str, Stage]] = {
         ),
         "full": Stage(
             "full",
-            "generator + discriminator: VGG16 block5_conv3 content + total variation + 1e-3 adversarial",
+            "generator + discriminator",
             train_discriminator=True, previous="discriminator",
             content_loss="vgg16_53", tv_weight=1e-3, adversarial_weight=1e-3, label_smoothing=0.1, label_flip=0.05,
         ),
     },
     # Ledig et al. 2017: SRResNet with pixel MSE, then SRGAN with VGG54 content + 1e-3 adversarial.
     "paper": {
-        "mse": Stage("mse", "SRResNet with pixel MSE (the PSNR-oriented network)", content_loss="mse"),
+        "mse": Stage("mse", "SRResNet, the PSNR-oriented network", content_loss="mse"),
         "gan": Stage(
             "gan",
-            "SRGAN: content loss (VGG54 by default; mse and vgg22 are the paper's other variants) "
-            "+ 1e-3 adversarial, from the MSE network",
+            "SRGAN, from the MSE network",
             train_discriminator=True, previous="mse", content_loss="vgg54", adversarial_weight=1e-3, decay_at=0.5,
         ),
     },

@@ -113,3 +113,14 @@ def test_chapter_6_refuses_a_set_it_cannot_measure(sets, said, data_dir, tmp_pat
                                    kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False)
     assert said in str(error.value)
     assert not list(tmp_path.glob("benchmark_*"))  # no table of the sets it could find
+
+
+def test_a_stage_summary_names_the_losses_of_this_run():
+    from srlib.recipes import get_stage
+
+    full = get_stage("report", "full")
+    assert full.summary == ("generator + discriminator: VGG16 block5_conv3 content + 0.001 total variation "
+                            "+ 0.001 adversarial")
+    assert TrainConfig(content_loss="mse", tv_weight=0.0).stage(full).summary.startswith(
+        "generator + discriminator: pixel MSE content + 0.001 adversarial")
+    assert get_stage("report", "discriminator").summary.startswith("generator frozen")
