@@ -212,20 +212,27 @@ def plot_discriminator(rows: list[dict], stage: str, title: str | None = None, w
     return fig
 
 
-def plot_validation(rows: list[dict], bicubic_psnr: float | None = None, title: str | None = None):
+def plot_validation(rows: list[dict], bicubic_psnr: float | None = None, title: str | None = None,
+                    starts: dict[str, float] | None = None):
     """Validation PSNR of the run, one panel per stage (its own steps and PSNR axis, so that a short GAN stage
     gets as much room as a long pretraining), every validation a marker, bicubic's PSNR on the same images dashed
     where it falls in the panel's range; each panel's title gives the stage's last / mean / std / min. A stage
-    validated once is one point, labelled with its value."""
+    validated once is one point, labelled with its value. ``starts`` maps a stage to the PSNR on the same images
+    of the generator it started from, drawn at step 0 (the trainer validates only after steps)."""
     shown = stages_with(rows, "val_psnr")
     fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(4.6 * max(1, len(shown)) + 0.6, 4.4), squeeze=False)
     for ax, stage in zip(axes[0], shown):
         steps, psnr = series(rows, stage, "val_psnr")
         ax.plot(steps, psnr, marker="o", markersize=5, color="C0")
+        start = (starts or {}).get(stage)
+        if start is not None:
+            ax.plot([0, steps[0]], [start, psnr[0]], linestyle=":", color="C0")
+            ax.plot([0], [start], marker="s", markersize=6, color="C1", linestyle="none",
+                    label=f"start: {start:.2f} dB")
         if len(psnr) == 1:
             ax.annotate(f"{psnr[0]:.2f} dB", (steps[0], psnr[0]), textcoords="offset points", xytext=(0, -10),
                         ha="center", va="top", fontsize=10)
-        low, high = float(psnr.min()), float(psnr.max())
+        low, high = min(float(psnr.min()), start or np.inf), max(float(psnr.max()), start or -np.inf)
         if bicubic_psnr is not None:
             ax.axhline(bicubic_psnr, color="gray", linestyle="--", label=f"bicubic: {bicubic_psnr:.2f} dB")
             low, high = min(low, bicubic_psnr), max(high, bicubic_psnr)
@@ -236,7 +243,7 @@ def plot_validation(rows: list[dict], bicubic_psnr: float | None = None, title: 
         ax.set(xlabel=f"step of {stage}", ylabel="PSNR (dB)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
         ax.grid(alpha=0.3)
-        if bicubic_psnr is not None:
+        if bicubic_psnr is not None or start is not None:
             ax.legend(loc="best", fontsize=10)
     if not shown:
         axes[0, 0].set(xlabel="training step", ylabel="PSNR (dB)")

@@ -198,6 +198,10 @@ def test_validation_gives_each_stage_its_own_panel_and_axis():
     sizes = [t.get_fontsize() for ax in figure.axes for t in [ax.title, *ax.texts, *ax.get_legend().get_texts()]]
     assert min(sizes) >= 10  # no caption smaller than body text
 
+    gan = plot_validation(rows, starts={"gan": 24.4}).axes[1]  # the generator the GAN started from, at step 0
+    assert gan.get_xlim()[0] < 0 and gan.get_ylim()[1] > 24.4
+    assert [t.get_text() for t in gan.get_legend().get_texts()] == ["start: 24.40 dB"]
+
 
 def test_two_runs_of_a_stage_side_by_side():
     from srlib.plots import plot_runs
