@@ -217,9 +217,11 @@ def plot_validation(rows: list[dict], bicubic_psnr: float | None = None, title: 
     """Validation PSNR of the run, one panel per stage (its own steps and PSNR axis, so that a short GAN stage
     gets as much room as a long pretraining), every validation a marker, bicubic's PSNR on the same images dashed
     where it falls in the panel's range; each panel's title gives the stage's last / mean / std / min. A stage
-    validated once is one point, labelled with its value. ``starts`` maps a stage to the PSNR on the same images
+    validated once is one point, labelled with its value; a discriminator warm-up (its generator frozen) has no
+    panel. ``starts`` maps a stage to the PSNR on the same images
     of the generator it started from, drawn at step 0 (the trainer validates only after steps)."""
-    shown = stages_with(rows, "val_psnr")
+    warm_ups = set(stages_with(rows, "d_loss")) - set(stages_with(rows, "g_loss"))  # the generator does not change
+    shown = [stage for stage in stages_with(rows, "val_psnr") if stage not in warm_ups]
     fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(4.6 * max(1, len(shown)) + 0.6, 4.4), squeeze=False)
     for ax, stage in zip(axes[0], shown):
         steps, psnr = series(rows, stage, "val_psnr")

@@ -184,10 +184,11 @@ def test_a_learning_rate_drop_is_marked():
 
 
 def test_validation_gives_each_stage_its_own_panel_and_axis():
-    rows = HISTORY + GAN_HISTORY + [{"stage": "gan", "step": 50, "val_psnr": 23.9},
+    rows = HISTORY + GAN_HISTORY + [{"stage": "discriminator", "step": 5, "val_psnr": 24.0},
+                                    {"stage": "gan", "step": 50, "val_psnr": 23.9},
                                     {"stage": "gan", "step": 100, "val_psnr": 23.5, "val_ssim": 0.6}]
     figure = plot_validation(rows, bicubic_psnr=23.0)
-    pretraining, gan = figure.axes  # the warm-up is not validated: no panel
+    pretraining, gan = figure.axes  # the warm-up's generator is frozen: no panel
     assert pretraining.get_title().startswith("the report's pretraining (stage “sr_vgg”)\nlast 24.00 dB")
     assert gan.get_title().startswith("GAN training (stage “gan”)\nlast 23.50 dB")
     assert gan.get_xlim()[0] > 40 and gan.get_xlim()[1] < 110  # the GAN's own steps, not the whole run's
