@@ -305,11 +305,30 @@ def _relative_paths(value, relative):
     return value
 
 
+def _widget_text(state: dict, model_id: str) -> str:
+    """The text a saved widget shows at the end of the run: a label's or HTML's value, a progress bar drawn
+    from its value, a box's children in order ("" for anything else)."""
+    import html
+
+    model = state.get(model_id, {})
+    values = model.get("state", {})
+    if "children" in values:
+        parts = (_widget_text(state, child.removeprefix("IPY_MODEL_")) for child in values["children"])
+        return " ".join(part for part in parts if part)
+    if model.get("model_name") in ("HTMLModel", "LabelModel"):
+        return html.unescape(str(values.get("value", ""))).strip()
+    if model.get("model_name") in ("FloatProgressModel", "IntProgressModel") and values.get("max"):
+        filled = round(10 * min(1.0, values.get("value", 0) / values["max"]))
+        return "|" + "█" * filled + " " * (10 - filled) + "|"
+    return ""
+
+
 def publishable(notebook_json: str, photo_bytes: int = 100_000, quality: int = 85) -> str:
     """An executed notebook (its JSON text) as committed for reading on GitHub: this checkout's paths, and those
     beside it, made relative to ``notebooks/`` (in text, never in image data), and each PNG output larger than
     ``photo_bytes`` stored as a JPEG of ``quality`` when that is less than half the size (photographs and image
-    grids; line plots stay PNG, whose lines JPEG would blur). Returns the JSON text."""
+    grids; line plots stay PNG, whose lines JPEG would blur). A widget's text fallback (what GitHub shows of a
+    progress bar) becomes its final state, as saved in the notebook, instead of its first. Returns the JSON text."""
     import base64
     import io
     import re
@@ -327,9 +346,14 @@ def publishable(notebook_json: str, photo_bytes: int = 100_000, quality: int = 8
         return text
 
     notebook = _relative_paths(json.loads(notebook_json), relative)
+    widgets = notebook.get("metadata", {}).get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
     for cell in notebook["cells"]:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
+            view = data.get("application/vnd.jupyter.widget-view+json")
+            final = _widget_text(widgets.get("state", {}), view["model_id"]) if view else ""
+            if final:
+                data["text/plain"] = final
             png = data.get("image/png")
             if not png or len(png) * 3 // 4 <= photo_bytes:
                 continue

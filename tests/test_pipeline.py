@@ -205,3 +205,22 @@ def test_published_chapters_store_photographs_as_jpeg_and_plots_as_png():
     assert np.abs(blocks(Image.open(io.BytesIO(jpeg))) - blocks(photo)).mean() < 1.5  # the same picture
     # a folder beside the checkout whose name starts with the checkout's is beside it, not inside
     assert text.text == f"saved to ../figures/x.png from ../../shared/data, and ../../{ROOT.name}2/x\n"
+
+
+def test_a_published_progress_bar_shows_its_final_state_as_text():
+    import nbformat
+
+    from srlib.pipeline import publishable
+
+    view = {"model_id": "bar", "version_major": 2, "version_minor": 0}
+    state = {"bar": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_left", "IPY_MODEL_fill", "IPY_MODEL_right"]}},
+             "left": {"model_name": "HTMLModel", "state": {"value": "report/sr_vgg: 100%"}},
+             "fill": {"model_name": "FloatProgressModel", "state": {"value": 1000.0, "max": 1000.0}},
+             "right": {"model_name": "HTMLModel", "state": {"value": " 1000/1000 [01:02&lt;00:00,  5.11step/s]"}}}
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("train()", outputs=[
+        nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": view,
+                                                     "text/plain": "report/sr_vgg:   0%|          | 0/1000"})])])
+    notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": state, "version_major": 2,
+                                                                                  "version_minor": 0}}
+    output = nbformat.reads(publishable(nbformat.writes(notebook)), as_version=4).cells[0].outputs[0]
+    assert output.data["text/plain"] == "report/sr_vgg: 100% |██████████| 1000/1000 [01:02<00:00,  5.11step/s]"
