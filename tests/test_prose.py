@@ -65,3 +65,16 @@ def test_chapters_3_and_4_agree_that_minus_log_d_does_not_saturate():
     assert "SRGAN uses\n$-\\log D$ for that reason" in chapter4 or "SRGAN uses $-\\log D$ for that reason" in chapter4
     said = re.findall(r"\$-\\log D\$ ([\w ]*?)saturate", chapter3 + chapter4)
     assert said and all("not" in s for s in said), said
+
+
+@pytest.mark.skipif("report" not in RECIPES, reason="no executed course")
+def test_the_readmes_demo_minutes_are_the_executed_courses():
+    """README says how long make demo takes; course/report/ holds how long each notebook took (papermill's
+    durations, from the make demo that wrote it)."""
+    seconds = sum(nbformat.read(path, as_version=4).metadata["papermill"]["duration"]
+                  for path in sorted((COURSE / "report").glob("0*.ipynb")))
+    readme = (ROOT / "README.md").read_text()
+    said = [int(m) for m in re.findall(r"about (\d+) minutes on 2 CPU cores|the demo: about (\d+) minutes", readme)
+            for m in m if m]
+    assert len(said) == 2, "README's two statements of the demo's time"
+    assert all(abs(minutes - seconds / 60) <= 1 for minutes in said), (said, seconds / 60)
