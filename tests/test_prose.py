@@ -78,3 +78,13 @@ def test_the_readmes_demo_minutes_are_the_executed_courses():
             for m in m if m]
     assert len(said) == 2, "README's two statements of the demo's time"
     assert all(abs(minutes - seconds / 60) <= 1 for minutes in said), (said, seconds / 60)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_no_cell_of_the_executed_course_shows_a_stray_return_value(recipe):
+    """A cell that ends in a call whose result nobody reads (write_text returns its path) prints it."""
+    for path in sorted((COURSE / recipe).glob("0*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for output in cell.get("outputs", []):
+                text = str(output.get("data", {}).get("text/plain", ""))
+                assert not re.match(r"(Posix|Windows)?Path\(", text), f"{path.name}: {text}"
