@@ -30,7 +30,9 @@ def test_the_sidecar_says_what_the_model_is_and_how_it_was_made():
     assert (sidecar["recipe"], sidecar["stage"]) == ("paper", "mse")  # no GAN trained on random VGG features
     # the 291 images of T91 + BSD200, less t20.png (78x78, smaller than a 96-pixel training patch)
     assert sidecar["training_data"] == {"name": "BSD200+T91", "images": 290}
-    assert sidecar["initialised_from"]["batch_norm_folded"] and sidecar["initialised_from"]["steps"] == 4500
+    # trained on in bfloat16 from the SRResNet-16 shipped before (12000 steps: 4500 with batch norm, folded, + 7500)
+    assert sidecar["initialised_from"]["steps"] == 12000 and not sidecar["initialised_from"]["architecture"]["batch_norm"]
+    assert [p["precision"] for p in sidecar["precisions"]] == ["bfloat16"]
     assert sidecar["steps"] > 0 and sidecar["benchmark_command"].startswith("python -m srlib benchmark --weights")
     assert set(sidecar["benchmark"]) == {"Set5", "Set14", "BSD100", "Urban100"}
     assert sidecar["benchmark"]["Set5"]["n"] == 5
