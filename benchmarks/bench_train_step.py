@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import srlib  # noqa: F401  (first: it keeps TensorFlow's start-up C++ messages out of the output)
 import keras
 import tensorflow as tf
 
