@@ -113,7 +113,13 @@ class ShardSource:
         if not self.files:
             raise DataError(f"no TFRecord shards found at {text}")
         index_path = Path(self.files[0]).parent / INDEX
-        self.index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+        try:
+            self.index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise DataError(f"{index_path} is not valid JSON ({error.__class__.__name__}): write the shards again with "
+                            "python -m srlib data shard") from None
+        if not isinstance(self.index, dict):
+            raise DataError(f"{index_path} should hold a JSON object: write the shards again with python -m srlib data shard")
         names = set(self.index.get("shards", []))
         if not names.issuperset(Path(f).name for f in self.files):
             raise DataError(f"{index_path} does not list the shards at {text}: write them with python -m srlib data shard")

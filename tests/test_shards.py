@@ -63,6 +63,17 @@ def test_shards_with_images_smaller_than_the_patch_are_refused(shards, tmp_path)
         write_shards([shards], shards)
 
 
+def test_a_broken_shard_index_is_a_one_line_error_naming_it(shards, tmp_path):
+    import shutil
+
+    copy = tmp_path / "set"
+    shutil.copytree(shards, copy)
+    for text in ("{not json", "[1, 2]"):
+        (copy / "shards.json").write_text(text)
+        with pytest.raises(DataError, match=r"shards\.json .*write the shards again"):
+            ShardSource(copy, patch_size=32)
+
+
 @pytest.mark.filterwarnings("ignore:.*RANDOM")
 def test_a_stage_trains_from_shards(folder, shards, tmp_path):
     from srlib.training import TrainConfig, train_stage
