@@ -53,7 +53,11 @@ def _encoded(path: Path, pixels: np.ndarray) -> bytes:
 
 def write_shards(folders, out_dir: str | os.PathLike, images_per_shard: int = 256, min_size: int = 96) -> dict:
     """Write the images under ``folders`` (searched recursively, sorted by path) as TFRecord shards of at most
-    ``images_per_shard`` images in ``out_dir``; returns the index written to ``out_dir/shards.json``."""
+    ``images_per_shard`` images in ``out_dir``; returns the index written to ``out_dir/shards.json``.
+
+    Each shard is written as soon as it is full (one shard's images in memory, whatever the size of the set)
+    as ``train-NNNNN.partial``, and renamed ``train-NNNNN-of-MMMMM.tfrecord`` once the count is known; the
+    index, written last, marks the set complete."""
     if images_per_shard < 1 or min_size < 1:
         raise DataError(f"images per shard ({images_per_shard}) and the smallest side ({min_size}) must be at least 1")
     out = Path(out_dir)
@@ -63,7 +67,15 @@ def write_shards(folders, out_dir: str | os.PathLike, images_per_shard: int = 25
     files = [path for folder in folders for path in list_image_files(folder)]
     if not files:
         raise DataError(f"no image files in {', '.join(map(str, folders))}")
-    records, smallest, skipped = [], None, 0
+    records, partials, images, smallest, skipped = [], [], 0, None, 0
+
+    def flush():
+        partials.append(out / f"train-{len(partials):05d}.partial")
+        with tf.io.TFRecordWriter(str(partials[-1])) as writer:
+            for record in records:
+                writer.write(record)
+        records.clear()
+
     for path in files:
         try:
             pixels = read_image(path)
@@ -79,16 +91,17 @@ def write_shards(folders, out_dir: str | os.PathLike, images_per_shard: int = 25
         feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[_encoded(path, pixels)])),
                    "name": tf.train.Feature(bytes_list=tf.train.BytesList(value=[path.name.encode()]))}
         records.append(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-    if not records:
+        images += 1
+        if len(records) == images_per_shard:
+            flush()
+    if records:
+        flush()
+    if not images:
         raise DataError(f"no usable images (of at least {min_size} pixels a side) in {', '.join(map(str, folders))}")
-    count = -(-len(records) // images_per_shard)
-    names = [f"train-{i:05d}-of-{count:05d}.tfrecord" for i in range(count)]
-    for i, name in enumerate(names):
-        with tf.io.TFRecordWriter(str(out / (name + ".partial"))) as writer:  # whole shards only under their name
-            for record in records[i * images_per_shard:(i + 1) * images_per_shard]:
-                writer.write(record)
-        os.replace(out / (name + ".partial"), out / name)
-    index = {"images": len(records), "shards": names, "min_side": smallest, "skipped": skipped,
+    names = [f"train-{i:05d}-of-{len(partials):05d}.tfrecord" for i in range(len(partials))]
+    for partial, name in zip(partials, names):
+        os.replace(partial, out / name)
+    index = {"images": images, "shards": names, "min_side": smallest, "skipped": skipped,
              "name": "+".join(dict.fromkeys(Path(p).parent.name for p in files)), "folders": [str(f) for f in folders]}
     write_json(out / INDEX, index)
     return index

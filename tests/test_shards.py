@@ -63,6 +63,18 @@ def test_shards_with_images_smaller_than_the_patch_are_refused(shards, tmp_path)
         write_shards([shards], shards)
 
 
+def test_each_shard_is_written_when_full_not_after_every_image_is_read(folder, tmp_path, monkeypatch):
+    import srlib.shards as shards_module
+
+    reads, written_after = [], []
+    read_image, writer = shards_module.read_image, shards_module.tf.io.TFRecordWriter
+    monkeypatch.setattr(shards_module, "read_image", lambda path: reads.append(path) or read_image(path))
+    monkeypatch.setattr(shards_module.tf.io, "TFRecordWriter", lambda name: written_after.append(len(reads)) or writer(name))
+    index = write_shards([folder], tmp_path / "set", images_per_shard=2, min_size=32)
+    assert written_after[0] < len(reads)  # the first shard went to disk before the last image was read
+    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == sorted(index["shards"] + ["shards.json"])
+
+
 def test_a_broken_shard_index_is_a_one_line_error_naming_it(shards, tmp_path):
     import shutil
 
