@@ -101,13 +101,25 @@ def all_workers_sum(strategy: tf.distribute.Strategy, values: list[float]) -> li
     def reduce():
         def share():
             context = tf.distribute.get_replica_context()
-            first = tf.equal(context.replica_id_in_sync_group % strategy.num_replicas_in_sync
-                             // max(1, strategy.num_replicas_in_sync // strategy.extended._num_workers), 0)
+            per_worker = max(1, strategy.num_replicas_in_sync // strategy.extended._num_workers)
+            first = tf.equal(context.replica_id_in_sync_group % per_worker, 0)  # a worker's first device
             mine = tf.where(first, local, tf.zeros_like(local))  # each worker's values once, not once per device
             return context.all_reduce("SUM", mine)
         return strategy.experimental_local_results(strategy.run(share))[0]
 
     return [float(v) for v in reduce().numpy()]
+
+
+def check_same_settings(strategy: tf.distribute.Strategy, cluster: Cluster, settings: dict) -> None:
+    """Stop every worker with one line when the workers were started with different ``settings`` (a run's
+    TrainConfig as a dict; ``vgg_weights`` "auto" may resolve differently on each machine, and ``progress`` only
+    shows, so neither counts): each would otherwise read other samples or wait for the others forever."""
+    shared = {k: v for k, v in settings.items() if k not in ("vgg_weights", "progress")}
+    digest = int(hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()[:5], 16)
+    workers, total, squares = all_workers_sum(strategy, [1.0, digest, digest * digest])  # exact: digest < 2**20
+    if workers * squares != total * total:  # equality only when every worker's digest is the same
+        raise SrlibError(f"worker {cluster.index} of {cluster.workers}: the workers were started with different "
+                         "settings (--batch-size, --seed, --patch-size, ...): start every worker with the same command")
 
 
 def broadcast_from_chief(strategy: tf.distribute.Strategy, variables: list) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from .callbacks import Checkpoints, HistoryLogger, ProgressBar, StopOnSignal, TensorBoardLogger, TrainingError, Validation
-from .cluster import Cluster, broadcast_from_chief, choose_strategy, is_multi_worker, lost_worker
+from .cluster import Cluster, broadcast_from_chief, check_same_settings, choose_strategy, is_multi_worker, lost_worker
 from .data import PatchSource, training_dataset, validation_images
 from .errors import DataError, SrlibError, TrainingStopped
 from .model_card import ModelCard, stage_weights
@@ -94,6 +94,7 @@ class Trainer(StageOutputs):
                                                          from_scratch)
         if self.multi_worker:
             try:
+                check_same_settings(self.strategy, self.cluster, dataclasses.asdict(self.config))
                 features = self.features.weights if self.features is not None else []  # "auto" VGG may differ
                 broadcast_from_chief(self.strategy, [self.model.step, *self.networks.variables(), *features])
             except LOST_WORKER as error:

@@ -156,3 +156,26 @@ def test_only_the_chief_writes_the_run_folder(runs):
     assert any(path.endswith("mse/checkpoints/ckpt-3.index") for path in runs["killed_scratch"])
     for tmp in runs["tmp_dirs"]:  # (TensorFlow's autograph leaves its own files there)
         assert list(tmp.glob("srlib-*")) == []
+
+
+def test_workers_started_with_different_settings_stop_with_one_line(tmp_path):
+    (tmp_path / "train").mkdir()
+    data = write_train_folder(tmp_path / "train")
+    addresses = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
+    processes = []
+    for index, seed in enumerate((0, 1)):  # worker 1 was given another --seed
+        command = [sys.executable, "-m", "srlib", "train", "--recipe", "paper", "--stage", "mse", "--data", str(data),
+                   "--steps", "4", "--run-dir", str(tmp_path / "run"), *FLAGS, f"--seed={seed}"]
+        spec = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
+        (tmp_path / f"tmp{index}").mkdir()
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "TMPDIR": str(tmp_path / f"tmp{index}"),
+               "TF_CONFIG": json.dumps(spec)}
+        processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True))
+    for index, process in enumerate(processes):
+        _, stderr = process.communicate(timeout=180)
+        assert process.returncode == 2, stderr[-2000:]
+        assert stderr.strip().splitlines()[-1] == (
+            f"error: worker {index} of 2: the workers were started with different settings (--batch-size, --seed, "
+            "--patch-size, ...): start every worker with the same command")
+    assert _steps(tmp_path / "run" / "history.jsonl") == []  # no step was trained
