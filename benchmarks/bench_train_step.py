@@ -86,12 +86,20 @@ def trainer_step_seconds(data: str, steps: int, jit: bool) -> float:
         return (times[-1] - times[0]) / (len(times) - 1)
 
 
+def stage_settings(profile: str, gan: bool) -> dict:
+    """A profile's settings for its pretraining or its GAN step: a stage's section may train another network than
+    the profile's (the cpu GAN: SRResNet-16 from the shipped model)."""
+    return {**PROFILES[profile], **PROFILES[profile]["gan" if gan else "pretrain"]}
+
+
 def compare_xla(steps: int, rounds: int) -> None:
-    networks = {name: (p["blocks"], p["filters"], p["batch_size"], p["patch_size"]) for name, p in PROFILES.items()}
     print(f"{'profile network':<36} {'step':<8} {'XLA off (s)':>11} {'XLA on (s)':>11} {'on/off':>7}")
-    for name, (blocks, filters, batch, patch) in networks.items():
+    for name in PROFILES:
         for gan in (False, True):
-            steps_of = {jit: bare_step(blocks, filters, batch, patch, gan, jit) for jit in (False, True)}
+            p = stage_settings(name, gan)
+            blocks, filters, batch, patch = p["blocks"], p["filters"], p["batch_size"], p["patch_size"]
+            steps_of = {jit: bare_step(blocks, filters, batch, patch, gan, jit, batch_norm=p["batch_norm"])
+                        for jit in (False, True)}
             times = {False: [], True: []}
             for _ in range(rounds):
                 for jit in (False, True):
@@ -111,8 +119,7 @@ def compare_precision(steps: int, rounds: int, profiles: list[str], xla: bool | 
     print(f"{'profile network':<44} {'step':<8} {'float32 (s)':>11} {'bfloat16 (s)':>12} {'speed-up':>8}")
     for name in profiles:
         for gan in (False, True):
-            # a stage's section may train another network than the profile's (the cpu GAN: SRResNet-16)
-            p = {**PROFILES[name], **PROFILES[name]["gan" if gan else "pretrain"]}
+            p = stage_settings(name, gan)
             blocks, filters, batch, patch = p["blocks"], p["filters"], p["batch_size"], p["patch_size"]
             jit = p["xla"] if xla is None else xla
             steps_of = {precision: bare_step(blocks, filters, batch, patch, gan, jit, precision, p["batch_norm"])

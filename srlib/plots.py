@@ -234,7 +234,8 @@ def plot_validation(rows: list[dict], bicubic_psnr: float | None = None, title: 
         if len(psnr) == 1:
             ax.annotate(f"{psnr[0]:.2f} dB", (steps[0], psnr[0]), textcoords="offset points", xytext=(0, -10),
                         ha="center", va="top", fontsize=10)
-        low, high = min(float(psnr.min()), start or np.inf), max(float(psnr.max()), start or -np.inf)
+        marks = [*psnr, start] if start is not None else psnr
+        low, high = float(np.min(marks)), float(np.max(marks))
         if bicubic_psnr is not None:
             ax.axhline(bicubic_psnr, color="gray", linestyle="--", label=f"bicubic: {bicubic_psnr:.2f} dB")
             low, high = min(low, bicubic_psnr), max(high, bicubic_psnr)
