@@ -26,7 +26,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from srlib.data import PatchSource, training_dataset
+from srlib.data import PatchSource, patches_per_second
 from srlib.degradation import DEGRADATIONS
 from srlib.errors import ImageReadError
 from srlib.images import list_image_files, read_image
@@ -34,22 +34,6 @@ from srlib.pipeline import PROFILES
 from srlib.precision import DEFAULT_PRECISION
 
 STEP_FIGURES = Path(__file__).resolve().parent.parent / "figures" / "bench_train_precision.md"
-
-
-def patches_per_second(source: PatchSource, patches: int, batch_size: int = 16, degradation: str = "bicubic"
-                       ) -> tuple[float, float]:
-    """(patches per second, CPU milliseconds per patch) of ``training_dataset`` over about ``patches`` patches,
-    after 3 batches of warm-up. The CPU time (all threads) hardly depends on what else the machine runs; the
-    wall-clock rate does."""
-    dataset = iter(training_dataset(source, scale=4, batch_size=batch_size, degradation=degradation))
-    for _ in range(3):  # warm up: threads, autotuning, tracing
-        next(dataset)
-    batches = max(1, patches // batch_size)
-    start, cpu = time.perf_counter(), time.process_time()
-    for _ in range(batches):
-        next(dataset)
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return batches * batch_size / wall, 1000 * cpu / (batches * batch_size)
 
 
 def images_per_second(data: str, images: int, repeats: int = 2) -> dict[str, tuple[float, float]]:

@@ -86,10 +86,12 @@ def lr_protocol(degradation: str, scale: int) -> str:
     bicubic = f"MATLAB bicubic imresize(hr, 1/{scale}) of the modcropped HR"
     if kind == "jpeg":
         return f"{bicubic}, then JPEG at quality {quality} (TensorFlow's codec)"
-    if kind == "realistic":
+    if kind in ("realistic", "mixed"):
         from .realistic import EVALUATION_SEED
 
-        return (f"Real-ESRGAN's second-order degradation (srlib.realistic.REAL_ESRGAN) of the modcropped HR to 1/{scale}, "
+        what = ("Real-ESRGAN's second-order degradation (srlib.realistic.REAL_ESRGAN)" if kind == "realistic" else
+                "Real-ESRGAN's chain, clean bicubic or bicubic + JPEG (srlib.realistic.MIXED)")
+        return (f"{what} of the modcropped HR to 1/{scale}, "
                 f"image SET/NAME seeded by ({EVALUATION_SEED}, crc32('SET/NAME'))")
     return bicubic
 
@@ -187,11 +189,11 @@ def run_benchmarks(
             for model in to_run:
                 cache.put(model, name, files, scale, degradation, per_image[model][name])
     reports = {model: _report(model, scale, results, degradation) for model, results in per_image.items()}
-    if degradation == "realistic":  # the chain's every probability and range, beside the figures it gave
-        from .realistic import settings_record
+    if degradation in ("realistic", "mixed"):  # the chain's every probability and range, beside the figures it gave
+        from .realistic import SETTINGS, settings_record
 
         for report in reports.values():
-            report["protocol"]["realistic"] = settings_record()
+            report["protocol"][degradation] = settings_record(SETTINGS[degradation])
     return reports
 
 
@@ -306,6 +308,39 @@ def find_image(data_dir: str | os.PathLike, image: str) -> Path:
         if name in (path.stem, path.name):
             return path
     raise DataError(f"no image {name!r} in benchmark set {set_name} (it has {', '.join(p.stem for p in files[:5])}, …)")
+
+
+def public_domain_photos() -> list[Path]:
+    """Real camera JPEGs that the installed packages ship, in the public domain: Grace Hopper (US Navy, in
+    matplotlib's sample data) and a rocket launch (NASA, in scikit-image's data). Their only losses are the
+    camera's and the JPEG encoder's: the inputs a model for real photos is for."""
+    import matplotlib.cbook
+    import skimage
+
+    return [Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)),
+            Path(skimage.__file__).parent / "data" / "rocket.jpg"]
+
+
+def photo_showcase(photos: list[Path], upscalers: dict[str, Upscaler], window: int = 48, context: int = 16,
+                   scale: int = 4) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """The panels of a gallery of real photos, as ``showcase`` gives them for ``figures.crops_figure`` (with
+    ``crop=window * scale``): for each photo file, its busiest ``window`` x ``window`` region as it is (the LR
+    input: there is no HR to compare with), and each upscaler's SR of that region, upscaled with ``context`` more
+    pixels around it (where the photo has them) so that no network sees an edge the photo does not have."""
+    from .figures import busiest_box
+
+    scenes = []
+    for path in photos:
+        photo = read_image(path)
+        top, left, height, width = busiest_box(photo, window)
+        t, l = max(0, top - context), max(0, left - context)
+        around = photo[t:top + height + context, l:left + width + context]
+        panels = {"the JPEG photo": photo[top:top + height, left:left + width]}
+        for label, upscale in upscalers.items():
+            sr = np.clip(np.round(np.asarray(upscale(around))), 0, 255).astype(np.uint8)
+            panels[label] = sr[(top - t) * scale:(top - t + height) * scale, (left - l) * scale:(left - l + width) * scale]
+        scenes.append((Path(path).stem, panels))
+    return scenes
 
 
 def showcase(images: list[Path], upscalers: dict[str, Upscaler], scale: int, degradation: str = "bicubic"

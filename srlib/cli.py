@@ -4,7 +4,8 @@
   train       run one stage of a training recipe, resuming from the run folder's last checkpoint
   pipeline    run the course notebooks 01-06 with papermill, sized by a profile (smoke, cpu, gpu)
   data shard  write image folders as TFRecord shards for training at scale
-  upscale     upscale image files or folders with a shipped model (srresnet-x4, srgan-mse-x4) or any trained generator
+  upscale     upscale image files or folders with a shipped model (srresnet-x4, srgan-mse-x4, srresnet-real-x4) or any
+              trained generator
 """
 
 from __future__ import annotations
@@ -21,15 +22,18 @@ def _benchmark(args: argparse.Namespace) -> None:
     from .benchmark import ResultCache, find_image, find_set_dir, model_upscaler, run_benchmarks, showcase
     from .files import write_json
     from .images import list_image_files
-    from .reporting import SHIPPED_LABELS, format_table, model_note, write_comparison
+    from .reporting import SHIPPED_LABELS, format_table, model_note, write_comparison, write_degradation_comparison
 
     if args.scale < 2:
         raise SrlibError(f"--scale must be 2 or more, got {args.scale}")
     models = list(args.model or ([] if args.weights else ["bicubic"])) + list(args.weights or [])
     if len(set(models)) < len(models):
         raise SrlibError(f"a model is named twice: {' '.join(models)}")
-    if len(models) > 1 and args.out:
-        raise SrlibError("--out takes one model; with several, --table also writes every report as JSON beside the table")
+    if (len(models) > 1 or len(args.degradation) > 1) and args.out:
+        raise SrlibError("--out takes one model and one degradation; with several, --table also writes every report "
+                         "as JSON beside the table")
+    if len(set(args.degradation)) < len(args.degradation):
+        raise SrlibError(f"a degradation is named twice: {' '.join(args.degradation)}")
     if args.crop_images and not args.crops:
         raise SrlibError("--crop-images chooses the images of --crops: give --crops PNG too")
     # everything that can fail on a name or a file fails here, before the long work
@@ -47,21 +51,35 @@ def _benchmark(args: argparse.Namespace) -> None:
 
         cache = ResultCache(args.results_cache, {label: (weights_path(ids[label]), args.precision)
                                                  for label in upscalers if ids[label] != "bicubic"})
-    measured = run_benchmarks(upscalers, args.data, args.sets, args.scale, save_images=args.save_images,
-                              degradation=args.degradation, cache=cache)
-    for label, report in measured.items():
-        report["model"] = ids[label]
-        print(format_table(report))
+    by_degradation = {}
+    for degradation in args.degradation:
+        by_degradation[degradation] = measured = run_benchmarks(
+            upscalers, args.data, args.sets, args.scale, save_images=args.save_images, degradation=degradation,
+            cache=cache)
+        for label, report in measured.items():
+            report["model"] = ids[label]
+            print(format_table(report))
     if args.out:
         write_json(args.out, next(iter(measured.values())))
         print(f"wrote {args.out}")
-    if args.table:
+    if args.table and len(by_degradation) > 1:
+        table = write_degradation_comparison(args.table, by_degradation, args.sets)
+        print(f"{table}\nwrote {args.table} and its .json")
+    elif args.table:
         table = write_comparison(args.table, measured, notes, args.sets, args.scale)
         print(f"{table}\nwrote {args.table} and its .csv and .json")
+    if args.gallery:
+        from .benchmark import photo_showcase, public_domain_photos
+        from .figures import crops_figure, save_figure
+
+        photos = public_domain_photos()
+        save_figure(crops_figure(photo_showcase(photos, upscalers, scale=args.scale), crop=48 * args.scale),
+                    args.gallery)
+        print(f"wrote {args.gallery} ({', '.join(p.stem for p in photos)})")
     if args.crops:
         from .figures import crops_figure, save_figure
 
-        save_figure(crops_figure(showcase(crop_images, upscalers, args.scale, args.degradation)), args.crops)
+        save_figure(crops_figure(showcase(crop_images, upscalers, args.scale, args.degradation[0])), args.crops)
         print(f"wrote {args.crops} ({', '.join(f'{p.parent.name}/{p.stem}' for p in crop_images)})")
 
 
@@ -160,13 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
                        help="what the generators compute in: float32 (the reference, default) or bfloat16 (faster on "
                             "CPUs with AVX512_BF16 or AMX)")
-    bench.add_argument("--degradation", default="bicubic", type=_evaluation_degradation, metavar="HOW",
+    bench.add_argument("--degradation", nargs="+", default=["bicubic"], type=_evaluation_degradation, metavar="HOW",
                        help="how the LR inputs are made: bicubic (the literature's, default), realistic (Real-ESRGAN's "
-                            "chain, a fixed seed per image) or jpeg50 / jpeg75 (bicubic, then JPEG at that quality); "
-                            "SR is scored against the clean HR")
+                            "chain, a fixed seed per image), mixed, or jpeg50 / jpeg75 (bicubic, then JPEG at that "
+                            "quality); SR is scored against the clean HR. Several: each is measured, and --table "
+                            "shows them side by side")
     bench.add_argument("--out", help="write the results of one model as JSON here")
     bench.add_argument("--table", metavar="MD", help="write a Markdown table of the models (beside the published "
                        "figures, at x4) here, and .csv and .json files of the same beside it")
+    bench.add_argument("--gallery", metavar="PNG", help="write a figure of the models on real camera JPEGs (public "
+                       "domain, shipped with matplotlib and scikit-image) here")
     bench.add_argument("--crops", metavar="PNG", help="write a figure of zoomed crops (LR, each model, HR) here")
     bench.add_argument("--crop-images", nargs="+", metavar="SET/NAME",
                        help="the images of --crops, e.g. Set14/comic (default: the first image of each set)")
@@ -217,9 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--xla", action=argparse.BooleanOptionalAction, default=defaults.xla,
                        help="compile the training step with XLA (faster on GPUs, slower on CPUs; default: %(default)s)")
     train.add_argument("--degradation", default=defaults.degradation, choices=DEGRADATIONS,
-                       help="how the LR patches are made: bicubic (MATLAB's, what the benchmarks measure) or realistic "
-                            "(Real-ESRGAN's random blur, resize, noise and JPEG, twice: for real photos); "
-                            "default: %(default)s")
+                       help="how the LR patches are made: bicubic (MATLAB's, what the benchmarks measure), realistic "
+                            "(Real-ESRGAN's random blur, resize, noise and JPEG, twice) or mixed (realistic for 60%% "
+                            "of the patches, bicubic for 20%%, bicubic + JPEG for 20%%: for real photos, what "
+                            "srresnet-real-x4 learned); default: %(default)s")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.set_defaults(run=_train)
 

@@ -17,14 +17,14 @@ import numpy as np
 
 # How a run makes its training LR patches (``TrainConfig.degradation``, ``--degradation``): MATLAB bicubic here,
 # or Real-ESRGAN's random chain of blur, resize, noise and JPEG (``srlib.realistic``).
-DEGRADATIONS = ("bicubic", "realistic")
+DEGRADATIONS = ("bicubic", "realistic", "mixed")  # mixed: realistic, clean bicubic and bicubic + JPEG (srlib.realistic.MIXED)
 # How the benchmark makes its LR inputs: those two (the realistic one with a fixed seed per image), or bicubic then
 # JPEG at quality Q ("jpeg50", "jpeg75": the most common real case).
 EVALUATION_DEGRADATIONS = (*DEGRADATIONS, "jpeg50", "jpeg75")
 
 
 def parse_degradation(name: str) -> tuple[str, int | None]:
-    """("bicubic" | "realistic" | "jpeg", quality or None) of an evaluation degradation name such as "jpeg50";
+    """("bicubic" | "realistic" | "mixed" | "jpeg", quality or None) of an evaluation degradation name such as "jpeg50";
     a ``ValueError`` naming the choices for any other."""
     found = re.fullmatch(r"jpeg(\d{1,3})", name) if isinstance(name, str) else None
     if name in DEGRADATIONS:

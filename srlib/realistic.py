@@ -101,6 +101,11 @@ class DegradationSettings:
     large_sinc_cutoff_range: tuple[float, float] = (math.pi / 5, math.pi)  # kernels of 13 taps or more
     final_sinc_prob: float = 0.8
     final_sinc_cutoff_range: tuple[float, float] = (math.pi / 3, math.pi)
+    # instead of the chain, for this share of the samples: MATLAB bicubic alone, or bicubic then JPEG at a quality
+    # from first.jpeg_range (0 and 0 in Real-ESRGAN; MIXED uses them so that a model for real photos still
+    # sees clean ones and photos whose only loss is compression)
+    bicubic_prob: float = 0.0
+    jpeg_prob: float = 0.0
 
     def __post_init__(self):
         self.first.check("first")
@@ -113,6 +118,10 @@ class DegradationSettings:
         for name in ("sinc_cutoff_range", "large_sinc_cutoff_range", "final_sinc_cutoff_range"):
             _check_range(name, getattr(self, name), 1e-3, high_limit=math.pi)
         _check_probability("final_sinc_prob", self.final_sinc_prob)
+        _check_probability("bicubic_prob", self.bicubic_prob)
+        _check_probability("jpeg_prob", self.jpeg_prob)
+        if self.bicubic_prob + self.jpeg_prob > 1 + 1e-9:
+            raise SettingError("bicubic_prob + jpeg_prob", self.bicubic_prob + self.jpeg_prob, "must be at most 1")
 
 
 
@@ -138,6 +147,11 @@ def _check_range(name, values, low_limit, one=None, high_limit=math.inf):
 
 
 REAL_ESRGAN = DegradationSettings()
+# What srresnet-real-x4 was trained on: the chain for 60% of the samples, clean bicubic for 20% and bicubic + JPEG
+# for 20%. The chain alone teaches a network that every input is blurred and noisy, and it then over-sharpens and
+# smooths away the detail of a clean image.
+MIXED = DegradationSettings(bicubic_prob=0.2, jpeg_prob=0.2)
+SETTINGS = {"realistic": REAL_ESRGAN, "mixed": MIXED}  # the --degradation names other than bicubic
 
 
 # -- the steps: each takes and returns a float32 image (H, W, C) with values 0..1 --------------------------
@@ -377,8 +391,47 @@ def degrade(hr, scale: int, seed, settings: DegradationSettings = REAL_ESRGAN, r
     """The LR image of ``hr`` (uint8 (H, W, 3), H and W multiples of ``scale``) through ``settings``' random chain,
     as uint8 (H / scale, W / scale, 3). ``seed`` is a stateless seed (2 integers, e.g. ``(run seed, k)``): the same
     seed gives the same LR image. Runs eagerly or in a graph (tf.data); ``record(step, image, text)``, when
-    given (eagerly only), is called after every step."""
+    given (eagerly only), is called after every step.
+
+    With ``settings.bicubic_prob`` or ``jpeg_prob``, a draw of its own (so that the chain's draws, and the fixed
+    degraded benchmark sets, stay what they are) picks the chain, clean bicubic, or bicubic then JPEG."""
     hr = tf.convert_to_tensor(hr)
+    if not (settings.bicubic_prob or settings.jpeg_prob):
+        return _chain(hr, scale, seed, settings, record)
+    mix = tf.random.stateless_uniform([2], tf.random.experimental.stateless_fold_in(
+        tf.cast(tf.convert_to_tensor(seed), tf.int64), 1))
+    kind = tf.reduce_sum(tf.cast(mix[0] >= tf.constant([1 - settings.bicubic_prob - settings.jpeg_prob,
+                                                         1 - settings.jpeg_prob]), tf.int32))
+    low, high = settings.first.jpeg_range
+    quality = tf.cast(tf.round(low + (high - low) * mix[1]), tf.int32)
+
+    def bicubic():
+        from .degradation import bicubic_downscale_tf
+
+        image = bicubic_downscale_tf(hr[None], scale)[0] / 255
+        if record:
+            record("HR", tf.cast(hr, tf.float32) / 255, "the clean image")
+            record("bicubic", image, "MATLAB bicubic to LR size, nothing else")
+        return to_uint8(image)
+
+    def compressed():
+        lr = bicubic()
+        image = jpeg(tf.cast(lr, tf.float32) / 255, quality)
+        if record:
+            record("JPEG", image, f"quality {int(quality)}")
+        return to_uint8(image)
+
+    branches = [lambda: _chain(hr, scale, seed, settings, record), bicubic, compressed]
+    if record:  # eagerly: only the branch taken, and the LR image at its end as the chain records it
+        lr = branches[int(kind)]()
+        if int(kind):
+            record("LR", tf.cast(lr, tf.float32) / 255, "rounded to uint8")
+        return lr
+    return tf.switch_case(kind, branches)
+
+
+def _chain(hr, scale, seed, settings, record):
+    """``degrade`` through the random chain itself."""
     lr_size = tf.shape(hr)[:2] // scale
     draws = _Draws(seed)
     image = tf.cast(hr, tf.float32) / 255
@@ -467,11 +520,11 @@ def evaluation_seed(name: str) -> tuple[int, int]:
 
 def degraded_lr(hr: np.ndarray, scale: int, degradation: str, name: str) -> np.ndarray:
     """The LR input of benchmark image ``name`` ("SET/IMAGE") with HR pixels ``hr`` (uint8, modcropped) under
-    ``degradation``: "bicubic" (the literature's), "realistic" (``degrade`` with Real-ESRGAN's settings and the
-    image's fixed seed) or "jpeg<Q>" (bicubic, then JPEG at quality Q). Returns uint8 (H / scale, W / scale, 3)."""
+    ``degradation``: "bicubic" (the literature's), "realistic" or "mixed" (``degrade`` with REAL_ESRGAN or MIXED and
+    the image's fixed seed) or "jpeg<Q>" (bicubic, then JPEG at quality Q). Returns uint8 (H / scale, W / scale, 3)."""
     kind, quality = parse_degradation(degradation)
-    if kind == "realistic":
-        return degrade(hr, scale, evaluation_seed(name)).numpy()
+    if kind in SETTINGS:
+        return degrade(hr, scale, evaluation_seed(name), SETTINGS[kind]).numpy()
     lr = bicubic_downscale(hr, scale)
     if kind == "jpeg":
         return to_uint8(jpeg(lr.astype(np.float32) / 255, quality)).numpy()

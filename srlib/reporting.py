@@ -32,7 +32,8 @@ RANDOM_VGG_NOTE = (
 
 
 # The shipped models' names and the labels their rows get.
-SHIPPED_LABELS = {"srresnet-x4": "SRResNet-16 (shipped)", "srgan-mse-x4": "SRGAN-MSE (shipped)"}
+SHIPPED_LABELS = {"srresnet-x4": "SRResNet-16 (shipped)", "srgan-mse-x4": "SRGAN-MSE (shipped)",
+                  "srresnet-real-x4": "SRResNet-16 real photos (shipped)"}
 
 
 def model_note(card: ModelCard | None) -> str:
@@ -204,4 +205,48 @@ def write_comparison(path: str | os.PathLike, measured: dict[str, dict], notes: 
     published = scale == 4 and {_degradation(report) for report in measured.values()} == {"bicubic"}
     write_text(path.with_suffix(".csv"), comparison_csv(comparison_rows(measured, notes, published=published), sets))
     write_json(path.with_suffix(".json"), {"reports": list(measured.values())})
+    return table
+
+
+DEGRADATION_NAMES = {"bicubic": "clean", "realistic": "degraded", "mixed": "mixed"}
+
+
+def _degradation_name(degradation: str) -> str:
+    """A column's word for a degradation: clean (bicubic), degraded (realistic), JPEG 50 (jpeg50), ..."""
+    return DEGRADATION_NAMES.get(degradation, degradation.replace("jpeg", "JPEG "))
+
+
+def degradation_table(measured: dict[str, dict[str, dict]], sets: list[str]) -> str:
+    """The Markdown tables of the same models scored with LR inputs made several ways (``measured``:
+    {degradation: {label: report}}): PSNR / SSIM per degradation and set, then the detail ratio / colour shift,
+    then what each degradation is."""
+    degradations = list(measured)
+    labels = list(next(iter(measured.values())))
+    columns = [(d, s) for d in degradations for s in sets]
+    header = "| method | " + " | ".join(f"{s} {_degradation_name(d)}" for d, s in columns) + " |"
+    rule = "|---|" + "---|" * len(columns)
+
+    def cell(label, d, s, keys, digits):
+        row = measured[d][label]["results"].get(s)
+        return " / ".join(_figure(row.get(k), n) for k, n in zip(keys, digits)) if row else "–"
+    psnr = [header, rule] + [f"| {label} | " + " | ".join(cell(label, d, s, ("psnr", "ssim"), (2, 4)) for d, s in columns)
+                             + " |" for label in labels]
+    detail = [header, rule] + [f"| {label} | " + " | ".join(cell(label, d, s, ("detail", "colour"), (2, 2))
+                                                            for d, s in columns) + " |" for label in labels]
+    inputs = "\n".join(f"* {_degradation_name(d)}: {next(iter(measured[d].values()))['protocol']['lr']}"
+                       for d in degradations)
+    return ("PSNR (dB) / SSIM, x{0}, scored against the clean HR image:\n\n".format(
+                next(iter(measured[degradations[0]].values()))["scale"]) + "\n".join(psnr)
+            + f"\n\nFine detail / colour shift ({DETAIL_NOTE})\n\n" + "\n".join(detail)
+            + "\n\nThe LR inputs:\n\n" + inputs)
+
+
+def write_degradation_comparison(path: str | os.PathLike, measured: dict[str, dict[str, dict]], sets: list[str]) -> str:
+    """Write ``degradation_table(measured, sets)`` as ``path`` (Markdown) with every report as ``.json`` beside it;
+    returns the table."""
+    path = Path(path)
+    table = degradation_table(measured, sets)
+    write_text(path, table + "\n")
+    write_json(path.with_suffix(".json"), {"reports": [report for by_label in measured.values()
+                                                       for report in by_label.values()]})
     return table

@@ -278,10 +278,10 @@ def train_stage(recipe: str, stage: str, data, run_dir: str | os.PathLike, steps
         source = (ShardSource(items, patch_size=config.patch_size, seed=config.seed) if all(map(is_shards, items))
                   else PatchSource(items, patch_size=config.patch_size, seed=config.seed))
         trainer.training_data = source.summary()
-        if config.degradation == "realistic":  # the card says which chain made its LR patches
-            from .realistic import settings_record
+        if config.degradation != "bicubic":  # the card says which chain made its LR patches
+            from .realistic import SETTINGS, settings_record
 
-            trainer.training_data["degradation"] = {"realistic": settings_record()}
+            trainer.training_data["degradation"] = {config.degradation: settings_record(SETTINGS[config.degradation])}
     except BaseException:
         trainer.close()
         raise

@@ -63,6 +63,33 @@ def test_a_resumed_run_sees_the_same_realistic_batches(train_folder):
         np.testing.assert_array_equal(np.round(lr[i] * 255).astype(np.uint8), expected)
 
 
+def test_the_mixture_gives_clean_bicubic_jpeg_or_the_chain_and_leaves_the_chain_as_it_was():
+    hr = _smooth_image()
+    taken = {}
+    for k in range(60):
+        steps = realistic.degradation_steps(hr, 4, (0, k), realistic.MIXED)
+        lr = realistic.degrade(hr, 4, (0, k), realistic.MIXED).numpy()
+        np.testing.assert_array_equal(steps[-1]["image"], lr)  # the pictures end in the LR image
+        kind = ("jpeg" if steps[2]["step"] == "JPEG" else "bicubic") if steps[1]["step"] == "bicubic" else "chain"
+        taken.setdefault(kind, []).append(k)
+        if kind == "bicubic":
+            np.testing.assert_array_equal(lr, bicubic_downscale(hr, 4))
+        elif kind == "jpeg":
+            quality = int(steps[2]["detail"].split()[-1])
+            assert 30 <= quality <= 95
+            coded = tf.image.adjust_jpeg_quality(bicubic_downscale(hr, 4), quality).numpy()
+            np.testing.assert_array_equal(lr, coded)
+        else:  # the chain's own draws: the same LR as Real-ESRGAN's settings give for this seed
+            np.testing.assert_array_equal(lr, realistic.degrade(hr, 4, (0, k)).numpy())
+    assert {kind: len(ks) for kind, ks in taken.items()}.keys() == {"bicubic", "jpeg", "chain"}
+    assert 20 <= len(taken["chain"]) <= 52  # 60% of 60 samples, loosely
+
+
+def test_a_mixture_of_more_than_everything_is_refused():
+    with pytest.raises(SettingError, match=r"^bicubic_prob \+ jpeg_prob = 1.2: must be at most 1"):
+        dataclasses.replace(realistic.REAL_ESRGAN, bicubic_prob=0.6, jpeg_prob=0.6)
+
+
 def test_the_pictured_steps_end_in_the_lr_image_and_name_every_step():
     hr = _smooth_image(64, 64)
     steps = realistic.degradation_steps(hr, 4, (2, 9))
@@ -260,6 +287,44 @@ def test_benchmark_takes_the_degradation_on_the_command_line(tiny_set, tmp_path,
     with pytest.raises(SystemExit):
         cli.main(["benchmark", "--data", str(tiny_set), "--sets", "Tiny", "--degradation", "jpeg0"])
     assert "unknown degradation 'jpeg0'" in capsys.readouterr().err
+
+
+def test_several_degradations_make_one_table_side_by_side(tiny_set, tmp_path, capsys):
+    table = tmp_path / "real.md"
+    assert cli.main(["benchmark", "--model", "bicubic", "--data", str(tiny_set), "--sets", "Tiny", "--degradation",
+                     "bicubic", "realistic", "jpeg50", "--table", str(table)]) == 0
+    text = table.read_text()
+    assert "| method | Tiny clean | Tiny degraded | Tiny JPEG 50 |" in text
+    reports = json.loads(table.with_suffix(".json").read_text())["reports"]
+    assert [r["degradation"] for r in reports] == ["bicubic", "realistic", "jpeg50"]
+    psnr = [f"{r['results']['Tiny']['psnr']:.2f}" for r in reports]
+    assert f"| bicubic | {psnr[0]} / " in text and f" | {psnr[2]} / " in text  # each column its own report
+    assert "* JPEG 50: MATLAB bicubic imresize(hr, 1/4) of the modcropped HR, then JPEG at quality 50" in text
+    capsys.readouterr()
+    assert cli.main(["benchmark", "--data", str(tiny_set), "--sets", "Tiny", "--degradation", "jpeg50", "jpeg75",
+                     "--out", str(tmp_path / "x.json")]) == 2
+    assert "--out takes one model and one degradation" in capsys.readouterr().err
+
+
+def test_the_gallery_shows_each_model_on_real_jpeg_photos(tiny_set, tmp_path):
+    from srlib.benchmark import photo_showcase, public_domain_photos
+    from srlib.images import read_image
+
+    photos = public_domain_photos()
+    assert [p.suffix for p in photos] == [".jpg", ".jpg"] and all(p.is_file() for p in photos)
+    scenes = photo_showcase(photos, {"bicubic": bicubic_upscaler(4)}, window=24, context=8)
+    assert [title for title, _ in scenes] == ["grace_hopper", "rocket"]
+    photo, sr = scenes[0][1].values()
+    assert photo.shape == (24, 24, 3) and sr.shape == (96, 96, 3) and sr.dtype == np.uint8
+    whole = read_image(photos[0])  # the window is a piece of the photo as it is: nothing made smaller
+    [(top, left)] = [(t, l) for t in range(whole.shape[0] - 23) for l in range(whole.shape[1] - 23)
+                     if np.array_equal(whole[t:t + 24, l:l + 24], photo)]
+    around = whole[max(0, top - 8):top + 32, max(0, left - 8):left + 32]  # upscaled with its context, then cut
+    t, l = 4 * (top - max(0, top - 8)), 4 * (left - max(0, left - 8))
+    np.testing.assert_array_equal(sr, bicubic_upscaler(4)(around)[t:t + 96, l:l + 96])
+    out = tmp_path / "gallery.png"
+    assert cli.main(["benchmark", "--data", str(tiny_set), "--sets", "Tiny", "--gallery", str(out)]) == 0
+    assert Image.open(out).size[0] > 300
 
 
 def test_a_chain_of_ones_own_settings_trains_as_it_says(train_folder):
