@@ -124,3 +124,30 @@ def judge_gan(history: list[dict], stage: str, before: dict | None = None, after
     if before and after and after["detail"] < MIN_DETAIL_GAIN * before["detail"]:
         causes.append("no detail gained: too few GAN steps or too small an adversarial weight")
     return Verdict(not causes, facts, causes)
+
+
+MIN_REAL_GAIN = 1.0  # dB a model for real photos gains over the bicubic-trained ones on the degraded sets (issue 24)
+MAX_CLEAN_COST = 1.5  # dB it may give up on clean (bicubic) inputs against the bicubic-trained SRResNet
+
+
+def judge_real_photos(psnr: dict[str, dict[str, float]], model: str, bicubic_trained: list[str]) -> Verdict:
+    """The verdict on a model for real photos from its PSNR on one set with LR inputs made several ways
+    (``psnr``: {degradation: {label: PSNR dB}}, with "bicubic" and "realistic" among the degradations): healthy when
+    on "realistic" it beats each of ``bicubic_trained`` by ``MIN_REAL_GAIN`` and on "bicubic" it loses at most
+    ``MAX_CLEAN_COST`` to the first of them. The gains on the other degradations (JPEG) are reported too."""
+    facts, causes = [], []
+    for degradation, row in psnr.items():
+        if degradation == "bicubic":
+            continue
+        gain = min(row[model] - row[other] for other in bicubic_trained)
+        facts.append(f"{degradation} {gain:+.2f} dB over the best bicubic-trained model")
+        if degradation == "realistic" and gain < MIN_REAL_GAIN:
+            how = f"gains only {gain:.2f} dB" if gain >= 0 else f"is {-gain:.2f} dB below them"
+            causes.append(f"on degraded inputs it {how} (at least {MIN_REAL_GAIN:g} dB over them expected): too few "
+                          "steps, or too few degraded samples (bicubic_prob and jpeg_prob in srlib.realistic.MIXED)")
+    cost = psnr["bicubic"][bicubic_trained[0]] - psnr["bicubic"][model]
+    facts.append(f"clean {-cost:+.2f} dB against {bicubic_trained[0]}")
+    if cost > MAX_CLEAN_COST:
+        causes.append(f"on clean inputs it loses {cost:.2f} dB, over {MAX_CLEAN_COST:g} dB: it takes every input for "
+                      "a blurred, noisy one (more clean samples: bicubic_prob)")
+    return Verdict(not causes, facts, causes)

@@ -83,6 +83,28 @@ def test_the_shipped_sidecar_holds_the_measured_figures_and_the_model_upscales(s
     assert upscale(np.zeros((9, 7, 3), np.uint8)).shape == (36, 28, 3)  # the default model is now this one
 
 
+def test_a_model_for_real_photos_is_also_scored_on_the_degraded_sets(ship, four_sets, tmp_path):
+    from srlib.benchmark import run_benchmarks
+    from srlib.models import load_generator, upscale_with
+    from srlib.realistic import REAL_ESRGAN, settings_record
+
+    main, target = ship
+    source = _trained(tmp_path, config={"degradation": "mixed"})
+    assert main([str(source), "--data", str(four_sets)]) == 0
+    sidecar = json.loads(target.with_name("srresnet_x4.json").read_text())
+    assert set(sidecar["benchmark_degraded"]) == {"realistic", "jpeg50", "jpeg75"}
+    assert sidecar["realistic_evaluation"] == settings_record(REAL_ESRGAN)  # the degraded copy's settings
+    jpeg50 = sidecar["benchmark_degraded"]["jpeg50"]
+    assert "JPEG at quality 50" in jpeg50["lr"] and set(jpeg50) == {"lr", "Set14", "BSD100"}
+    direct = run_benchmarks({"x": upscale_with(load_generator(source))}, four_sets, ["BSD100"], 4, progress=False,
+                            degradation="jpeg50")["x"]
+    assert jpeg50["BSD100"]["psnr"] == direct["results"]["BSD100"]["psnr"]
+    assert jpeg50["BSD100"]["psnr"] != sidecar["benchmark"]["BSD100"]["psnr"]  # another input than the clean one
+    bicubic_source = _trained(tmp_path)  # a bicubic model's card has no such figures
+    assert main([str(bicubic_source), "--data", str(four_sets)]) == 0
+    assert "benchmark_degraded" not in json.loads(target.with_name("srresnet_x4.json").read_text())
+
+
 @pytest.mark.filterwarnings("ignore")
 def test_a_generator_trained_on_random_vgg_or_missing_is_not_shipped(ship, four_sets, tmp_path, capsys):
     main, target = ship

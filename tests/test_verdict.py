@@ -48,3 +48,20 @@ def test_pretraining_is_judged_against_bicubic_and_the_warm_up_by_its_accuracy()
 def test_a_validation_judges_pretraining_by_psnr_alone():
     assert str(judge_pretraining({"psnr": 28.0}, {"psnr": 27.5})).startswith("sick: below bicubic")
     assert str(judge_pretraining({"psnr": 28.0}, {"psnr": 28.5})) == "healthy: PSNR 28.50 dB, +0.50 dB over bicubic"
+
+
+def test_a_model_for_real_photos_must_gain_on_degraded_inputs_and_keep_most_of_the_clean_psnr():
+    from srlib.verdict import judge_real_photos
+
+    psnr = {"bicubic": {"real": 27.0, "srresnet": 28.2, "gan": 26.9},
+            "realistic": {"real": 24.0, "srresnet": 22.5, "gan": 22.0},
+            "jpeg50": {"real": 25.5, "srresnet": 25.2, "gan": 24.8}}
+    verdict = judge_real_photos(psnr, "real", ["srresnet", "gan"])
+    assert verdict.healthy and str(verdict) == ("healthy: realistic +1.50 dB over the best bicubic-trained model, "
+                                                "jpeg50 +0.30 dB over the best bicubic-trained model, "
+                                                "clean -1.20 dB against srresnet")
+    psnr["realistic"]["real"] = 23.2
+    assert not judge_real_photos(psnr, "real", ["srresnet", "gan"]).healthy
+    psnr["realistic"]["real"], psnr["bicubic"]["real"] = 24.0, 26.5
+    verdict = judge_real_photos(psnr, "real", ["srresnet", "gan"])
+    assert not verdict.healthy and "loses 1.70 dB, over 1.5 dB" in str(verdict)

@@ -15,7 +15,9 @@ Runs `python -m srlib benchmark --weights` on the generator (calibrated or not) 
 Urban100, then writes the file of `--name` in `srlib/weights/` (srresnet_x4.weights.h5 by default,
 srgan_mse_x4.weights.h5 for srgan-mse-x4) and its sidecar (architecture, recipe, training data, steps, what it
 started from, training settings, the figures the command measured and the commands, with no machine-local paths
-beyond the ones given), both atomically. Refuses a generator that is not x4, or that was trained against random
+beyond the ones given), both atomically. A generator trained on another degradation than bicubic (e.g.
+`--degradation mixed`) is also scored on Set14 and BSD100 degraded by `realistic`, `jpeg50` and `jpeg75`
+(`benchmark_degraded` in its card, with the chain's settings). Refuses a generator that is not x4, or that was trained against random
 VGG features.
 """
 
@@ -39,6 +41,8 @@ from srlib.models import load_generator, save_generator, shift_colour, upscale_w
 from srlib.upscale import DEFAULT_MODEL, SHIPPED
 
 SETS = ["Set5", "Set14", "BSD100", "Urban100"]
+# a model trained on another degradation than bicubic is also scored on these sets' degraded copies
+DEGRADED, DEGRADED_SETS = ("realistic", "jpeg50", "jpeg75"), ["Set14", "BSD100"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +89,13 @@ def _ship(snapshot: Path, source: Path, args) -> int:
     if srlib_main(command) != 0:
         return 1
     report = json.loads(report_path.read_text())
+    degraded = {}
+    if (card.config or {}).get("degradation", "bicubic") != "bicubic":  # a model for real photos: their sets too
+        for degradation in DEGRADED:
+            path = snapshot.with_name(f"report_{degradation}.json")
+            if srlib_main([*command[:5], "--sets", *DEGRADED_SETS, "--degradation", degradation, "--out", str(path)]):
+                return 1
+            degraded[degradation] = json.loads(path.read_text())
     target = SHIPPED[args.name]
     target.parent.mkdir(parents=True, exist_ok=True)
     training_data = _without_folders(card.training_data or {})  # not local paths
@@ -106,7 +117,11 @@ def _ship(snapshot: Path, source: Path, args) -> int:
                "ship_command": " ".join(["python tools/ship_model.py", str(source), "--data", args.data,
                                          "--name", args.name,
                                          *(["--calibrate-colour", *args.calibrate_colour] if args.calibrate_colour else [])]),
-               "protocol": report["protocol"], "shipped": datetime.date.today().isoformat()})
+               "protocol": report["protocol"], "shipped": datetime.date.today().isoformat(),
+               **({"benchmark_degraded": {d: {"lr": r["protocol"]["lr"], **{
+                   name: {k: row[k] for k in ("psnr", "ssim", "detail", "colour", "n")}
+                   for name, row in r["results"].items()}} for d, r in degraded.items()},
+                   "realistic_evaluation": degraded["realistic"]["protocol"]["realistic"]} if degraded else {})})
     # both files are complete before either replaces the old ones (the card first, then the weights); the weights
     # file holds the shipped card too (its arrays as they were), so that loaders can tell the pair belongs together
     with atomic_path(target) as weights_tmp, atomic_path(card_path(target)) as card_tmp:
