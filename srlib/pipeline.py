@@ -25,7 +25,7 @@ from .settings import SettingError, check_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ("01_data_prep", "02_pretrain_sr_vgg", "03_pretrain_discriminator", "04_full_train",
-             "05_loss_plots", "06_benchmarks")
+             "05_loss_plots", "06_benchmarks", "07_real_photos")
 
 _COMMON = dict(scale=4, batch_norm=True, vgg_weights="auto", training_sets=["T91", "BSD200"], seed=0,
                showcase="Set14/comic.png")
@@ -34,7 +34,8 @@ _GAN_LOSSES = dict(content_loss=None, adversarial_weight=None, tv_weight=None, l
 
 # The stage of each training notebook: its section of a profile holds that stage's own settings (steps,
 # learning_rate, ...), which reach the notebook under the same names.
-NOTEBOOK_STAGES = {"02_pretrain_sr_vgg": "pretrain", "03_pretrain_discriminator": "discriminator", "04_full_train": "gan"}
+NOTEBOOK_STAGES = {"02_pretrain_sr_vgg": "pretrain", "03_pretrain_discriminator": "discriminator", "04_full_train": "gan",
+                   "07_real_photos": "real"}
 STAGE_SECTIONS = tuple(NOTEBOOK_STAGES.values())
 
 # Each profile sets sizes and steps; "{recipe}" in a path is filled in. XLA is on for GPUs. On CPUs it makes
@@ -48,7 +49,9 @@ PROFILES = {
                   precision="bfloat16", figures_dir="runs/smoke/{recipe}/figures",
                   pretrain=dict(steps=8, learning_rate=1e-3, ema=0.99, init_generator=None),
                   discriminator=dict(steps=4, learning_rate=1e-4),
-                  gan=dict(_GAN_LOSSES, steps=8, learning_rate=1e-4, init_generator=None)),
+                  gan=dict(_GAN_LOSSES, steps=8, learning_rate=1e-4, init_generator=None),
+                  real=dict(steps=8, learning_rate=1e-3, ema=None, init_generator=None, degradation="mixed", showcase="Set14/monarch.png",
+                            benchmark_sets=["Set5"])),
     # the demo: a real but small run, about 7 minutes (report recipe) on 2 CPU cores
     "cpu": dict(_COMMON, blocks=8, filters=32, batch_size=16, patch_size=64, validate_every=200, checkpoint_every=200,
                 val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"], xla=False,
@@ -58,7 +61,11 @@ PROFILES = {
                 # the GAN from the shipped SRResNet-16 (chapter 2's small network is too weak to show what the GAN
                 # adds in minutes); 300 steps, since the paper's recipe drops its rate 10x halfway
                 gan=dict(_GAN_LOSSES, steps=300, learning_rate=1e-4, xla=True, validate_every=50,
-                         init_generator="srresnet-x4", blocks=16, filters=64, batch_norm=False)),
+                         init_generator="srresnet-x4", blocks=16, filters=64, batch_norm=False),
+                # chapter 7: a brief fine-tune of the shipped SRResNet-16 on the mixed degradation, scored on Set14
+                real=dict(steps=200, learning_rate=1e-4, ema=None, init_generator="srresnet-x4", blocks=16, filters=64,
+                          batch_norm=False, patch_size=96, validate_every=100, degradation="mixed", showcase="Set14/monarch.png",
+                          benchmark_sets=["Set14"])),
     # one sitting on one current GPU (about 1.5 hours; README, "A GPU run in one sitting"): the shipped SRResNet-16
     # fine-tuned on DIV2K, then the paper's GAN with ImageNet VGG54
     "gpu": dict(_COMMON, blocks=16, filters=64, batch_norm=False, batch_size=16, patch_size=96, validate_every=2000,
@@ -67,7 +74,9 @@ PROFILES = {
                 figures_dir="figures/gpu-{recipe}",
                 pretrain=dict(steps=10_000, learning_rate=1e-4, ema=0.999, init_generator="srresnet-x4"),
                 discriminator=dict(steps=10_000, learning_rate=1e-4),
-                gan=dict(_GAN_LOSSES, steps=40_000, learning_rate=1e-4, init_generator=None)),
+                gan=dict(_GAN_LOSSES, steps=40_000, learning_rate=1e-4, init_generator=None),
+                real=dict(steps=20_000, learning_rate=1e-4, ema=0.999, init_generator="srresnet-x4", blocks=16,
+                          filters=64, batch_norm=False, degradation="mixed", showcase="Set14/monarch.png", benchmark_sets=["Set14", "BSD100"])),
     # the report's scale: SRResNet-16 with batch norm from scratch on DIV2K (or COCO 2014, as the report used),
     # 10^5 steps per stage (days on one GPU)
     "gpu-full": dict(_COMMON, blocks=16, filters=64, batch_size=16, patch_size=96, validate_every=5000,
@@ -76,7 +85,9 @@ PROFILES = {
                      figures_dir="figures/gpu-full-{recipe}",
                      pretrain=dict(steps=100_000, learning_rate=1e-4, ema=0.999, init_generator=None),
                      discriminator=dict(steps=100_000, learning_rate=1e-4),
-                     gan=dict(_GAN_LOSSES, steps=100_000, learning_rate=1e-4, init_generator=None)),
+                     gan=dict(_GAN_LOSSES, steps=100_000, learning_rate=1e-4, init_generator=None),
+                     real=dict(steps=100_000, learning_rate=1e-4, ema=0.999, init_generator="srresnet-x4", blocks=16,
+                               filters=64, batch_norm=False, degradation="mixed", showcase="Set14/monarch.png", benchmark_sets=["Set14", "BSD100"])),
 }
 
 
@@ -205,6 +216,7 @@ def profile_parameters(profile: str, recipe: str = "report", data_dir: str | os.
     params["figures_dir"] = str(Path(figures_dir).resolve())
     params["out_dir"] = str(out_dir.resolve())
     params["run_dir"] = str((out_dir / "train").resolve())
+    params["real"]["run_dir"] = str((out_dir / "real").resolve())  # chapter 7's fine-tune: a run of its own
     if source_dir is None and "training_sets" not in overrides and not profile.startswith("gpu") and not all(
             (Path(data_dir) / "train" / name).is_dir() for name in params["training_sets"]):
         params["training_sets"] = ["DIV2K_valid_HR"]  # no mirror: the smallest downloadable set (100 images, 449 MB)
@@ -254,7 +266,7 @@ def run_pipeline(profile: str, recipe: str = "report", data_dir: str | os.PathLi
         print(f"[{profile}/{recipe}] {name} ...", flush=True)
         started = time.monotonic()
         training = name in NOTEBOOK_STAGES and "steps" in given
-        follow = (TrainingProgress(Path(params["run_dir"]) / "history.jsonl", given["steps"], f"[{profile}/{recipe}] "
+        follow = (TrainingProgress(Path(given.get("run_dir", params["run_dir"])) / "history.jsonl", given["steps"], f"[{profile}/{recipe}] "
                                    f"{name}", progress) if training else contextlib.nullcontext())
         try:
             with follow, _interrupting(kernels) as received:  # a training notebook's steps, not papermill's cells

@@ -160,6 +160,8 @@ SETTINGS: dict[str, Check] = {
     "example": text,
     "crop_images": text_list,
     "crop": integer(8),
+    "example_index": integer(0),
+    "second_order": boolean,
     "shipped": boolean,
     "smoothing": integer(1),
     "linear_train_images": integer(1),

@@ -1,4 +1,4 @@
-"""Chapters 4-6 of the course: what each shows, its exercises, and an exercise of chapter 4 run through papermill."""
+"""Chapters 4-7 of the course: what each shows, its exercises, and an exercise of chapter 4 run through papermill."""
 
 import csv
 import json
@@ -12,7 +12,7 @@ import pytest
 from srlib.pipeline import NOTEBOOKS, ROOT, notebook_parameters, profile_parameters
 
 NOTEBOOK_DIR = ROOT / "notebooks"
-CHAPTERS = ("04_full_train", "05_loss_plots", "06_benchmarks")
+CHAPTERS = ("04_full_train", "05_loss_plots", "06_benchmarks", "07_real_photos")
 
 
 def _cells(name):
@@ -52,12 +52,24 @@ ITEMS = {
         "with benchmark.showcase": "showcase_panels(",
         "what the detail ratio measures": "plot_spectra(",
     },
+    "07_real_photos": {  # issue 24
+        "why bicubic-trained models fail on JPEGs, shown": "showcase_panels([image], shown, scale, how)",
+        "the degradation chain step by step with pictures": "plot_degradation_steps(",
+        "the mixture's samples": "mixture_examples(",
+        "a brief fine-tune": "train_stage(\"paper\", \"mse\"",
+        "the input pipeline against the step's demand": "patches_per_second(",
+        "clean, degraded and JPEG sets": '("bicubic", "realistic", "jpeg50", "jpeg75")',
+        "side by side": "write_degradation_comparison(",
+        "the verdict's criteria": "judge_real_photos(",
+        "real JPEG photos": "photo_showcase(public_domain_photos()",
+    },
 }
 EQUATIONS = {
     "04_full_train": [r"l^{SR} = l^{SR}_X + w_{TV}\,l_{TV} + w_{Gen}\,l^{SR}_{Gen}", r"l^{SR}_{MSE} =",
                       r"l^{SR}_{VGG/i,j} =", r"l_{TV} =", r"l_D ="],
     "05_loss_plots": [r"l^{SR} =", r"l_D =", r"\bar{x}_t ="],
     "06_benchmarks": [r"\text{PSNR} =", r"\text{SSIM}(x, y) =", r"\text{detail} ="],
+    "07_real_photos": [r"I^{LR} = (I^{HR} \ast k_{bic})\downarrow_s", r"D(x) =", r"\ell ="],
 }
 
 

@@ -21,7 +21,8 @@ COURSE_SETTINGS = {"01_data_prep": {"example", "linear_train_images"},
                    "02_pretrain_sr_vgg": {"content_loss", "tv_weight", "fresh"},
                    "03_pretrain_discriminator": {"label_smoothing", "label_flip", "fresh", "verdict_set", "verdict_patches"},
                    "04_full_train": {"init_generator", "fresh"}, "05_loss_plots": {"smoothing", "compare_with"},
-                   "06_benchmarks": {"crop_images", "crop", "shipped"}}
+                   "06_benchmarks": {"crop_images", "crop", "shipped"},
+                   "07_real_photos": {"example_index", "second_order", "fresh", "shipped"}}
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
