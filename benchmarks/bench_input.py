@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/train")
     parser.add_argument("--patches", type=int, default=480, help="patches timed per case (default: %(default)s)")
-    parser.add_argument("--degradation", nargs="+", choices=DEGRADATIONS, default=list(DEGRADATIONS))
+    parser.add_argument("--degradation", nargs="+", choices=DEGRADATIONS, default=["bicubic", "realistic"])
     parser.add_argument("--profiles", nargs="+", choices=["cpu", "gpu"], default=["cpu", "gpu"])
     parser.add_argument("--on-the-fly", action="store_true", help="also time JPEG files decoded on the fly")
     parser.add_argument("--shards", action="store_true", help="compare TFRecord shards with the folder of PNGs instead")

@@ -86,7 +86,7 @@ def lr_protocol(degradation: str, scale: int) -> str:
     bicubic = f"MATLAB bicubic imresize(hr, 1/{scale}) of the modcropped HR"
     if kind == "jpeg":
         return f"{bicubic}, then JPEG at quality {quality} (TensorFlow's codec)"
-    if kind in ("realistic", "mixed"):
+    if kind != "bicubic":  # a chain of srlib.realistic
         from .realistic import EVALUATION_SEED
 
         what = ("Real-ESRGAN's second-order degradation (srlib.realistic.REAL_ESRGAN)" if kind == "realistic" else
@@ -189,11 +189,11 @@ def run_benchmarks(
             for model in to_run:
                 cache.put(model, name, files, scale, degradation, per_image[model][name])
     reports = {model: _report(model, scale, results, degradation) for model, results in per_image.items()}
-    if degradation in ("realistic", "mixed"):  # the chain's every probability and range, beside the figures it gave
-        from .realistic import SETTINGS, settings_record
+    if degradation != "bicubic" and parse_degradation(degradation)[0] != "jpeg":  # the chain's every setting
+        from .realistic import DEGRADATION_SETTINGS, settings_record
 
         for report in reports.values():
-            report["protocol"][degradation] = settings_record(SETTINGS[degradation])
+            report["protocol"][degradation] = settings_record(DEGRADATION_SETTINGS[degradation])
     return reports
 
 
@@ -311,9 +311,9 @@ def find_image(data_dir: str | os.PathLike, image: str) -> Path:
 
 
 def public_domain_photos() -> list[Path]:
-    """Real camera JPEGs that the installed packages ship, in the public domain: Grace Hopper (US Navy, in
-    matplotlib's sample data) and a rocket launch (NASA, in scikit-image's data). Their only losses are the
-    camera's and the JPEG encoder's: the inputs a model for real photos is for."""
+    """JPEG photos in the public domain that the installed packages ship: Grace Hopper (US Navy; a scanned print,
+    resized, in matplotlib's sample data) and a rocket launch (SpaceX; downsized for the web, in scikit-image's
+    data). Nobody made them smaller with MATLAB's bicubic: they are the inputs a model for real photos is for."""
     import matplotlib.cbook
     import skimage
 

@@ -188,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "figures, at x4) here, and .csv and .json files of the same beside it")
     bench.add_argument("--gallery", metavar="PNG", help="write a figure of the models on real camera JPEGs (public "
                        "domain, shipped with matplotlib and scikit-image) here")
-    bench.add_argument("--crops", metavar="PNG", help="write a figure of zoomed crops (LR, each model, HR) here")
+    bench.add_argument("--crops", metavar="PNG", help="write a figure of zoomed crops (LR, each model, HR) here, "
+                       "with the first --degradation's LR")
     bench.add_argument("--crop-images", nargs="+", metavar="SET/NAME",
                        help="the images of --crops, e.g. Set14/comic (default: the first image of each set)")
     bench.add_argument("--results-cache", metavar="DIR", help="reuse the per-image results of models (by their "

@@ -179,9 +179,9 @@ def training_dataset(
     options.deterministic = True
     calls = parallel_calls or tf.data.AUTOTUNE
     if degradation != "bicubic":
-        from .realistic import SETTINGS, degrade, sample_seed
+        from .realistic import DEGRADATION_SETTINGS, degrade, sample_seed
 
-        settings = SETTINGS[degradation] if isinstance(degradation, str) else degradation
+        settings = DEGRADATION_SETTINGS[degradation] if isinstance(degradation, str) else degradation
 
         @tf.autograph.experimental.do_not_convert  # plain tf.cond inside: converting it only slows the tracing
         def degraded_pair(k, hr):  # one sample at a time: each draws its own sizes, so they batch only at the end
@@ -206,12 +206,11 @@ def training_dataset(
     )
 
 
-def patches_per_second(source, patches: int, batch_size: int = 16, degradation: str = "bicubic", scale: int = 4
-                       ) -> tuple[float, float]:
+def patches_per_second(source: PatchSource, patches: int, batch_size: int = 16, degradation: str = "bicubic",
+                       scale: int = 4) -> tuple[float, float]:
     """(patches per second, CPU milliseconds per patch) of ``training_dataset(source, scale, batch_size,
-    degradation=degradation)`` over about ``patches`` patches,
-    after 3 batches of warm-up. The CPU time (all threads) hardly depends on what else the machine runs; the
-    wall-clock rate does."""
+    degradation=degradation)`` over about ``patches`` patches, after 3 batches of warm-up. The CPU time (all
+    threads) hardly depends on what else the machine runs; the wall-clock rate does."""
     dataset = iter(training_dataset(source, scale=scale, batch_size=batch_size, degradation=degradation))
     for _ in range(3):  # warm up: threads, autotuning, tracing
         next(dataset)

@@ -74,7 +74,7 @@ def plot_degradation_steps(steps: list[dict], columns: int = 6, size: float = 2.
             step = steps[i]
             height, width = step["image"].shape[:2]
             ax.imshow(step["image"], interpolation="nearest")
-            detail = textwrap.fill(step["detail"], int(size * 14))
+            detail = textwrap.fill(step["detail"], int(size * 16))
             ax.set_title(f"{i}. {step['step']} ({width}x{height})\n{detail}", fontsize=8)
     fig.tight_layout()
     return fig

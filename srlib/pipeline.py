@@ -32,6 +32,11 @@ _COMMON = dict(scale=4, batch_norm=True, vgg_weights="auto", training_sets=["T91
 # the GAN's loss settings; None keeps the recipe stage's own (srlib.recipes)
 _GAN_LOSSES = dict(content_loss=None, adversarial_weight=None, tv_weight=None, label_smoothing=None, label_flip=None)
 
+# chapter 7's fine-tune (section "real"): the shipped SRResNet-16 on the mixed degradation, shown on an image with
+# flat areas and sharp edges (where JPEG blocks and ringing show)
+_REAL = dict(init_generator="srresnet-x4", blocks=16, filters=64, batch_norm=False, degradation="mixed",
+             showcase="Set14/monarch.png")
+
 # The stage of each training notebook: its section of a profile holds that stage's own settings (steps,
 # learning_rate, ...), which reach the notebook under the same names.
 NOTEBOOK_STAGES = {"02_pretrain_sr_vgg": "pretrain", "03_pretrain_discriminator": "discriminator", "04_full_train": "gan",
@@ -50,8 +55,9 @@ PROFILES = {
                   pretrain=dict(steps=8, learning_rate=1e-3, ema=0.99, init_generator=None),
                   discriminator=dict(steps=4, learning_rate=1e-4),
                   gan=dict(_GAN_LOSSES, steps=8, learning_rate=1e-4, init_generator=None),
-                  real=dict(steps=8, learning_rate=1e-3, ema=None, init_generator=None, degradation="mixed", showcase="Set14/monarch.png",
-                            benchmark_sets=["Set5"])),
+                  # the tiny network from scratch: the pipeline working, not a model
+                  real=dict(_REAL, steps=8, learning_rate=1e-3, ema=None, init_generator=None, blocks=2, filters=8,
+                            batch_norm=True, benchmark_sets=["Set5"])),
     # the demo: a real but small run, about 7 minutes (report recipe) on 2 CPU cores
     "cpu": dict(_COMMON, blocks=8, filters=32, batch_size=16, patch_size=64, validate_every=200, checkpoint_every=200,
                 val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"], xla=False,
@@ -63,8 +69,7 @@ PROFILES = {
                 gan=dict(_GAN_LOSSES, steps=300, learning_rate=1e-4, xla=True, validate_every=50,
                          init_generator="srresnet-x4", blocks=16, filters=64, batch_norm=False),
                 # chapter 7: a brief fine-tune of the shipped SRResNet-16 on the mixed degradation, scored on Set14
-                real=dict(steps=200, learning_rate=1e-4, ema=None, init_generator="srresnet-x4", blocks=16, filters=64,
-                          batch_norm=False, patch_size=96, validate_every=100, degradation="mixed", showcase="Set14/monarch.png",
+                real=dict(_REAL, steps=200, learning_rate=1e-4, ema=None, patch_size=96, validate_every=100,
                           benchmark_sets=["Set14"])),
     # one sitting on one current GPU (about 1.5 hours; README, "A GPU run in one sitting"): the shipped SRResNet-16
     # fine-tuned on DIV2K, then the paper's GAN with ImageNet VGG54
@@ -75,8 +80,7 @@ PROFILES = {
                 pretrain=dict(steps=10_000, learning_rate=1e-4, ema=0.999, init_generator="srresnet-x4"),
                 discriminator=dict(steps=10_000, learning_rate=1e-4),
                 gan=dict(_GAN_LOSSES, steps=40_000, learning_rate=1e-4, init_generator=None),
-                real=dict(steps=20_000, learning_rate=1e-4, ema=0.999, init_generator="srresnet-x4", blocks=16,
-                          filters=64, batch_norm=False, degradation="mixed", showcase="Set14/monarch.png", benchmark_sets=["Set14", "BSD100"])),
+                real=dict(_REAL, steps=20_000, learning_rate=1e-4, ema=0.999, benchmark_sets=["Set14", "BSD100"])),
     # the report's scale: SRResNet-16 with batch norm from scratch on DIV2K (or COCO 2014, as the report used),
     # 10^5 steps per stage (days on one GPU)
     "gpu-full": dict(_COMMON, blocks=16, filters=64, batch_size=16, patch_size=96, validate_every=5000,
@@ -86,8 +90,7 @@ PROFILES = {
                      pretrain=dict(steps=100_000, learning_rate=1e-4, ema=0.999, init_generator=None),
                      discriminator=dict(steps=100_000, learning_rate=1e-4),
                      gan=dict(_GAN_LOSSES, steps=100_000, learning_rate=1e-4, init_generator=None),
-                     real=dict(steps=100_000, learning_rate=1e-4, ema=0.999, init_generator="srresnet-x4", blocks=16,
-                               filters=64, batch_norm=False, degradation="mixed", showcase="Set14/monarch.png", benchmark_sets=["Set14", "BSD100"])),
+                     real=dict(_REAL, steps=100_000, learning_rate=1e-4, ema=0.999, benchmark_sets=["Set14", "BSD100"])),
 }
 
 

@@ -101,11 +101,12 @@ class DegradationSettings:
     large_sinc_cutoff_range: tuple[float, float] = (math.pi / 5, math.pi)  # kernels of 13 taps or more
     final_sinc_prob: float = 0.8
     final_sinc_cutoff_range: tuple[float, float] = (math.pi / 3, math.pi)
-    # instead of the chain, for this share of the samples: MATLAB bicubic alone, or bicubic then JPEG at a quality
-    # from first.jpeg_range (0 and 0 in Real-ESRGAN; MIXED uses them so that a model for real photos still
-    # sees clean ones and photos whose only loss is compression)
+    # instead of the chain, for this share of the samples: MATLAB bicubic alone, or MATLAB bicubic then JPEG at a
+    # quality from bicubic_jpeg_range (0 and 0 in Real-ESRGAN; MIXED uses them so that a model for real photos
+    # still sees clean inputs, and inputs whose only loss is compression)
     bicubic_prob: float = 0.0
-    jpeg_prob: float = 0.0
+    bicubic_jpeg_prob: float = 0.0
+    bicubic_jpeg_range: tuple[int, int] = (30, 95)
 
     def __post_init__(self):
         self.first.check("first")
@@ -119,9 +120,11 @@ class DegradationSettings:
             _check_range(name, getattr(self, name), 1e-3, high_limit=math.pi)
         _check_probability("final_sinc_prob", self.final_sinc_prob)
         _check_probability("bicubic_prob", self.bicubic_prob)
-        _check_probability("jpeg_prob", self.jpeg_prob)
-        if self.bicubic_prob + self.jpeg_prob > 1 + 1e-9:
-            raise SettingError("bicubic_prob + jpeg_prob", self.bicubic_prob + self.jpeg_prob, "must be at most 1")
+        _check_probability("bicubic_jpeg_prob", self.bicubic_jpeg_prob)
+        if self.bicubic_prob + self.bicubic_jpeg_prob > 1 + 1e-9:
+            raise SettingError("bicubic_prob + bicubic_jpeg_prob", self.bicubic_prob + self.bicubic_jpeg_prob,
+                               "must be at most 1")
+        _check_range("bicubic_jpeg_range", self.bicubic_jpeg_range, 1, high_limit=100)
 
 
 
@@ -150,8 +153,8 @@ REAL_ESRGAN = DegradationSettings()
 # What srresnet-real-x4 was trained on: the chain for 60% of the samples, clean bicubic for 20% and bicubic + JPEG
 # for 20%. The chain alone teaches a network that every input is blurred and noisy, and it then over-sharpens and
 # smooths away the detail of a clean image.
-MIXED = DegradationSettings(bicubic_prob=0.2, jpeg_prob=0.2)
-SETTINGS = {"realistic": REAL_ESRGAN, "mixed": MIXED}  # the --degradation names other than bicubic
+MIXED = DegradationSettings(bicubic_prob=0.2, bicubic_jpeg_prob=0.2)
+DEGRADATION_SETTINGS = {"realistic": REAL_ESRGAN, "mixed": MIXED}  # the --degradation names other than bicubic
 
 
 # -- the steps: each takes and returns a float32 image (H, W, C) with values 0..1 --------------------------
@@ -393,16 +396,19 @@ def degrade(hr, scale: int, seed, settings: DegradationSettings = REAL_ESRGAN, r
     seed gives the same LR image. Runs eagerly or in a graph (tf.data); ``record(step, image, text)``, when
     given (eagerly only), is called after every step.
 
-    With ``settings.bicubic_prob`` or ``jpeg_prob``, a draw of its own (so that the chain's draws, and the fixed
+    With ``settings.bicubic_prob`` or ``bicubic_jpeg_prob``, a draw of its own (so that the chain's draws, and the fixed
     degraded benchmark sets, stay what they are) picks the chain, clean bicubic, or bicubic then JPEG."""
     hr = tf.convert_to_tensor(hr)
-    if not (settings.bicubic_prob or settings.jpeg_prob):
+    if not (settings.bicubic_prob or settings.bicubic_jpeg_prob):
         return _chain(hr, scale, seed, settings, record)
+    if None in hr.shape[:2]:
+        raise ValueError("the bicubic branches of a mixture need the image's height and width known when the graph "
+                         "is built (a fixed patch size, as in training, or an eager call)")
     mix = tf.random.stateless_uniform([2], tf.random.experimental.stateless_fold_in(
         tf.cast(tf.convert_to_tensor(seed), tf.int64), 1))
-    kind = tf.reduce_sum(tf.cast(mix[0] >= tf.constant([1 - settings.bicubic_prob - settings.jpeg_prob,
-                                                         1 - settings.jpeg_prob]), tf.int32))
-    low, high = settings.first.jpeg_range
+    kind = tf.reduce_sum(tf.cast(mix[0] >= tf.constant([1 - settings.bicubic_prob - settings.bicubic_jpeg_prob,
+                                                         1 - settings.bicubic_jpeg_prob]), tf.int32))
+    low, high = settings.bicubic_jpeg_range
     quality = tf.cast(tf.round(low + (high - low) * mix[1]), tf.int32)
 
     def bicubic():
@@ -523,8 +529,8 @@ def degraded_lr(hr: np.ndarray, scale: int, degradation: str, name: str) -> np.n
     ``degradation``: "bicubic" (the literature's), "realistic" or "mixed" (``degrade`` with REAL_ESRGAN or MIXED and
     the image's fixed seed) or "jpeg<Q>" (bicubic, then JPEG at quality Q). Returns uint8 (H / scale, W / scale, 3)."""
     kind, quality = parse_degradation(degradation)
-    if kind in SETTINGS:
-        return degrade(hr, scale, evaluation_seed(name), SETTINGS[kind]).numpy()
+    if kind in DEGRADATION_SETTINGS:
+        return degrade(hr, scale, evaluation_seed(name), DEGRADATION_SETTINGS[kind]).numpy()
     lr = bicubic_downscale(hr, scale)
     if kind == "jpeg":
         return to_uint8(jpeg(lr.astype(np.float32) / 255, quality)).numpy()

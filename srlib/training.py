@@ -279,9 +279,9 @@ def train_stage(recipe: str, stage: str, data, run_dir: str | os.PathLike, steps
                   else PatchSource(items, patch_size=config.patch_size, seed=config.seed))
         trainer.training_data = source.summary()
         if config.degradation != "bicubic":  # the card says which chain made its LR patches
-            from .realistic import SETTINGS, settings_record
+            from .realistic import DEGRADATION_SETTINGS, settings_record
 
-            trainer.training_data["degradation"] = {config.degradation: settings_record(SETTINGS[config.degradation])}
+            trainer.training_data["degradation"] = {config.degradation: settings_record(DEGRADATION_SETTINGS[config.degradation])}
     except BaseException:
         trainer.close()
         raise

@@ -140,14 +140,15 @@ def judge_real_photos(psnr: dict[str, dict[str, float]], model: str, bicubic_tra
         if degradation == "bicubic":
             continue
         gain = min(row[model] - row[other] for other in bicubic_trained)
-        facts.append(f"{degradation} {gain:+.2f} dB over the best bicubic-trained model")
+        facts.append(f"{degradation} {gain:+.2f} dB against the best bicubic-trained model")
         if degradation == "realistic" and gain < MIN_REAL_GAIN:
             how = f"gains only {gain:.2f} dB" if gain >= 0 else f"is {-gain:.2f} dB below them"
-            causes.append(f"on degraded inputs it {how} (at least {MIN_REAL_GAIN:g} dB over them expected): too few "
-                          "steps, or too few degraded samples (bicubic_prob and jpeg_prob in srlib.realistic.MIXED)")
+            causes.append(f"on realistic inputs it {how} (at least {MIN_REAL_GAIN:g} dB over them is the aim): too "
+                          "few steps, or too few degraded samples (bicubic_prob and bicubic_jpeg_prob of "
+                          "srlib.realistic.MIXED)")
     cost = psnr["bicubic"][bicubic_trained[0]] - psnr["bicubic"][model]
-    facts.append(f"clean {-cost:+.2f} dB against {bicubic_trained[0]}")
+    facts.append(f"bicubic (clean) {-cost:+.2f} dB against {bicubic_trained[0]}")
     if cost > MAX_CLEAN_COST:
-        causes.append(f"on clean inputs it loses {cost:.2f} dB, over {MAX_CLEAN_COST:g} dB: it takes every input for "
-                      "a blurred, noisy one (more clean samples: bicubic_prob)")
+        causes.append(f"on bicubic (clean) inputs it loses {cost:.2f} dB, over {MAX_CLEAN_COST:g} dB: it takes every "
+                      "input for a blurred, noisy one (more clean samples: bicubic_prob)")
     return Verdict(not causes, facts, causes)

@@ -60,7 +60,7 @@ ITEMS = {
         "the input pipeline against the step's demand": "patches_per_second(",
         "clean, degraded and JPEG sets": '("bicubic", "realistic", "jpeg50", "jpeg75")',
         "side by side": "write_degradation_comparison(",
-        "the verdict's criteria": "judge_real_photos(",
+        "the verdict's criteria": "real_photo_verdicts(",
         "real JPEG photos": "photo_showcase(public_domain_photos()",
     },
 }

@@ -4,6 +4,7 @@ one setting ``degradation`` from the command line to the training data and the b
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -50,17 +51,31 @@ def test_an_lr_image_is_a_function_of_the_seed_and_the_index():
     assert not np.array_equal(realistic.degrade(hr, 4, (1, 5)).numpy(), first)  # another run's seed
 
 
-def test_a_resumed_run_sees_the_same_realistic_batches(train_folder):
-    source = PatchSource([train_folder], patch_size=16, seed=3)
-    bicubic = [(lr.numpy(), hr.numpy()) for lr, hr in training_dataset(source, 4, 3).take(3)]
-    lr, hr = (x.numpy() for x in next(iter(training_dataset(source, 4, 3, start_step=2, degradation="realistic"))))
-    assert lr.shape == (3, 4, 4, 3) and hr.shape == (3, 16, 16, 3) and lr.dtype == np.float32
+@pytest.mark.parametrize("degradation", ["realistic", "mixed"])
+def test_a_resumed_run_sees_the_same_realistic_batches(train_folder, degradation):
+    source, batch = PatchSource([train_folder], patch_size=16, seed=3), 12
+    bicubic = [(lr.numpy(), hr.numpy()) for lr, hr in training_dataset(source, 4, batch).take(3)]
+    lr, hr = (x.numpy() for x in next(iter(training_dataset(source, 4, batch, start_step=2, degradation=degradation))))
+    assert lr.shape == (batch, 4, 4, 3) and hr.shape == (batch, 16, 16, 3) and lr.dtype == np.float32
     np.testing.assert_array_equal(hr, bicubic[2][1])  # the same HR patches as from the start; only the LR differs
     assert not np.array_equal(lr, bicubic[2][0])
     np.testing.assert_allclose(lr * 255, np.round(lr * 255), atol=1e-4)  # whole grey levels, as a real image
-    for i in range(3):  # sample k = step * batch + i is degraded from the stateless seed (seed, k)
-        expected = realistic.degrade(np.round(hr[i] * 255).astype(np.uint8), 4, (3, 2 * 3 + i)).numpy()
-        np.testing.assert_array_equal(np.round(lr[i] * 255).astype(np.uint8), expected)
+    settings = realistic.DEGRADATION_SETTINGS[degradation]
+    kinds = set()
+    for i in range(batch):  # sample k = step * batch + i is degraded from the stateless seed (seed, k), in the graph
+        hr_i, k = np.round(hr[i] * 255).astype(np.uint8), 2 * batch + i  # as eagerly
+        np.testing.assert_array_equal(np.round(lr[i] * 255).astype(np.uint8),
+                                      realistic.degrade(hr_i, 4, (3, k), settings).numpy())
+        kinds.add(realistic.degradation_steps(hr_i, 4, (3, k), settings)[1]["step"])
+    assert kinds == ({"blur 1", "bicubic"} if degradation == "mixed" else {"blur 1"})  # the chain and a bicubic branch
+
+
+def test_a_mixture_needs_the_image_size_in_a_graph_and_says_so():
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+    def unknown_size(hr):
+        return realistic.degrade(hr, 4, (0, 1), realistic.MIXED)
+    with pytest.raises(ValueError, match="the bicubic branches of a mixture need the image's height and width known"):
+        unknown_size.get_concrete_function()
 
 
 def test_the_mixture_gives_clean_bicubic_jpeg_or_the_chain_and_leaves_the_chain_as_it_was():
@@ -81,13 +96,14 @@ def test_the_mixture_gives_clean_bicubic_jpeg_or_the_chain_and_leaves_the_chain_
             np.testing.assert_array_equal(lr, coded)
         else:  # the chain's own draws: the same LR as Real-ESRGAN's settings give for this seed
             np.testing.assert_array_equal(lr, realistic.degrade(hr, 4, (0, k)).numpy())
-    assert {kind: len(ks) for kind, ks in taken.items()}.keys() == {"bicubic", "jpeg", "chain"}
-    assert 20 <= len(taken["chain"]) <= 52  # 60% of 60 samples, loosely
+    counts = {kind: len(ks) for kind, ks in taken.items()}
+    assert counts.keys() == {"bicubic", "jpeg", "chain"}
+    assert 24 <= counts["chain"] <= 48 and 4 <= counts["bicubic"] <= 22 and 4 <= counts["jpeg"] <= 22, counts
 
 
 def test_a_mixture_of_more_than_everything_is_refused():
-    with pytest.raises(SettingError, match=r"^bicubic_prob \+ jpeg_prob = 1.2: must be at most 1"):
-        dataclasses.replace(realistic.REAL_ESRGAN, bicubic_prob=0.6, jpeg_prob=0.6)
+    with pytest.raises(SettingError, match=r"^bicubic_prob \+ bicubic_jpeg_prob = 1.2: must be at most 1"):
+        dataclasses.replace(realistic.REAL_ESRGAN, bicubic_prob=0.6, bicubic_jpeg_prob=0.6)
 
 
 def test_the_pictured_steps_end_in_the_lr_image_and_name_every_step():
@@ -294,12 +310,12 @@ def test_several_degradations_make_one_table_side_by_side(tiny_set, tmp_path, ca
     assert cli.main(["benchmark", "--model", "bicubic", "--data", str(tiny_set), "--sets", "Tiny", "--degradation",
                      "bicubic", "realistic", "jpeg50", "--table", str(table)]) == 0
     text = table.read_text()
-    assert "| method | Tiny clean | Tiny degraded | Tiny JPEG 50 |" in text
+    assert "| method | Tiny bicubic | Tiny realistic | Tiny jpeg50 |" in text
     reports = json.loads(table.with_suffix(".json").read_text())["reports"]
     assert [r["degradation"] for r in reports] == ["bicubic", "realistic", "jpeg50"]
     psnr = [f"{r['results']['Tiny']['psnr']:.2f}" for r in reports]
     assert f"| bicubic | {psnr[0]} / " in text and f" | {psnr[2]} / " in text  # each column its own report
-    assert "* JPEG 50: MATLAB bicubic imresize(hr, 1/4) of the modcropped HR, then JPEG at quality 50" in text
+    assert "* jpeg50: MATLAB bicubic imresize(hr, 1/4) of the modcropped HR, then JPEG at quality 50" in text
     capsys.readouterr()
     assert cli.main(["benchmark", "--data", str(tiny_set), "--sets", "Tiny", "--degradation", "jpeg50", "jpeg75",
                      "--out", str(tmp_path / "x.json")]) == 2
@@ -335,3 +351,23 @@ def test_a_chain_of_ones_own_settings_trains_as_it_says(train_folder):
         hr_i = np.round(hr[i] * 255).astype(np.uint8)
         np.testing.assert_array_equal(np.round(lr[i] * 255).astype(np.uint8),
                                       realistic.degrade(hr_i, 4, (5, i), first_order).numpy())
+
+
+def test_the_chapters_pictures_show_every_step_and_every_kind_of_sample():
+    """Chapter 7 pictures sample 0 of seed 0 (its example_index and seed) step by step, and the mixture's samples."""
+    import nbformat
+
+    from srlib.course.real_photos import mixture_examples, sample_kind
+    from srlib.pipeline import PROFILES
+
+    cell = next(c for c in nbformat.read(ROOT / "notebooks" / "07_real_photos.ipynb", as_version=4).cells
+                if "parameters" in c.metadata.get("tags", []))
+    example = int(re.search(r"^example_index = (\d+)", cell.source, re.M).group(1))
+    hr = _smooth_image(96, 96)
+    steps = realistic.degradation_steps(hr, 4, (PROFILES["cpu"]["seed"], example))
+    assert [s["step"] for s in steps if s["detail"] == "none"] == [], "a step the picture would not show"
+    assert {"sinc", "blur 2", "JPEG"} <= {s["step"] for s in steps}
+    kinds = [title.split(": ")[1] for title, _ in mixture_examples(hr, 4, 0, 8)]
+    assert len(kinds) == 8 and {"the chain", "clean bicubic"} <= set(kinds)
+    assert any(k.startswith("bicubic + JPEG ") for k in kinds)
+    assert sample_kind(realistic.degradation_steps(hr, 4, (0, 0))) == "the chain"

@@ -91,11 +91,10 @@ def _ship(snapshot: Path, source: Path, args) -> int:
     report = json.loads(report_path.read_text())
     degraded = {}
     if (card.config or {}).get("degradation", "bicubic") != "bicubic":  # a model for real photos: their sets too
-        for degradation in DEGRADED:
-            path = snapshot.with_name(f"report_{degradation}.json")
-            if srlib_main([*command[:5], "--sets", *DEGRADED_SETS, "--degradation", degradation, "--out", str(path)]):
-                return 1
-            degraded[degradation] = json.loads(path.read_text())
+        table = snapshot.with_name("degraded.md")
+        if srlib_main([*command[:5], "--sets", *DEGRADED_SETS, "--degradation", *DEGRADED, "--table", str(table)]):
+            return 1
+        degraded = {r["degradation"]: r for r in json.loads(table.with_suffix(".json").read_text())["reports"]}
     target = SHIPPED[args.name]
     target.parent.mkdir(parents=True, exist_ok=True)
     training_data = _without_folders(card.training_data or {})  # not local paths
