@@ -208,22 +208,14 @@ def write_comparison(path: str | os.PathLike, measured: dict[str, dict], notes: 
     return table
 
 
-DEGRADATION_NAMES = {"bicubic": "clean", "realistic": "degraded", "mixed": "mixed"}
-
-
-def _degradation_name(degradation: str) -> str:
-    """A column's word for a degradation: clean (bicubic), degraded (realistic), JPEG 50 (jpeg50), ..."""
-    return DEGRADATION_NAMES.get(degradation, degradation.replace("jpeg", "JPEG "))
-
-
 def degradation_table(measured: dict[str, dict[str, dict]], sets: list[str]) -> str:
     """The Markdown tables of the same models scored with LR inputs made several ways (``measured``:
-    {degradation: {label: report}}): PSNR / SSIM per degradation and set, then the detail ratio / colour shift,
-    then what each degradation is."""
+    {degradation: {label: report}}): PSNR / SSIM per set and degradation (a column "<set> <degradation>"), then
+    the detail ratio / colour shift, then how each degradation makes the LR inputs."""
     degradations = list(measured)
     labels = list(next(iter(measured.values())))
     columns = [(d, s) for d in degradations for s in sets]
-    header = "| method | " + " | ".join(f"{s} {_degradation_name(d)}" for d, s in columns) + " |"
+    header = "| method | " + " | ".join(f"{s} {d}" for d, s in columns) + " |"
     rule = "|---|" + "---|" * len(columns)
 
     def cell(label, d, s, keys, digits):
@@ -233,7 +225,7 @@ def degradation_table(measured: dict[str, dict[str, dict]], sets: list[str]) -> 
                              + " |" for label in labels]
     detail = [header, rule] + [f"| {label} | " + " | ".join(cell(label, d, s, ("detail", "colour"), (2, 2))
                                                             for d, s in columns) + " |" for label in labels]
-    inputs = "\n".join(f"* {_degradation_name(d)}: {next(iter(measured[d].values()))['protocol']['lr']}"
+    inputs = "\n".join(f"* {d}: {next(iter(measured[d].values()))['protocol']['lr']}"
                        for d in degradations)
     return ("PSNR (dB) / SSIM, x{0}, scored against the clean HR image:\n\n".format(
                 next(iter(measured[degradations[0]].values()))["scale"]) + "\n".join(psnr)
