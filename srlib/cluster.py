@@ -52,6 +52,8 @@ class Cluster:
             spec = json.loads(text)
             cluster, task = spec["cluster"], spec["task"]
             kind, index = task["type"], int(task["index"])
+            if index < 0:  # Python would count it from the end, and two workers would take one place
+                raise IndexError(index)
             tasks = [f"{name}:{address}" for name in ("chief", "worker") for address in cluster.get(name, [])]
             position = (["chief"] * len(cluster.get("chief", [])) + ["worker"] * len(cluster.get("worker", [])))
             order = [i for i, name in enumerate(position) if name == kind][index]

@@ -92,9 +92,11 @@ def test_a_tf_config_that_is_not_a_cluster_spec_is_a_one_line_error(monkeypatch)
     from srlib.cluster import Cluster
     from srlib.errors import SrlibError
 
-    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}')
-    with pytest.raises(SrlibError, match=r"^TF_CONFIG is not a cluster spec: it should read like"):
-        Cluster.from_env()
+    for index in (3, -1):  # past the end, or before it (which Python would read from the end)
+        monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": '
+                           f'{index}}}}}')
+        with pytest.raises(SrlibError, match=r"^TF_CONFIG is not a cluster spec: it should read like"):
+            Cluster.from_env()
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"chief": ["a:1"], "worker": ["b:1", "c:1"]}, '
                                     '"task": {"type": "worker", "index": 1}}')
     cluster = Cluster.from_env()
