@@ -40,15 +40,26 @@ def _steps(history: Path) -> list[int]:
     return [json.loads(line)["step"] for line in history.read_text().splitlines() if line.endswith("}")]
 
 
-def _start_workers(command, addresses, tmp_dirs):
+def _start_workers(command, addresses, tmp_dirs, logs: Path):
+    """The workers of ``command``, their output going to files in ``logs`` (a pipe that nobody reads while the
+    test waits for another worker could fill up and stop its worker)."""
     processes = []
     for index, tmp in enumerate(tmp_dirs):
         spec = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "TMPDIR": str(tmp),
                "TF_CONFIG": json.dumps(spec)}
-        processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          text=True))
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / f"worker{index}.out", "w") as out, open(logs / f"worker{index}.err", "w") as err:
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=err, text=True)
+        process.logs = logs / f"worker{index}"
+        processes.append(process)
     return processes
+
+
+def _finish(process, timeout: float) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of a worker of ``_start_workers`` once it has ended."""
+    code = process.wait(timeout=timeout)
+    return code, process.logs.with_suffix(".out").read_text(), process.logs.with_suffix(".err").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +78,7 @@ def runs(tmp_path_factory):
     addresses = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
     out = {"run": run, "tmp_dirs": tmp_dirs}
 
-    chief, worker = _start_workers(command, addresses, tmp_dirs)
+    chief, worker = _start_workers(command, addresses, tmp_dirs, root / "logs" / "first")
     deadline = time.time() + 120
     while time.time() < deadline and chief.poll() is None and len(_steps(run / "history.jsonl")) < 4:
         time.sleep(0.02)
@@ -75,10 +86,10 @@ def runs(tmp_path_factory):
     worker.wait()
     out["killed_at"] = max(_steps(run / "history.jsonl"), default=0)
     out["killed_scratch"] = sorted(str(p.relative_to(tmp_dirs[1])) for p in tmp_dirs[1].rglob("ckpt-*.index"))
-    out["chief_after_kill"] = (chief.wait(timeout=120), chief.communicate()[1])
+    out["chief_after_kill"] = _finish(chief, 120)[::2]  # (exit code, stderr)
 
-    restarted = _start_workers(command, addresses, tmp_dirs)
-    out["restarted"] = [(p.wait(timeout=180), *p.communicate()) for p in restarted]
+    restarted = _start_workers(command, addresses, tmp_dirs, root / "logs" / "restarted")
+    out["restarted"] = [_finish(p, 180) for p in restarted]
     out["chief_pid"] = restarted[0].pid
 
     reference = root / "reference"  # one process, the same global batch and seed
