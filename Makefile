@@ -24,7 +24,7 @@ test: $(STAMP)
 
 BENCH_DATA := $(or $(DATA),data)
 SETS ?= Set5 Set14 BSD100 Urban100
-# The course pipeline (notebooks 01-06 under papermill): PROFILE smoke | cpu | gpu, RECIPE report | paper.
+# The course pipeline (notebooks 01-07 under papermill): PROFILE smoke | cpu | gpu, RECIPE report | paper.
 PROFILE ?= cpu
 RECIPE  ?= report
 
@@ -34,14 +34,20 @@ benchmark: $(STAMP)
 		--sets $(SETS) --scale 4 --out figures/bicubic_x4.json
 	$(PY) tools/readme_tables.py
 
-# The README's results: bicubic and the shipped SRResNet and SRGAN-MSE beside the published figures, and zoomed crops.
+# The README's results: bicubic and the shipped models beside the published figures, and zoomed crops.
 CROPS ?= Set5/butterfly Set14/zebra BSD100/148026 Urban100/img_092
+# and for real photos: the same models with clean, degraded (Real-ESRGAN's chain) and JPEG inputs, and a gallery of
+# camera JPEGs
+REAL_SETS ?= Set14 BSD100
 results: $(STAMP)
 	@test -d $(BENCH_DATA)/benchmark/Set5 || test -d $(BENCH_DATA)/Set5 || { echo "no data: put the sets in data/benchmark/, or give a mirror: make $@ DATA=../shared/data" >&2; exit 2; }
 	rm -rf srlib/weights/results  # measured again here; chapter 6 then reuses these per-image results
-	$(PY) -m srlib benchmark --model bicubic srresnet-x4 srgan-mse-x4 --data $(BENCH_DATA) --sets $(SETS) \
+	$(PY) -m srlib benchmark --model bicubic srresnet-x4 srgan-mse-x4 srresnet-real-x4 --data $(BENCH_DATA) --sets $(SETS) \
 		--table figures/results_x4.md --crops figures/results_x4_crops.png --crop-images $(CROPS) \
 		--results-cache srlib/weights/results
+	$(PY) -m srlib benchmark --model bicubic srresnet-x4 srgan-mse-x4 srresnet-real-x4 --data $(BENCH_DATA) \
+		--sets $(REAL_SETS) --degradation bicubic realistic jpeg50 jpeg75 --table figures/results_x4_real.md \
+		--gallery figures/results_x4_gallery.png --results-cache srlib/weights/results
 	$(PY) tools/readme_tables.py
 
 # Speed and peak memory of upscaling 512x512 and 2048x2048 inputs with the shipped model (about 12 minutes).

@@ -35,10 +35,11 @@ from .errors import ImageReadError, SrlibError
 
 log = logging.getLogger(__name__)
 
-# the shipped generators: SRResNet-16 (pixel MSE, the sharpest by PSNR) and SRGAN-MSE (the same network fine-tuned
-# with the paper's adversarial term: finer texture, lower PSNR); README, "Results"
+# the shipped generators: SRResNet-16 (pixel MSE, the sharpest by PSNR), SRGAN-MSE (the same network fine-tuned
+# with the paper's adversarial term: finer texture, lower PSNR) and SRResNet-16 for real photos (fine-tuned on
+# srlib.realistic.MIXED: JPEG, noise and blur removed, at the cost of some PSNR on clean inputs); README, "Results"
 SHIPPED = {name: Path(__file__).resolve().parent / "weights" / f"{name.replace('-', '_')}.weights.h5"
-           for name in ("srresnet-x4", "srgan-mse-x4")}
+           for name in ("srresnet-x4", "srgan-mse-x4", "srresnet-real-x4")}
 DEFAULT_MODEL = "srresnet-x4"
 # upscaling computes in bfloat16 where the hardware has it: twice the float32 speed, for a PSNR within 0.02 dB of
 # float32's on every benchmark set with both shipped models (figures/bench_upscale.md, from make bench-upscale)
@@ -54,7 +55,7 @@ UPSAMPLER_BYTES_PER_FILTER = 17  # times scale^2
 
 
 def weights_path(weights: str | os.PathLike) -> Path:
-    """The file of a shipped model's name ("srresnet-x4", "srgan-mse-x4"), or ``weights`` itself as a path."""
+    """The file of a shipped model's name (a key of ``SHIPPED``), or ``weights`` itself as a path."""
     if str(weights) not in SHIPPED:
         path = Path(weights)
         if not path.exists() and not path.name.endswith(".h5"):  # a mistyped name, e.g. srgan_mse_x4

@@ -80,6 +80,61 @@ def test_the_srgan_trades_psnr_for_detail_within_the_issues_bounds():
         assert row["psnr"] < srresnet[name]["psnr"]  # the price of the texture
 
 
+def test_the_model_for_real_photos_says_how_it_was_trained_and_what_it_scores_on_each_kind_of_input():
+    """Issue 24: srresnet-real-x4 is the shipped SRResNet-16 fine-tuned with pixel MSE on the mixed degradation; its
+    card holds the mixture's and the degraded benchmark's settings, and its figures on clean, degraded and JPEG
+    inputs, which README's table (make results) shows."""
+    from srlib.realistic import MIXED, REAL_ESRGAN, settings_record
+
+    sidecar = _sidecar("srresnet-real-x4")
+    assert sidecar["architecture"] == _sidecar()["architecture"]
+    assert (sidecar["recipe"], sidecar["stage"]) == ("paper", "mse")  # pixel MSE, no GAN (README says why)
+    assert sidecar["initialised_from"]["weights"].endswith("srresnet_x4.weights.h5")
+    assert sidecar["config"]["degradation"] == "mixed"
+    # two segments of the same data: the mixture's jpeg_prob was renamed bicubic_jpeg_prob at the resume (README)
+    segments = sidecar["training_data"]["segments"]
+    assert [set(s["degradation"]) for s in segments] == [{"mixed"}, {"mixed"}]
+    assert segments[-1]["degradation"]["mixed"] == settings_record(MIXED)
+    assert segments[0]["degradation"]["mixed"]["jpeg_prob"] == MIXED.bicubic_jpeg_prob
+    assert sidecar["realistic_evaluation"] == settings_record(REAL_ESRGAN)
+    assert [p["precision"] for p in sidecar["precisions"]] == ["bfloat16"]
+    degraded = sidecar["benchmark_degraded"]
+    assert set(degraded) == {"realistic", "jpeg50", "jpeg75"}
+    reports = json.loads((ROOT / "figures" / "results_x4_real.json").read_text())["reports"]
+    table = {(r["model"], r["degradation"], name): row["psnr"] for r in reports for name, row in r["results"].items()}
+    for how, rows in degraded.items():
+        for name in ("Set14", "BSD100"):
+            assert table["srresnet-real-x4", how, name] == pytest.approx(rows[name]["psnr"], abs=0.01), (how, name)
+    for name in ("Set14", "BSD100"):  # what it is for: better than the bicubic-trained models on degraded inputs
+        for other in ("srresnet-x4", "srgan-mse-x4"):
+            assert table["srresnet-real-x4", "realistic", name] > table[other, "realistic", name], (other, name)
+            assert table["srresnet-real-x4", "jpeg50", name] > table[other, "jpeg50", name], (other, name)
+
+
+def test_what_readme_says_of_the_model_for_real_photos_is_its_table():
+    """README's gains and losses of srresnet-real-x4 are those of figures/results_x4_real.json (make results), and its
+    steps those of its card."""
+    reports = json.loads((ROOT / "figures" / "results_x4_real.json").read_text())["reports"]
+    psnr = {(r["model"], r["degradation"], name): row["psnr"] for r in reports for name, row in r["results"].items()}
+    readme = " ".join((ROOT / "README.md").read_text().split())
+
+    def gain(how, other, name):
+        return f"{round(psnr['srresnet-real-x4', how, name], 2) - round(psnr[other, how, name], 2):.2f}"
+    assert (f"on `realistic` inputs it gains {gain('realistic', 'srresnet-x4', 'Set14')} dB over `srresnet-x4` on "
+            f"Set14 and {gain('realistic', 'srresnet-x4', 'BSD100')} on BSD100 ({gain('realistic', 'srgan-mse-x4', 'Set14')}"
+            f" and {gain('realistic', 'srgan-mse-x4', 'BSD100')} over `srgan-mse-x4`)") in readme
+    assert (f"on `jpeg50` it gains {gain('jpeg50', 'srresnet-x4', 'Set14')} and {gain('jpeg50', 'srresnet-x4', 'BSD100')}"
+            f", on `jpeg75` {gain('jpeg75', 'srresnet-x4', 'Set14')} and {gain('jpeg75', 'srresnet-x4', 'BSD100')}") in readme
+    cost = f"{-float(gain('bicubic', 'srresnet-x4', 'Set14')):.2f}"
+    assert f"On clean Set14 it gives up {cost} dB" in readme
+    card = _sidecar("srresnet-real-x4")
+    switch = card["learning_rates"][1]["from_step"]
+    def spaced(n):
+        return f"{n:,}".replace(",", " ")
+    assert f"{spaced(card['steps'])} steps, the first {spaced(switch - 1)} at" in readme
+    assert 0 < float(cost) <= 1.5  # the issue's bound on clean inputs
+
+
 def test_the_weights_are_package_data():
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["srlib"]
     for path in [p for weights in SHIPPED.values() for p in (weights, card_path(weights))]:
@@ -146,5 +201,6 @@ def test_every_shipped_model_has_a_label_for_the_tables_and_a_mistyped_name_is_n
     from srlib.upscale import weights_path
 
     assert set(SHIPPED_LABELS) == set(SHIPPED)  # notebook 06 and the tables go by SHIPPED_LABELS
-    with pytest.raises(SrlibError, match=r"srgan_mse_x4 is neither a shipped model \(srresnet-x4, srgan-mse-x4\) nor a file"):
+    with pytest.raises(SrlibError, match=r"srgan_mse_x4 is neither a shipped model \(srresnet-x4, srgan-mse-x4, "
+                                         r"srresnet-real-x4\) nor a file"):
         weights_path("srgan_mse_x4")
