@@ -2,7 +2,7 @@
 
   benchmark   PSNR/SSIM of a model on Set5, Set14, BSD100, Urban100 (the literature's protocol)
   train       run one stage of a training recipe, resuming from the run folder's last checkpoint
-  pipeline    run the course notebooks 01-06 with papermill, sized by a profile (smoke, cpu, gpu)
+  pipeline    run the course notebooks 01-07 with papermill, sized by a profile (smoke, cpu, gpu)
   data shard  write image folders as TFRecord shards for training at scale
   upscale     upscale image files or folders with a shipped model (srresnet-x4, srgan-mse-x4, srresnet-real-x4) or any
               trained generator
@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: %(default)s)")
     shard.set_defaults(run=_data_shard)
 
-    pipe = commands.add_parser("pipeline", help="run the notebooks 01-06 in order with papermill")
+    pipe = commands.add_parser("pipeline", help="run the notebooks 01-07 in order with papermill")
     pipe.add_argument("--profile", default="cpu", choices=list(PROFILES),
                       help="smoke (CI, minutes), cpu (the demo, ~7 min on 2 cores), gpu (one sitting on one GPU, the "
                            "paper's GAN from the shipped SRResNet), gpu-full (the report's scale, days)")

@@ -1,6 +1,6 @@
 """The course pipeline: the six notebooks run in order with papermill, sized by a profile.
 
-``run_pipeline("cpu", "paper", source_dir="../shared/data")`` executes ``notebooks/01…06`` with the
+``run_pipeline("cpu", "paper", source_dir="../shared/data")`` executes ``notebooks/01…07`` with the
 profile's parameters and saves each executed copy as ``runs/<profile>/<recipe>/NN_name.ipynb``; the
 first failure stops the pipeline with an error naming the notebook and the cell. Training resumes from
 the run folder's checkpoints, so running the pipeline again after an interruption continues it.

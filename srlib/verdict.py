@@ -144,8 +144,9 @@ def judge_real_photos(psnr: dict[str, dict[str, float]], model: str, bicubic_tra
         if degradation == "realistic" and gain < MIN_REAL_GAIN:
             how = f"gains only {gain:.2f} dB" if gain >= 0 else f"is {-gain:.2f} dB below them"
             causes.append(f"on realistic inputs it {how} (at least {MIN_REAL_GAIN:g} dB over them is the aim): too "
-                          "few steps, or too few degraded samples (bicubic_prob and bicubic_jpeg_prob of "
-                          "srlib.realistic.MIXED)")
+                          "few steps, too few degraded samples (bicubic_prob and bicubic_jpeg_prob of "
+                          "srlib.realistic.MIXED), or inputs that keep too little of the image for any network "
+                          "(compare bicubic's figure)")
     cost = psnr["bicubic"][bicubic_trained[0]] - psnr["bicubic"][model]
     facts.append(f"bicubic (clean) {-cost:+.2f} dB against {bicubic_trained[0]}")
     if cost > MAX_CLEAN_COST:

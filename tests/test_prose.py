@@ -7,11 +7,12 @@ import nbformat
 import pytest
 
 from srlib.pipeline import ROOT
+from srlib.verdict import MAX_CLEAN_COST
 
 COURSE = ROOT / "course"
 RECIPES = sorted(p.name for p in COURSE.iterdir() if p.is_dir()) if COURSE.is_dir() else []
-# figures the prose quotes from papers, not from the run
-PUBLISHED_DB = {"04_full_train": {"29.40", "32.05", "2.7"}}
+# figures the prose quotes from papers or from the verdict's criteria, not from the run
+PUBLISHED_DB = {"04_full_train": {"29.40", "32.05", "2.7"}, "07_real_photos": {f"{MAX_CLEAN_COST:g}"}}
 
 
 def _markdown(path) -> str:
@@ -35,7 +36,8 @@ def _table_psnr(outputs: str, sets: list[str]) -> dict[str, dict[str, float]]:
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
-@pytest.mark.parametrize("name", ["02_pretrain_sr_vgg", "04_full_train", "05_loss_plots", "06_benchmarks"])
+@pytest.mark.parametrize("name", ["02_pretrain_sr_vgg", "04_full_train", "05_loss_plots", "06_benchmarks",
+                                  "07_real_photos"])
 def test_every_db_figure_in_a_chapters_prose_is_one_its_outputs_show(recipe, name):
     """Chapter 2 once said sr_vgg reached 28.27 dB while its output said 27.64: a figure in dB is the run's, or
     a published one named here."""
@@ -88,3 +90,40 @@ def test_no_cell_of_the_executed_course_shows_a_stray_return_value(recipe):
             for output in cell.get("outputs", []):
                 text = str(output.get("data", {}).get("text/plain", ""))
                 assert not re.match(r"(Posix|Windows)?Path\(", text), f"{path.name}: {text}"
+
+
+def _degradation_rows(outputs: str, keys: int = 0) -> dict[str, dict[str, float]]:
+    """{method: {"<set> <degradation>": figure}} of the first (keys=0: PSNR) or second (keys=1: colour shift)
+    figure of each cell in the first table headed "| method | <set> bicubic | ..." in ``outputs``."""
+    lines = outputs.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| method |") and " bicubic |" in line)
+    columns = [c.strip() for c in lines[header].strip().strip("|").split("|")][1:]
+    rows = {}
+    for line in lines[header + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        rows[cells[0]] = {column: float(cell.split("/")[keys]) for column, cell in zip(columns, cells[1:])}
+    return rows
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_chapter_7_reading_agrees_with_its_table(recipe):
+    """Chapter 7's "Reading it" says what its table shows: the bicubic-trained SRResNet-16 is best on clean inputs;
+    on degraded ones the bicubic-trained networks gain nothing over bicubic, or lose; JPEG 75 costs them less than
+    JPEG 50; bicubic itself shows a colour shift of a few grey levels on degraded inputs."""
+    path = COURSE / recipe / "07_real_photos.ipynb"
+    markdown, outputs = _markdown(path), _outputs(path)
+    assert "On clean inputs the bicubic-trained SRResNet-16 is best" in markdown
+    psnr = _degradation_rows(outputs)
+    sets = sorted({column.split()[0] for column in next(iter(psnr.values()))})
+    assert sets, "the executed chapter shows its table"
+    bicubic_trained = ["SRResNet-16 (shipped)", "SRGAN-MSE (shipped)"]
+    for name in sets:
+        clean = {method: row[f"{name} bicubic"] for method, row in psnr.items()}
+        assert max(clean, key=clean.get) == "SRResNet-16 (shipped)", clean
+        for method in bicubic_trained:
+            assert psnr[method][f"{name} realistic"] <= psnr["bicubic"][f"{name} realistic"] + 0.1, (method, name)
+            assert psnr[method][f"{name} jpeg75"] > psnr[method][f"{name} jpeg50"], (method, name)
+    colour = _degradation_rows(outputs[outputs.index("Fine detail / colour shift"):], keys=1)
+    assert all(1.0 <= colour["bicubic"][f"{name} realistic"] <= 5.0 for name in sets), colour["bicubic"]
