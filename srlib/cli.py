@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pipe = commands.add_parser("pipeline", help="run the notebooks 01-07 in order with papermill")
     pipe.add_argument("--profile", default="cpu", choices=list(PROFILES),
-                      help="smoke (CI, minutes), cpu (the demo, ~7 min on 2 cores), gpu (one sitting on one GPU, the "
+                      help="smoke (CI, minutes), cpu (the demo, ~10 min on 2 cores), gpu (one sitting on one GPU, the "
                            "paper's GAN from the shipped SRResNet), gpu-full (the report's scale, days)")
     pipe.add_argument("--recipe", default="report", choices=list(RECIPES))
     pipe.add_argument("--source", metavar="DIR", help="copy the data from this mirror (benchmark/<set>, train/<set>) "

@@ -58,7 +58,7 @@ PROFILES = {
                   # the tiny network from scratch: the pipeline working, not a model
                   real=dict(_REAL, steps=8, learning_rate=1e-3, ema=None, init_generator=None, blocks=2, filters=8,
                             batch_norm=True, benchmark_sets=["Set5"])),
-    # the demo: a real but small run, about 7 minutes (report recipe) on 2 CPU cores
+    # the demo: a real but small run, about 10 minutes (report recipe) on 2 CPU cores
     "cpu": dict(_COMMON, blocks=8, filters=32, batch_size=16, patch_size=64, validate_every=200, checkpoint_every=200,
                 val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"], xla=False,
                 precision="bfloat16", figures_dir="figures/cpu-{recipe}",
