@@ -189,7 +189,7 @@ def run_benchmarks(
             for model in to_run:
                 cache.put(model, name, files, scale, degradation, per_image[model][name])
     reports = {model: _report(model, scale, results, degradation) for model, results in per_image.items()}
-    if degradation != "bicubic" and parse_degradation(degradation)[0] != "jpeg":  # the chain's every setting
+    if parse_degradation(degradation)[0] not in ("bicubic", "jpeg"):  # a chain: its every setting
         from .realistic import DEGRADATION_SETTINGS, settings_record
 
         for report in reports.values():
