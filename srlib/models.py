@@ -95,21 +95,84 @@ def tail_conv(size: int = 9, name: str = "tail_conv") -> layers.Conv2D:
     2.5x as fast (SRResNet-16, batch 16, HR 96). Height and width must be even, as they are after a shuffle."""
     conv = layers.Conv2D(3, size, padding="same", name=name)
 
-    def convolution_op(inputs, kernel):
-        shuffled = tf.nn.conv2d(tf.nn.space_to_depth(inputs, 2), pre_shuffle_kernel(kernel), 1, "SAME")
-        return tf.nn.depth_to_space(shuffled, 2)
+    def call(inputs):
+        # the bias too is added before the shuffle (each of the 12 channels takes its RGB channel's bias), where
+        # oneDNN fuses it into the conv and its gradient into the kernel's: in bfloat16, a separate bias gradient
+        # over the 3 output channels took a twentieth of the cpu profile's step
+        shuffled = tf.nn.conv2d(tf.nn.space_to_depth(inputs, 2), pre_shuffle_kernel(conv.kernel), 1, "SAME")
+        return tf.nn.depth_to_space(tf.nn.bias_add(shuffled, tf.tile(conv.bias, [4])), 2)
 
     # the instance's method, not a subclass: a .weights.h5 file names each layer's weights after its class
     # (layers/conv2d_17), so a class of our own would no longer read the files written so far
-    conv.convolution_op = convolution_op
+    conv.call = call
     return conv
+
+
+def fused_batch_norm(bn: layers.BatchNormalization) -> layers.BatchNormalization:
+    """``bn`` (a Keras ``BatchNormalization`` over the last axis of NHWC images), changed in place so that under a
+    bfloat16 compute dtype it computes with TensorFlow's fused kernel (``FusedBatchNormV3``: bfloat16 in and out,
+    float32 statistics and arithmetic inside, one pass forward and one backward). Keras's own layer casts a
+    bfloat16 input to float32 and computes moments, normalisation and their gradients as a dozen separate ops,
+    which took a fifth of the bfloat16 step of SRResNet-16 with batch norm (benchmarks/bench_train_step.py
+    --compare-precision, the gpu-full profile's network). The results are Keras's up to bfloat16 rounding: the same moving
+    averages (of the biased batch variance, as Keras keeps them), the same ``training and trainable`` rule. Other
+    dtypes, masks and synchronised statistics (several devices) take Keras's path unchanged. Returns ``bn``."""
+    keras_call = bn.call
+
+    def call(inputs, training=None, mask=None):
+        if (inputs.dtype != tf.bfloat16 or mask is not None or bn.synchronized or bn.axis not in (-1, 3)
+                or len(inputs.shape) != 4 or not (bn.scale and bn.center) or bn.renorm):
+            return keras_call(inputs, training=training, mask=mask)
+        train = bool(training and bn.trainable)
+        y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+            x=inputs, scale=bn.gamma.value, offset=bn.beta.value,
+            mean=bn.moving_mean.value if not train else tf.constant([], tf.float32),
+            variance=bn.moving_variance.value if not train else tf.constant([], tf.float32),
+            epsilon=bn.epsilon, data_format="NHWC", is_training=train)
+        if train:
+            # the kernel returns the unbiased (n - 1) batch variance; Keras averages the biased one
+            n = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], tf.float32)
+            momentum = bn.momentum
+            bn.moving_mean.assign(bn.moving_mean * momentum + mean * (1.0 - momentum))
+            bn.moving_variance.assign(bn.moving_variance * momentum + variance * ((n - 1.0) / n) * (1.0 - momentum))
+        return y
+
+    # the instance's method, not a subclass: weights files name a layer's weights after its class (see tail_conv)
+    bn.call = call
+    return bn
+
+
+def prelu(name: str) -> layers.PReLU:
+    """Keras's ``PReLU`` with one slope per channel (shared over height and width), whose ``call`` computes
+    ``x * (1 if x > 0 else alpha)`` with a gradient of our own: two ops forward and two back, where Keras's
+    ``relu(x) - alpha * relu(-x)`` takes five forward and about eight back (ReLUs, negations and their
+    gradients). The same values (the products and negations are exact; TensorFlow sums bfloat16 in float32).
+    In a bfloat16 step of the cpu profile's network this is about a tenth of the time."""
+    layer = layers.PReLU(shared_axes=[1, 2], name=name)
+
+    def call(inputs):
+        @tf.custom_gradient
+        def forward(x, alpha):
+            slope = tf.where(x > 0, tf.ones_like(alpha), alpha)
+
+            def gradient(upstream):
+                return upstream * slope, tf.reduce_sum(upstream * tf.minimum(x, 0), axis=[0, 1, 2])[None, None]
+
+            return x * slope, gradient
+
+        return forward(inputs, tf.cast(layer.alpha, inputs.dtype))
+
+    # the instance's method, not a subclass: weights files name a layer's weights after its class (see tail_conv)
+    layer.call = call
+    return layer
 
 
 def _batch_norm(name: str) -> layers.Layer:
     # Under a multi-device strategy, synchronise so that the statistics are those of the global batch,
     # not each replica's; on one device that would only add an all-reduce to every layer.
     strategy = tf.distribute.get_strategy()
-    return layers.BatchNormalization(momentum=0.99, synchronized=strategy.num_replicas_in_sync > 1, name=name)
+    return fused_batch_norm(
+        layers.BatchNormalization(momentum=0.99, synchronized=strategy.num_replicas_in_sync > 1, name=name))
 
 
 def generator(scale: int = 4, blocks: int = 16, filters: int = 64, batch_norm: bool = True, name: str = "generator") -> keras.Model:
@@ -124,12 +187,12 @@ def generator(scale: int = 4, blocks: int = 16, filters: int = 64, batch_norm: b
     lr = keras.Input(shape=(None, None, 3), name="lr")
     x = layers.Rescaling(2.0, offset=-1.0, name="to_pm1")(lr)  # work in [-1, 1], centred on grey
     x = layers.Conv2D(filters, 9, padding="same", name="head_conv")(x)
-    x = head = layers.PReLU(shared_axes=[1, 2], name="head_prelu")(x)
+    x = head = prelu("head_prelu")(x)
     for i in range(blocks):
         y = layers.Conv2D(filters, 3, padding="same", name=f"block{i}_conv1")(x)
         if batch_norm:
             y = _batch_norm(f"block{i}_bn1")(y)
-        y = layers.PReLU(shared_axes=[1, 2], name=f"block{i}_prelu")(y)
+        y = prelu(f"block{i}_prelu")(y)
         y = layers.Conv2D(filters, 3, padding="same", name=f"block{i}_conv2")(y)
         if batch_norm:
             y = _batch_norm(f"block{i}_bn2")(y)
@@ -141,7 +204,7 @@ def generator(scale: int = 4, blocks: int = 16, filters: int = 64, batch_norm: b
     for i in range(int(math.log2(scale))):
         x = layers.Conv2D(filters * 4, 3, padding="same", name=f"up{i}_conv")(x)
         x = SubpixelUpsampling(2, name=f"up{i}_shuffle")(x)
-        x = layers.PReLU(shared_axes=[1, 2], name=f"up{i}_prelu")(x)
+        x = prelu(f"up{i}_prelu")(x)
     # under a mixed precision the tail conv computes in it too; its output, rounded to bfloat16 (at most half a
     # grey level), is rescaled in float32. Validation and exports compute it in float32 (srlib.precision).
     x = tail_conv()(x)

@@ -46,6 +46,9 @@ DEFAULT_MODEL = "srresnet-x4"
 DEFAULT_PRECISION = "bfloat16"
 DEFAULT_MAX_MEMORY = 2 * 10**9  # bytes of tiles and output band, beyond TensorFlow itself and the model (about 1 GB)
 
+# windows of at least this many LR pixels compute the PReLUs with XLA (see _Network)
+COMPILED_FROM = 2**17
+
 # Peak memory of a window, in bytes per LR pixel, measured as the growth of the process's peak resident
 # memory on windows of 256^2 to 1024^2 (benchmarks/bench_upscale.py --memory prints it again). The body
 # holds about six tensors of `filters` float32 channels; the upsampler about four of its last sub-pixel
@@ -128,32 +131,66 @@ class _Network:
             kernel, bias = w[name]
             return tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"), bias)
 
-        def prelu(x, name):  # what keras' PReLU computes, relu(x) - alpha relu(-x), in fewer ops
-            return tf.maximum(x, 0) + w[name][0] * tf.minimum(x, 0)
+        def plain_prelu(x, alpha):  # what keras' PReLU computes, relu(x) - alpha relu(-x), in fewer ops
+            return x * tf.where(x > 0, tf.ones_like(alpha), alpha)
 
-        def body(lr):
+        # XLA compiles the PReLU's comparison, choice of slope and product into one pass over the tensor, where
+        # TensorFlow takes three: in bfloat16 a sixth of a residual block's time. The convs stay with TensorFlow's
+        # oneDNN kernels, which XLA's CPU compiler does not beat. XLA compiles again for each new window shape
+        # (about 0.1 s), which pays from about COMPILED_FROM LR pixels on; the benchmark sets' images are smaller.
+        compiled_prelu = tf.function(plain_prelu, jit_compile=True, autograph=False)
+
+        def body(lr, prelu):
             x = tf.cast(tf.cast(lr, tf.float32) / 255.0 * 2.0 - 1.0, compute)
-            x = head = prelu(conv(x, "head_conv"), "head_prelu")
+            x = head = prelu(conv(x, "head_conv"), w["head_prelu"][0])
             for i in range(blocks):
-                x = x + conv(prelu(conv(x, f"block{i}_conv1"), f"block{i}_prelu"), f"block{i}_conv2")
+                x = x + conv(prelu(conv(x, f"block{i}_conv1"), w[f"block{i}_prelu"][0]), f"block{i}_conv2")
             return head + conv(x, "body_conv")
 
-        def upsampler(x):
+        def upsampler(x, prelu):
             for i in range(steps):
                 x = conv(x, f"up{i}_conv")
-                x = prelu(tf.nn.depth_to_space(x, 2), f"up{i}_prelu") if i < steps - 1 else prelu(x, f"up{i}_prelu")
+                alpha = w[f"up{i}_prelu"][0]
+                x = prelu(tf.nn.depth_to_space(x, 2), alpha) if i < steps - 1 else prelu(x, alpha)
             kernel, bias = w["tail_conv"]
             tail = tf.nn.bias_add(tf.cast(tf.nn.conv2d(x, kernel, 1, "SAME"), tf.float32), bias)
             sr = tf.nn.depth_to_space(tail, 2) * 0.5 + 0.5
             return tf.cast(tf.clip_by_value(tf.round(sr * 255.0), 0.0, 255.0), tf.uint8)
 
-        self.body = tf.function(body, input_signature=[tf.TensorSpec((1, None, None, 3), tf.uint8)])
-        self.upsampler = tf.function(upsampler, input_signature=[tf.TensorSpec((1, None, None, filters), compute)])
+        self._functions = {  # (body, upsampler) without XLA and with
+            compiled: (tf.function(functools.partial(body, prelu=prelu),
+                                   input_signature=[tf.TensorSpec((1, None, None, 3), tf.uint8)]),
+                       tf.function(functools.partial(upsampler, prelu=prelu),
+                                   input_signature=[tf.TensorSpec((1, None, None, filters), compute)]))
+            for compiled, prelu in ((False, plain_prelu), (True, compiled_prelu))}
+
+    def body(self, lr):
+        """The body's features (float, ``filters`` channels) of a (1, h, w, 3) uint8 LR window."""
+        return self._functions[lr.shape[1] * lr.shape[2] >= COMPILED_FROM][0](lr)
+
+    def upsampler(self, features):
+        """The uint8 SR window of a window of the body's features."""
+        return self._functions[features.shape[1] * features.shape[2] >= COMPILED_FROM][1](features)
 
     def bytes_per_pixel(self) -> tuple[int, int]:
         """Peak memory of a body window and of an upsampler window, in bytes per LR pixel."""
         return (BODY_BYTES_PER_FILTER * self.filters,
                 UPSAMPLER_BYTES_PER_FILTER * self.filters * self.scale**2)
+
+
+@functools.cache
+def _compiled_prelu():
+    import tensorflow as tf
+
+    # XLA compiles the comparison, the choice of slope and the product into one loop over the tensor, where
+    # TensorFlow's kernels take three passes: in bfloat16 a fifth of the time of a residual block at inference
+    # (the convs themselves stay with TensorFlow's oneDNN kernels, which XLA's CPU compiler does not beat)
+    return tf.function(lambda x, alpha: x * tf.where(x > 0, tf.ones_like(alpha), alpha), jit_compile=True,
+                       autograph=False)
+
+
+def _prelu(x, alpha):
+    return _compiled_prelu()(x, alpha)
 
 
 def radii(architecture: dict) -> tuple[int, int]:

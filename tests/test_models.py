@@ -237,3 +237,85 @@ def test_the_tail_conv_is_a_9x9_conv_in_its_result_its_gradients_and_its_weights
         results.append([y, *tape.gradient(loss, [x, *layer.trainable_variables])])
     for a, b in zip(*results):  # float32 sums in another order: equal to 1e-5 of their largest value
         assert np.abs(b.numpy() - a.numpy()).max() <= 1e-5 * np.abs(a.numpy()).max()
+
+
+def _values_and_gradients(layer, x, training=None):
+    """``layer(x)``, and the gradients of a random projection of it with respect to x and the layer's trainable
+    variables, all as float32 NumPy arrays."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=training) if training is not None else layer(x)
+        loss = tf.reduce_sum(tf.cast(y, tf.float32) * tf.random.stateless_normal(y.shape, (1, 2)))
+    gradients = tape.gradient(loss, [x, *layer.trainable_variables])
+    return [np.asarray(tf.cast(v, tf.float32)) for v in (y, *gradients)]
+
+
+@pytest.mark.parametrize("trainable", [True, False])
+def test_the_fused_batch_norm_computes_what_keras_batch_norm_does(trainable):
+    """In bfloat16: outputs, gradients and moving statistics as Keras's layer computes them (to bfloat16 rounding),
+    in training and at inference, and no update of the statistics when the layer is frozen."""
+    import keras
+    import tensorflow as tf
+
+    from srlib.models import fused_batch_norm
+    from srlib.precision import policy
+
+    rng = np.random.default_rng(0)
+    x = tf.cast(rng.normal(3.0, 2.0, size=(4, 6, 10, 16)), tf.bfloat16)
+    with policy("bfloat16"):
+        keras_bn = keras.layers.BatchNormalization(momentum=0.9)
+        fused = fused_batch_norm(keras.layers.BatchNormalization(momentum=0.9))
+    weights = [rng.uniform(0.5, 1.5, 16), rng.normal(size=16), rng.normal(size=16), rng.uniform(0.5, 2.0, 16)]
+    for layer in (keras_bn, fused):
+        layer.build(x.shape)
+        layer.set_weights([w.astype(np.float32) for w in weights])
+        layer.trainable = trainable
+    for training in (True, False):
+        expected, got = _values_and_gradients(keras_bn, x, training), _values_and_gradients(fused, x, training)
+        assert got[0].dtype == expected[0].dtype
+        for e, g in zip(expected, got):  # each a bfloat16 value or a float32 sum of them: a few bfloat16 steps
+            np.testing.assert_allclose(g, e, atol=2 ** -6 * max(1.0, np.abs(e).max()))
+        np.testing.assert_allclose(fused.moving_mean.numpy(), keras_bn.moving_mean.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(fused.moving_variance.numpy(), keras_bn.moving_variance.numpy(), rtol=1e-5)
+    moved = not np.allclose(fused.moving_mean.numpy(), weights[2])
+    assert moved == trainable  # a frozen layer normalises with its moving statistics and keeps them
+    assert fused.moving_mean.dtype == fused.gamma.dtype == "float32"
+
+
+def test_the_fused_batch_norm_leaves_float32_to_keras():
+    import keras
+    import tensorflow as tf
+
+    from srlib.models import fused_batch_norm
+
+    x = tf.random.stateless_normal((2, 5, 5, 8), (3, 4))
+    keras_bn, fused = keras.layers.BatchNormalization(), fused_batch_norm(keras.layers.BatchNormalization())
+    for a, b in zip(_values_and_gradients(keras_bn, x, True), _values_and_gradients(fused, x, True)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(keras_bn.moving_variance.numpy(), fused.moving_variance.numpy())
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_the_prelu_computes_what_keras_prelu_does(precision):
+    import keras
+    import tensorflow as tf
+
+    from srlib.models import prelu
+    from srlib.precision import policy
+
+    rng = np.random.default_rng(1)
+    with policy(precision):
+        keras_prelu, ours = keras.layers.PReLU(shared_axes=[1, 2]), prelu("p")
+    x = tf.cast(rng.normal(size=(3, 7, 9, 5)), keras_prelu.compute_dtype)
+    alpha = rng.uniform(-0.5, 1.5, size=(1, 1, 5)).astype(np.float32)  # slopes of both signs, and above 1
+    for layer in (keras_prelu, ours):
+        layer.build(x.shape)
+        layer.set_weights([alpha])
+    expected, got = _values_and_gradients(keras_prelu, x), _values_and_gradients(ours, x)
+    np.testing.assert_array_equal(got[0], expected[0])  # the products are the same, and negation is exact
+    np.testing.assert_array_equal(got[1], expected[1])
+    # the slope's gradient: a sum over 189 pixels per channel, in another order
+    np.testing.assert_allclose(got[2], expected[2], rtol=2 ** -7 if precision == "bfloat16" else 1e-5)
+    assert ours.alpha.dtype == "float32" and got[2].shape == alpha.shape

@@ -93,6 +93,27 @@ def test_the_fast_inference_graph_computes_what_the_model_does(tmp_path):
         assert np.abs(upscale(image, path, tile=None, precision="float32").astype(int) - keras_result).max() <= 1
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_large_windows_compute_the_prelus_with_xla_and_get_the_same_image(monkeypatch, precision):
+    # the shipped model: an untrained network of this depth turns rounding differences into large ones
+    # (bfloat16 and float32 are 15 grey levels apart on this image with random weights)
+    image = _image(60, 70)
+    plain = upscale(image, "srresnet-x4", tile=None, precision=precision)
+    network = module._load("srresnet-x4", precision)
+    compiled = []  # the windows the XLA pair (body, upsampler) computes
+
+    def counted(function):
+        return lambda x: (compiled.append(tuple(x.shape)), function(x))[1]
+
+    monkeypatch.setattr(module, "COMPILED_FROM", 60 * 70)  # the whole image's body window and upsampler windows
+    monkeypatch.setitem(network._functions, True, tuple(map(counted, network._functions[True])))
+    with_xla = upscale(image, "srresnet-x4", tile=None, precision=precision)
+    assert [shape[1:3] for shape in compiled] == [(60, 70), (60, 70)]  # the body, then the upsampler
+    # the same function; TensorFlow fuses the ops around the PReLUs differently, so a rounding may differ
+    difference = np.abs(with_xla.astype(int) - plain)
+    assert difference.max() <= 1 and difference.mean() < 0.15
+
+
 def test_srlib_upscale_is_the_function_and_takes_an_array(weights):
     import srlib
 
