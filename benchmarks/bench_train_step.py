@@ -3,7 +3,7 @@
     python benchmarks/bench_train_step.py [--data ../shared/data/train] [--steps 30] [--xla]
     python benchmarks/bench_train_step.py --compare-xla [--steps 6] [--rounds 2]
     python benchmarks/bench_train_step.py --compare-precision [--steps 6] [--rounds 3] [--profiles cpu gpu]
-                                          [--no-xla] [--out figures/bench_train_precision.md]
+                                          [--no-xla | --xla] [--out figures/bench_train_precision.md]
 
 The first form uses SRResNet-16 (64 filters), batch 16, HR 96, x4, pixel MSE and Adam. The trainer's
 figure is wall-clock time per step inside ``Trainer.fit`` (data pipeline, step, callbacks, history line,
@@ -14,7 +14,8 @@ Adam update on synthetic tensors. The trainer should cost at most 5% more. The l
 ``--compare-xla`` times the bare step of each profile's network, for the pretraining step (generator and
 MSE) and the GAN step (generator, discriminator, adversarial term), with XLA off and on, alternating
 in rounds so that both see the same machine load; it prints the median of each and the ratio on / off.
-``--compare-precision`` does the same for float32 against bfloat16, with XLA as each profile sets it.
+``--compare-precision`` does the same for float32 against bfloat16, each with XLA as the profile's setting gives it
+on this machine (its "auto": on GPUs; on CPUs only for float32 with a discriminator).
 """
 
 import argparse
@@ -31,8 +32,9 @@ import tensorflow as tf
 from srlib.data import PatchSource, training_dataset
 from srlib.models import discriminator, generator
 from srlib.pipeline import PROFILES
-from srlib.precision import policy
+from srlib.precision import cpu_description, policy
 from srlib.recipes import TrainConfig
+from srlib.stage_model import use_xla
 from srlib.training import Trainer
 
 
@@ -110,20 +112,22 @@ def compare_xla(steps: int, rounds: int) -> None:
 
 
 def compare_precision(steps: int, rounds: int, profiles: list[str], xla: bool | None = None) -> str:
-    """float32 against bfloat16 for each profile's network (XLA as the profile's stage sets it, or ``xla``);
-    returns the figures as a Markdown table."""
+    """float32 against bfloat16 for each profile's network, each precision with XLA as the profile's setting gives
+    it on this machine (srlib.stage_model.use_xla: "auto" differs between the precisions), or ``xla``; returns the
+    figures as a Markdown table."""
     import os
 
-    rows = ["| profile's network | step | XLA | float32 (s) | bfloat16 (s) | bfloat16 speed-up |",
+    rows = ["| profile's network | step | XLA (float32, bfloat16) | float32 (s) | bfloat16 (s) | bfloat16 speed-up |",
             "|---|---|---|---|---|---|"]
     print(f"{'profile network':<44} {'step':<8} {'float32 (s)':>11} {'bfloat16 (s)':>12} {'speed-up':>8}")
     for name in profiles:
         for gan in (False, True):
             p = stage_settings(name, gan)
             blocks, filters, batch, patch = p["blocks"], p["filters"], p["batch_size"], p["patch_size"]
-            jit = p["xla"] if xla is None else xla
-            steps_of = {precision: bare_step(blocks, filters, batch, patch, gan, jit, precision, p["batch_norm"])
-                        for precision in ("float32", "bfloat16")}
+            jit = {precision: use_xla(p["xla"] if xla is None else xla, precision, gan)
+                   for precision in ("float32", "bfloat16")}
+            steps_of = {precision: bare_step(blocks, filters, batch, patch, gan, jit[precision], precision,
+                                             p["batch_norm"]) for precision in jit}
             times = {precision: [] for precision in steps_of}
             for _ in range(rounds):
                 for precision, step in steps_of.items():
@@ -132,11 +136,13 @@ def compare_precision(steps: int, rounds: int, profiles: list[str], xla: bool | 
             label = f"{name}: {blocks} blocks x {filters}{' BN' if p['batch_norm'] else ''}, batch {batch}, HR {patch}"
             kind = "GAN" if gan else "pretrain"
             print(f"{label:<44} {kind:<8} {f32:>11.3f} {bf16:>12.3f} {f32 / bf16:>7.2f}x", flush=True)
-            rows.append(f"| {label} | {kind} | {'on' if jit else 'off'} | {f32:.3f} | {bf16:.3f} | {f32 / bf16:.2f}x |")
+            on = ", ".join("on" if jit[precision] else "off" for precision in jit)
+            rows.append(f"| {label} | {kind} | {on} | {f32:.3f} | {bf16:.3f} | {f32 / bf16:.2f}x |")
     load = os.getloadavg()[0]
+    flag = {None: "", False: " --no-xla", True: " --xla"}[xla]
     return "\n".join(rows) + (f"\n\nBare steps (forward, backward, Adam) on synthetic tensors, the median of {rounds} "
                               f"alternated rounds of {steps} steps; load average {load:.1f} after, on "
-                              f"{os.cpu_count()} cores (benchmarks/bench_train_step.py --compare-precision).")
+                              f"{cpu_description()} (benchmarks/bench_train_step.py --compare-precision{flag}).")
 
 
 def main() -> None:
@@ -144,7 +150,7 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/train")
     parser.add_argument("--steps", type=int, default=30)  # fewer: a few slow steps move the ratio by 0.1
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--xla", action="store_true", help="compile both steps with XLA")
+    parser.add_argument("--xla", action="store_true", help="compile both steps (with --compare-precision: every step) with XLA")
     parser.add_argument("--compare-xla", action="store_true", help="XLA on and off for each profile's network")
     parser.add_argument("--compare-precision", action="store_true",
                         help="float32 against bfloat16 for each profile's network")
@@ -153,7 +159,8 @@ def main() -> None:
     parser.add_argument("--out", help="with --compare-precision: also write the table (Markdown) here")
     args = parser.parse_args()
     if args.compare_precision:
-        table = compare_precision(args.steps, args.rounds, args.profiles, False if args.no_xla else None)
+        table = compare_precision(args.steps, args.rounds, args.profiles,
+                                  False if args.no_xla else True if args.xla else None)
         print(table)
         if args.out:
             from srlib.files import write_text

@@ -34,6 +34,7 @@ import os
 import subprocess
 import sys
 
+from srlib.precision import cpu_description
 from srlib.upscale import DEFAULT_MODEL, SHIPPED
 
 CHILD = r"""
@@ -291,7 +292,7 @@ def main() -> None:
                 f"{r['upscale_512']:.2f} s on 512x512 (**{r['upscale_512'] / r['bf16_512']:.2f}x**), {r['bf16_large']:.1f} s "
                 f"against {r['upscale_large']:.1f} s on {large}x{large} (**{r['upscale_large'] / r['bf16_large']:.2f}x**).")
     note += (f" Network cost {mflop:.2f} MFLOP per LR pixel. Load average {load_before:.1f} before the runs and "
-             f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores.")
+             f"{os.getloadavg()[0]:.1f} after, on {cpu_description()}.")
     print(note)
     cost = psnr_cost(args.data) if args.data else ""
     print(cost)

@@ -1,4 +1,5 @@
-"""Quiet TensorFlow: no C++ log lines in the terminal or the notebooks, only the project's own output.
+"""Quiet TensorFlow: no C++ log lines in the terminal or the notebooks, only the project's own output, each
+warning once (``warn_once``).
 
 TensorFlow's C++ core writes notes to the process's stderr while it is imported (oneDNN, "Could not find
 cuda drivers"), before any log level applies, so ``TF_CPP_MIN_LOG_LEVEL`` cannot stop them; later messages
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.abc
+import logging
 import importlib.util
 import os
 import sys
@@ -53,3 +55,14 @@ def install() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def warn_once(logger: logging.Logger, message: str) -> None:
+    """Log ``message`` as a warning on ``logger`` the first time this process meets it (a run builds VGG more
+    than once; a chapter may read a training folder twice)."""
+    if (logger.name, message) not in _warned:
+        _warned.add((logger.name, message))
+        logger.warning(message)

@@ -34,6 +34,7 @@ import numpy as np
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
+from ._quiet import warn_once
 from .errors import DataError, ImageReadError
 from .files import atomic_path, why_missing, write_bytes
 
@@ -178,7 +179,7 @@ def read_image_folder(folder: str | os.PathLike, min_size: int = 1, recursive: b
                       keep_images: bool = True) -> ImageFolder:
     """Read every image under ``folder``, skipping unreadable ones and those smaller than ``min_size``.
 
-    Each skip is logged as a warning naming the file, and a summary gives the count. Raises
+    Each skip is logged as a warning naming the file, and a summary gives the count (each once per process). Raises
     ``DataError`` when the folder is missing or nothing usable is left. With ``keep_images=False`` every
     file is still decoded (to find the bad ones) but only its shape is kept, for surveying large sets.
     """
@@ -189,20 +190,20 @@ def read_image_folder(folder: str | os.PathLike, min_size: int = 1, recursive: b
             image = read_image(path)
         except ImageReadError as error:
             result.skipped.append((path, error.reason))
-            log.warning("skipping %s: %s", path, error.reason)
+            warn_once(log, f"skipping {path}: {error.reason}")
             continue
         height, width = image.shape[:2]
         if min(height, width) < min_size:
             reason = f"{width}x{height} is smaller than {min_size} pixels"
             result.skipped.append((path, reason))
-            log.warning("skipping %s: %s", path, reason)
+            warn_once(log, f"skipping {path}: {reason}")
             continue
         result.paths.append(path)
         result.shapes.append(image.shape)
         if keep_images:
             result.images.append(image)
     if result.skipped:
-        log.warning("skipped %d of %d image files in %s", len(result.skipped), len(files), folder)
+        warn_once(log, f"skipped {len(result.skipped)} of {len(files)} image files in {folder}")
     if not result.paths:
         detail = f" ({len(result.skipped)} skipped)" if result.skipped else ""
         raise DataError(f"no usable images in {folder}: found {len(files)} image files{detail}")

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from ._quiet import warn_once
 from .errors import SrlibError
 from .files import write_bytes
 from .model_card import EMBEDDED, SCALES, ModelCard, card_path, check_architecture
@@ -144,10 +145,12 @@ def fused_batch_norm(bn: layers.BatchNormalization) -> layers.BatchNormalization
 
 def prelu(name: str) -> layers.PReLU:
     """Keras's ``PReLU`` with one slope per channel (shared over height and width), whose ``call`` computes
-    ``x * (1 if x > 0 else alpha)`` with a gradient of our own: two ops forward and two back, where Keras's
-    ``relu(x) - alpha * relu(-x)`` takes five forward and about eight back (ReLUs, negations and their
-    gradients). The same values (the products and negations are exact; TensorFlow sums bfloat16 in float32).
-    In a bfloat16 step of the cpu profile's network this is about a tenth of the time."""
+    ``x * (1 if x > 0 else alpha)`` with a gradient of our own: a comparison, a choice of slope and a product
+    forward, and for the gradients two products, a minimum and the slope's sum, where Keras's
+    ``relu(x) - alpha * relu(-x)`` takes five ops forward and about eight back (ReLUs, negations and their
+    gradients); in a bfloat16 step of the cpu profile's network that saves about a tenth of the time. The same
+    values (the products and negations are exact; TensorFlow sums bfloat16 in float32), but for the gradient
+    with respect to an input of exactly 0: ``alpha`` here, 0 in Keras's (either is a subgradient)."""
     layer = layers.PReLU(shared_axes=[1, 2], name=name)
 
     def call(inputs):
@@ -272,16 +275,6 @@ def discriminator(patch_size: int = 96, name: str = "discriminator") -> keras.Mo
     return keras.Model(image, logit, name=name)
 
 
-_warned: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    """Log a warning the first time this process meets it (a run builds VGG more than once)."""
-    if message not in _warned:
-        _warned.add(message)
-        log.warning(message)
-
-
 _VGG = {
     "vgg16": (keras.applications.VGG16, keras.applications.vgg16.preprocess_input),
     "vgg19": (keras.applications.VGG19, keras.applications.vgg19.preprocess_input),
@@ -299,7 +292,7 @@ def vgg_feature_extractor(network: str = "vgg16", layer: str = "block5_conv3", w
         raise SrlibError(f"unknown VGG network {network!r}; use one of {sorted(_VGG)}")
     build, preprocess = _VGG[network]
     if weights in (None, "none"):
-        _warn_once(f"{network} has RANDOM weights: the VGG content loss will not measure perceptual similarity. "
+        warn_once(log, f"{network} has RANDOM weights: the VGG content loss will not measure perceptual similarity. "
                    "Use --vgg-weights imagenet (or a local .h5 file) for real training.")
         weights = None
     elif weights != "imagenet":
@@ -343,7 +336,7 @@ def resolve_vgg_weights(weights: str | None, network: str = "vgg16") -> str | No
                 _VGG[network][0](include_top=False, weights="imagenet", input_shape=(None, None, 3))
             _resolved[network] = "imagenet"
         except Exception as error:  # Keras raises a bare Exception when the download fails
-            _warn_once(f"ImageNet weights for {network} could not be loaded ({str(error).splitlines()[0][:200]}); "
+            warn_once(log, f"ImageNet weights for {network} could not be loaded ({str(error).splitlines()[0][:200]}); "
                        f"continuing with RANDOM {network} weights: VGG content losses and everything trained with "
                        "them mean little. On a machine with internet, or with the weights file, they will be used.")
             _resolved[network] = None

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ("01_data_prep", "02_pretrain_sr_vgg", "03_pretrain_discriminator", "04_full_train",
              "05_loss_plots", "06_benchmarks", "07_real_photos")
 
-_COMMON = dict(scale=4, batch_norm=True, vgg_weights="auto", training_sets=["T91", "BSD200"], seed=0,
+_COMMON = dict(scale=4, batch_norm=True, vgg_weights="auto", training_sets=["T91", "BSD200"], seed=0, xla="auto",
                showcase="Set14/comic.png")
 # the GAN's loss settings; None keeps the recipe stage's own (srlib.recipes)
 _GAN_LOSSES = dict(content_loss=None, adversarial_weight=None, tv_weight=None, label_smoothing=None, label_flip=None)
@@ -43,14 +43,12 @@ NOTEBOOK_STAGES = {"02_pretrain_sr_vgg": "pretrain", "03_pretrain_discriminator"
                    "07_real_photos": "real"}
 STAGE_SECTIONS = tuple(NOTEBOOK_STAGES.values())
 
-# Each profile sets sizes and steps; "{recipe}" in a path is filled in. XLA is on for GPUs. On CPUs it makes
-# the step slower (benchmarks/bench_train_step.py --compare-xla), so it is off for pretraining; the cpu profile
-# keeps it for the discriminator and the GAN, whose runs otherwise do not repeat: oneDNN's float rounding
-# varies from run to run in the discriminator, and the adversarial game amplifies it (0.1-0.3 dB apart).
+# Each profile sets sizes and steps; "{recipe}" in a path is filled in. XLA is "auto" (srlib.stage_model.use_xla):
+# on for GPUs; on CPUs only where a float32 step has a discriminator, whose runs otherwise do not repeat.
 PROFILES = {
     # CI: a tiny network and a handful of steps, so that every cell of every notebook runs in a few minutes
     "smoke": dict(_COMMON, blocks=2, filters=8, batch_size=4, patch_size=32, validate_every=4, checkpoint_every=4,
-                  val_images=2, benchmark_sets=["Set5", "Set14"], training_sets=["T91"], xla=False,
+                  val_images=2, benchmark_sets=["Set5", "Set14"], training_sets=["T91"],
                   precision="bfloat16", figures_dir="runs/smoke/{recipe}/figures",
                   pretrain=dict(steps=8, learning_rate=1e-3, ema=0.99, init_generator=None),
                   discriminator=dict(steps=4, learning_rate=1e-4),
@@ -58,15 +56,15 @@ PROFILES = {
                   # the tiny network from scratch: the pipeline working, not a model
                   real=dict(_REAL, steps=8, learning_rate=1e-3, ema=None, init_generator=None, blocks=2, filters=8,
                             batch_norm=True, benchmark_sets=["Set5"])),
-    # the demo: a real but small run, about 10 minutes (report recipe) on 2 CPU cores
+    # the demo: a real but small run, 10-14 minutes (report recipe) on 2 CPU cores, by the CPU (README)
     "cpu": dict(_COMMON, blocks=8, filters=32, batch_size=16, patch_size=64, validate_every=200, checkpoint_every=200,
-                val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"], xla=False,
+                val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"],
                 precision="bfloat16", figures_dir="figures/cpu-{recipe}",
                 pretrain=dict(steps=1000, learning_rate=1e-3, ema=0.99, init_generator=None),  # small nets: 1e-3
-                discriminator=dict(steps=100, learning_rate=1e-4, xla=True),
+                discriminator=dict(steps=100, learning_rate=1e-4),
                 # the GAN from the shipped SRResNet-16 (chapter 2's small network is too weak to show what the GAN
                 # adds in minutes); 300 steps, since the paper's recipe drops its rate 10x halfway
-                gan=dict(_GAN_LOSSES, steps=300, learning_rate=1e-4, xla=True, validate_every=50,
+                gan=dict(_GAN_LOSSES, steps=300, learning_rate=1e-4, validate_every=50,
                          init_generator="srresnet-x4", blocks=16, filters=64, batch_norm=False),
                 # chapter 7: a brief fine-tune of the shipped SRResNet-16 on the mixed degradation, scored on Set14
                 real=dict(_REAL, steps=200, learning_rate=1e-4, ema=None, patch_size=96, validate_every=100,
@@ -75,7 +73,7 @@ PROFILES = {
     # fine-tuned on DIV2K, then the paper's GAN with ImageNet VGG54
     "gpu": dict(_COMMON, blocks=16, filters=64, batch_norm=False, batch_size=16, patch_size=96, validate_every=2000,
                 checkpoint_every=1000, val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"],
-                training_sets=["DIV2K_train_HR"], xla=True, precision="mixed_float16",
+                training_sets=["DIV2K_train_HR"], precision="mixed_float16",
                 figures_dir="figures/gpu-{recipe}",
                 pretrain=dict(steps=10_000, learning_rate=1e-4, ema=0.999, init_generator="srresnet-x4"),
                 discriminator=dict(steps=10_000, learning_rate=1e-4),
@@ -85,7 +83,7 @@ PROFILES = {
     # 10^5 steps per stage (days on one GPU)
     "gpu-full": dict(_COMMON, blocks=16, filters=64, batch_size=16, patch_size=96, validate_every=5000,
                      checkpoint_every=1000, val_images=5, benchmark_sets=["Set5", "Set14", "BSD100", "Urban100"],
-                     training_sets=["DIV2K_train_HR"], xla=True, precision="mixed_float16",
+                     training_sets=["DIV2K_train_HR"], precision="mixed_float16",
                      figures_dir="figures/gpu-full-{recipe}",
                      pretrain=dict(steps=100_000, learning_rate=1e-4, ema=0.999, init_generator=None),
                      discriminator=dict(steps=100_000, learning_rate=1e-4),

@@ -45,17 +45,32 @@ def check(precision: str) -> str:
     return precision
 
 
-def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
-    """The CPU's feature flags as Linux lists them (x86 "flags", Arm "Features"); empty where unreadable."""
+def _cpuinfo_field(keys: tuple[str, ...], cpuinfo: str | Path) -> str:
+    """The first value of any of ``keys`` in Linux's ``/proc/cpuinfo`` (``cpuinfo``); "" where unreadable."""
     try:
         text = Path(cpuinfo).read_text(errors="replace")
     except OSError:
-        return set()
+        return ""
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return set(value.split())
-    return set()
+        if key.strip() in keys:
+            return value.strip()
+    return ""
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags as Linux lists them (x86 "flags", Arm "Features"); empty where unreadable."""
+    return set(_cpuinfo_field(("flags", "Features"), cpuinfo).split())
+
+
+def cpu_description(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU as a benchmark's caption names it, since the bfloat16 speed-up depends on it: the number of cores,
+    the model name and the bfloat16 flags, e.g. "2 cores of Intel(R) Xeon(R) Processor (amx_bf16, avx512_bf16)"."""
+    import os
+
+    name = _cpuinfo_field(("model name",), cpuinfo) or platform.processor() or "an unnamed CPU"
+    flags = sorted(cpu_flags(cpuinfo) & BF16_CPU_FLAGS)
+    return f"{os.cpu_count()} cores of {name} ({', '.join(flags) if flags else 'no bfloat16 hardware'})"
 
 
 def bf16_hardware() -> bool:

@@ -157,7 +157,7 @@ class TrainConfig:
     ema: float | None = None  # e.g. 0.999: validate and export an exponential moving average of the generator
     # how the run goes
     precision: str = DEFAULT_PRECISION  # float32, bfloat16 (float32 where the hardware lacks it), mixed_float16
-    xla: bool = False
+    xla: bool | str = "auto"  # compile the step with XLA: True, False or auto (srlib.stage_model.use_xla)
     checkpoint_every: int = 500
     validate_every: int = 500  # validation PSNR/SSIM and a sample image
     val_images: int = 5

@@ -77,6 +77,11 @@ def boolean(value):
         return "must be True or False"
 
 
+def boolean_or_auto(value):
+    if not isinstance(value, bool) and value != "auto":
+        return "must be True, False or 'auto'"
+
+
 def text(value):
     if not isinstance(value, str) or not value:
         return "must be a non-empty string (in quotes)"
@@ -141,7 +146,7 @@ SETTINGS: dict[str, Check] = {
     "profile": one_of(_profiles),
     "steps": integer(1),
     "precision": one_of(_precisions),
-    "xla": boolean,
+    "xla": boolean_or_auto,
     "checkpoint_every": integer(1),
     "validate_every": integer(1),
     "val_images": integer(1),

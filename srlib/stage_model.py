@@ -36,6 +36,23 @@ class TenfoldDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"rate": self.rate}
 
 
+def use_xla(xla: bool | str, precision: str, discriminator: bool) -> bool:
+    """Whether a step is compiled with XLA, for the ``xla`` setting (True, False or "auto"), the precision the step
+    computes in and whether it runs a discriminator. "auto" is on where there is a GPU; on a CPU it is on only
+    for a float32 step with a discriminator.
+
+    On a CPU, XLA makes the step 1.2-1.4 times slower (benchmarks/bench_train_step.py --compare-xla) and its
+    compiler does not use the bfloat16 instructions; but oneDNN's float32 kernels round the discriminator's sums
+    differently from one process to the next, which the adversarial game amplifies (0.1-0.3 dB between equal
+    runs), and XLA's float32 code does not vary. bfloat16 repeats without XLA (tests/test_training.py).
+    """
+    if xla != "auto":
+        return xla
+    if tf.config.list_physical_devices("GPU"):
+        return True
+    return precision == "float32" and discriminator
+
+
 class StageModel:
     """The ``SRGAN`` of ``stage`` with ``config``'s networks and optimizers, built under ``strategy``; the same
     seed gives the same initial weights (and random VGG)."""
@@ -55,7 +72,8 @@ class StageModel:
             for optimizer, network in ((g_optimizer, self.model.generator), (d_optimizer, self.model.discriminator)):
                 if optimizer is not None:
                     optimizer.build(network.trainable_variables)
-            self.model.compile(g_optimizer, d_optimizer, jit_compile=c.xla)
+            self.xla = use_xla(c.xla, self.precision, s.uses_discriminator)
+            self.model.compile(g_optimizer, d_optimizer, jit_compile=self.xla)
         tracked = {"step": self.model.step, "generator": self.model.generator,
                    "discriminator": self.model.discriminator, "g_optimizer": g_optimizer, "d_optimizer": d_optimizer}
         self.checkpoint = tf.train.Checkpoint(**{k: v for k, v in tracked.items() if v is not None})

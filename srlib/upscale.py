@@ -98,9 +98,10 @@ def _load_file(path: Path, version, precision: str) -> "_Network":
 
 
 class _Network:
-    """A generator for inference as two TensorFlow functions: ``body`` (uint8 LR -> float features) and
-    ``upsampler`` (features -> uint8 SR), with the tail computed before the last shuffle. Batch norm, if
-    any, is folded into the convs first."""
+    """A generator for inference in two parts: ``body`` (uint8 LR -> float features) and ``upsampler`` (features
+    -> uint8 SR), with the tail computed before the last shuffle; each is a TensorFlow function, one with the
+    PReLUs compiled by XLA for windows of at least ``COMPILED_FROM`` LR pixels and one without for smaller
+    windows. Batch norm, if any, is folded into the convs first."""
 
     def __init__(self, model, precision: str = "float32"):
         import tensorflow as tf
@@ -137,7 +138,8 @@ class _Network:
         # XLA compiles the PReLU's comparison, choice of slope and product into one pass over the tensor, where
         # TensorFlow takes three: in bfloat16 a sixth of a residual block's time. The convs stay with TensorFlow's
         # oneDNN kernels, which XLA's CPU compiler does not beat. XLA compiles again for each new window shape
-        # (about 0.1 s), which pays from about COMPILED_FROM LR pixels on; the benchmark sets' images are smaller.
+        # (about 0.1 s and 0.3 MB kept per shape), which pays from about COMPILED_FROM LR pixels on; the benchmark
+        # sets' images are smaller.
         compiled_prelu = tf.function(plain_prelu, jit_compile=True, autograph=False)
 
         def body(lr, prelu):
@@ -176,21 +178,6 @@ class _Network:
         """Peak memory of a body window and of an upsampler window, in bytes per LR pixel."""
         return (BODY_BYTES_PER_FILTER * self.filters,
                 UPSAMPLER_BYTES_PER_FILTER * self.filters * self.scale**2)
-
-
-@functools.cache
-def _compiled_prelu():
-    import tensorflow as tf
-
-    # XLA compiles the comparison, the choice of slope and the product into one loop over the tensor, where
-    # TensorFlow's kernels take three passes: in bfloat16 a fifth of the time of a residual block at inference
-    # (the convs themselves stay with TensorFlow's oneDNN kernels, which XLA's CPU compiler does not beat)
-    return tf.function(lambda x, alpha: x * tf.where(x > 0, tf.ones_like(alpha), alpha), jit_compile=True,
-                       autograph=False)
-
-
-def _prelu(x, alpha):
-    return _compiled_prelu()(x, alpha)
 
 
 def radii(architecture: dict) -> tuple[int, int]:

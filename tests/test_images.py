@@ -179,6 +179,10 @@ def test_folder_reader_skips_bad_and_tiny_files_with_a_warning(tmp_path, caplog)
     assert sorted(p.name for p, _ in folder.skipped) == ["broken.jpg", "tiny.png"]
     assert "broken.jpg" in caplog.text and "tiny.png" in caplog.text
     assert "skipped 2 of 4 image files" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="srlib.images"):
+        again = read_image_folder(tmp_path, min_size=8)
+    assert len(again.skipped) == 2 and caplog.text == ""  # each warning once per process
 
 
 def test_folder_reader_fails_clearly_when_nothing_is_usable(tmp_path):

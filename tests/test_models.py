@@ -69,9 +69,9 @@ def test_discriminator_gives_one_logit_per_image(size):
 
 
 def test_vgg_extractor_is_frozen_and_warns_once_about_random_weights(caplog, monkeypatch):
-    import srlib.models as models
+    import srlib._quiet
 
-    monkeypatch.setattr(models, "_warned", set())
+    monkeypatch.setattr(srlib._quiet, "_warned", set())
     extractor = vgg_feature_extractor("vgg16", "block2_conv2", None)
     vgg_feature_extractor("vgg16", "block2_conv2", None)
     assert [r.levelname for r in caplog.records if "RANDOM weights" in r.getMessage()] == ["WARNING"]  # once
@@ -166,6 +166,7 @@ def test_weights_holding_nan_or_inf_are_never_saved_nor_used(tmp_path, capsys, v
 
 
 def test_auto_vgg_weights_fall_back_to_random_loudly(monkeypatch, caplog, capsys):
+    import srlib._quiet
     import srlib.models as models
 
     attempts = []
@@ -176,7 +177,7 @@ def test_auto_vgg_weights_fall_back_to_random_loudly(monkeypatch, caplog, capsys
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: Name or service not known")
 
     monkeypatch.setitem(models._VGG, "vgg16", (offline, models._VGG["vgg16"][1]))
-    monkeypatch.setattr(models, "_warned", set())
+    monkeypatch.setattr(srlib._quiet, "_warned", set())
     monkeypatch.setattr(models, "_resolved", {})
     assert models.resolve_vgg_weights("auto", "vgg16") is None
     assert any("RANDOM vgg16 weights" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
@@ -295,6 +296,26 @@ def test_the_fused_batch_norm_leaves_float32_to_keras():
     for a, b in zip(_values_and_gradients(keras_bn, x, True), _values_and_gradients(fused, x, True)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(keras_bn.moving_variance.numpy(), fused.moving_variance.numpy())
+
+
+def test_the_bfloat16_generator_trains_with_the_fused_batch_norm_and_our_prelu():
+    """The layers compared with Keras's here are the ones the generator's training step computes with: TensorFlow's
+    fused batch norm, and no ReLU (Keras's PReLU is relu(x) - alpha * relu(-x))."""
+    import tensorflow as tf
+
+    from srlib.precision import policy
+
+    with policy("bfloat16"):
+        network = generator(scale=4, blocks=1, filters=8, batch_norm=True)
+
+    @tf.function
+    def gradients(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.cast(network(x, training=True), tf.float32))
+        return tape.gradient(loss, network.trainable_variables)
+
+    ops = {op.type for op in gradients.get_concrete_function(tf.zeros((1, 8, 8, 3))).graph.get_operations()}
+    assert {"FusedBatchNormV3", "FusedBatchNormGradV3"} <= ops and not ops & {"Relu", "ReluGrad"}
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])

@@ -97,10 +97,10 @@ def test_the_notebook_parameters_name_every_setting_as_the_training_config_does(
     gan = notebook_parameters(params, "04_full_train")
     assert gan["steps"] == 2 and gan["learning_rate"] == PROFILES["cpu"]["gan"]["learning_rate"]
     config = train_config(gan)
-    assert (config.content_loss, config.blocks, config.xla) == ("mse", PROFILES["cpu"]["gan"]["blocks"], True)
+    assert (config.content_loss, config.blocks, config.xla) == ("mse", PROFILES["cpu"]["gan"]["blocks"], "auto")
     pretrain = train_config(notebook_parameters(params, "02_pretrain_sr_vgg"))
-    assert pretrain.ema == PROFILES["cpu"]["pretrain"]["ema"] and pretrain.xla is False  # XLA slows a CPU step
-    assert TrainConfig().xla is False and PROFILES["gpu"]["xla"] is True
+    assert pretrain.ema == PROFILES["cpu"]["pretrain"]["ema"] and pretrain.xla == "auto"
+    assert TrainConfig().xla == "auto" and PROFILES["gpu"]["xla"] == "auto"
 
 
 def test_bad_profile_recipe_and_parameter_are_clear_errors():

@@ -39,12 +39,12 @@ def _rows(run_dir):
     return [json.loads(line) for line in (Path(run_dir) / "history.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("flags, found", [
-    ("fpu vme avx512f avx512_bf16 avx512_vnni", True),  # AMD Zen 4, Intel Cooper Lake
-    ("fpu vme avx512f amx_bf16 amx_tile", True),  # Intel Sapphire Rapids
-    ("fpu vme avx2 fma avx512f", False),  # AVX-512 without bfloat16
+@pytest.mark.parametrize("flags, found, shown", [
+    ("fpu vme avx512f avx512_bf16 avx512_vnni", True, "avx512_bf16"),  # AMD Zen 4, Intel Cooper Lake
+    ("fpu vme avx512f amx_bf16 amx_tile avx512_bf16", True, "amx_bf16, avx512_bf16"),  # Intel Sapphire Rapids
+    ("fpu vme avx2 fma avx512f", False, "no bfloat16 hardware"),  # AVX-512 without bfloat16
 ])
-def test_the_cpu_flags_tell_bfloat16_hardware(tmp_path, flags, found):
+def test_the_cpu_flags_tell_bfloat16_hardware(tmp_path, flags, found, shown):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
     assert bool(precision.cpu_flags(cpuinfo) & precision.BF16_CPU_FLAGS) is found
@@ -52,6 +52,7 @@ def test_the_cpu_flags_tell_bfloat16_hardware(tmp_path, flags, found):
     arm.write_text("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")
     assert "bf16" in precision.cpu_flags(arm)
     assert precision.cpu_flags(tmp_path / "missing") == set()
+    assert precision.cpu_description(cpuinfo).endswith(f" cores of Some CPU ({shown})")  # a benchmark's caption
 
 
 def test_without_bfloat16_hardware_bfloat16_falls_back_to_float32_and_says_so_once(no_bf16_machine, caplog):

@@ -54,6 +54,7 @@ def test_a_bad_training_flag_is_one_line_naming_it_and_nothing_is_written(flag, 
     ({"content_loss": "vgg55"}, "content_loss = 'vgg55': must be one of 'mse', 'vgg22', 'vgg54'"),
     ({"precision": "float16"}, "precision = 'float16': must be one of 'float32', 'bfloat16', 'mixed_float16'"),
     ({"ema": 0}, "ema = 0: must be a number in (0, 1)"),
+    ({"xla": "on"}, "xla = 'on': must be True, False or 'auto'"),
     ({"batch_size": 0}, "batch_size = 0: must be an integer of at least 1"),
     ({"checkpoint_every": 2.5}, "checkpoint_every = 2.5: must be an integer of at least 1"),
 ])
@@ -67,6 +68,7 @@ def test_allowed_values_pass_unchanged():
     config = TrainConfig(learning_rate=1e-4, ema=0.999, label_smoothing=0.0, label_flip=1.0, tv_weight=0.0,
                          content_loss="vgg54", vgg_weights="none", scale=2, patch_size=34)
     assert (config.learning_rate, config.vgg_weights, config.patch_size) == (1e-4, None, 34)
+    assert [TrainConfig(xla=value).xla for value in (True, False, "auto")] == [True, False, "auto"]
     import numpy as np
     assert check("blocks", np.int64(16)) == 16  # numpy integers (e.g. from a sweep) are integers
 

@@ -390,6 +390,16 @@ def test_distributed_step_matches_the_plain_step(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:.*RANDOM")
+def test_xla_auto_is_on_for_gpus_and_on_cpus_only_for_a_float32_step_with_a_discriminator(monkeypatch):
+    from srlib.stage_model import use_xla
+
+    assert [use_xla("auto", precision, discriminator) for precision, discriminator in
+            [("float32", True), ("float32", False), ("bfloat16", True), ("bfloat16", False)]] == [True, False, False, False]
+    assert use_xla(True, "bfloat16", False) is True and use_xla(False, "float32", True) is False  # as asked
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    assert use_xla("auto", "mixed_float16", False) is True and use_xla("auto", "bfloat16", True) is True
+
+
 def test_mixed_precision_and_xla_options_run_a_gan_step(tmp_path):
     # in this process: the Trainer sets the float16 policy only while it builds the networks
     import keras
@@ -483,26 +493,28 @@ import srlib.precision
 srlib.precision.bf16_hardware = lambda: True  # on a machine without it, bfloat16 is emulated: slow, still exact
 from srlib.training import Trainer, TrainConfig
 config = TrainConfig(scale=2, blocks=1, filters=8, batch_size=2, patch_size=32, vgg_weights=None, progress=False,
-                     checkpoint_every=100, xla=sys.argv[4] == "xla", label_flip=0.3, seed=5, precision=sys.argv[3])
+                     checkpoint_every=100, label_flip=0.3, seed=5, precision=sys.argv[3])
 source = PatchSource([sys.argv[2]], patch_size=32, seed=5)
 trainer = Trainer("report", "full", sys.argv[1], config, from_scratch=True)
 trainer.fit(lambda start: training_dataset(source, 2, 2, start), steps=3)
-print(json.dumps([{k: v for k, v in json.loads(line).items() if k not in ("sec_per_step", "time")}
-                  for line in open(sys.argv[1] + "/history.jsonl")]))
+print(json.dumps([trainer.networks.xla] + [{k: v for k, v in json.loads(line).items() if k not in ("sec_per_step", "time")}
+                                          for line in open(sys.argv[1] + "/history.jsonl")]))
 """
 
 
-# float32 under XLA (oneDNN's own float32 kernels vary from process to process in the discriminator), bfloat16
-# without (XLA's CPU compiler gains nothing in bfloat16)
-@pytest.mark.parametrize("precision, xla", [("float32", "xla"), ("bfloat16", "no-xla")])
-def test_two_fresh_runs_with_the_same_seed_give_the_same_history(train_folder, tmp_path, precision, xla):
+# XLA as "auto" sets it on a CPU: float32 under XLA (oneDNN's own float32 kernels vary from process to process in
+# the discriminator), bfloat16 without (XLA's CPU compiler gains nothing in bfloat16)
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_two_fresh_runs_with_the_same_seed_give_the_same_history(train_folder, tmp_path, precision):
     # random VGG, random initial weights and label flips: each seeded, in separate processes
     runs = []
     for name in ("a", "b"):
         result = subprocess.run([sys.executable, "-c", REPRODUCIBLE, str(tmp_path / name), str(train_folder),
-                                 precision, xla], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                                 precision], cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
-        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+        xla, *history = json.loads(result.stdout.strip().splitlines()[-1])
+        assert xla is (precision == "float32")
+        runs.append(history)
     assert [row["step"] for row in runs[0]] == [1, 2, 3]
     assert {row["precision"] for row in runs[0]} == {precision}
     if precision == "bfloat16":
