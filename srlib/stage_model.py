@@ -36,10 +36,11 @@ class TenfoldDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"rate": self.rate}
 
 
-def use_xla(xla: bool | str, precision: str, discriminator: bool) -> bool:
+def use_xla(xla: bool | str, precision: str, discriminator: bool, replicas: int = 1) -> bool:
     """Whether a step is compiled with XLA, for the ``xla`` setting (True, False or "auto"), the precision the step
-    computes in and whether it runs a discriminator. "auto" is on where there is a GPU; on a CPU it is on only
-    for a float32 step with a discriminator.
+    computes in, whether it runs a discriminator and the strategy's number of replicas. "auto" is on where there
+    is a GPU; on a CPU it is on only for a float32 step with a discriminator on one replica (XLA cannot compile a
+    step whose variables live on several CPU devices).
 
     On a CPU, XLA makes the step 1.2-1.4 times slower (benchmarks/bench_train_step.py --compare-xla) and its
     compiler does not use the bfloat16 instructions; but oneDNN's float32 kernels round the discriminator's sums
@@ -50,7 +51,7 @@ def use_xla(xla: bool | str, precision: str, discriminator: bool) -> bool:
         return xla
     if tf.config.list_physical_devices("GPU"):
         return True
-    return precision == "float32" and discriminator
+    return precision == "float32" and discriminator and replicas == 1
 
 
 class StageModel:
@@ -72,7 +73,7 @@ class StageModel:
             for optimizer, network in ((g_optimizer, self.model.generator), (d_optimizer, self.model.discriminator)):
                 if optimizer is not None:
                     optimizer.build(network.trainable_variables)
-            self.xla = use_xla(c.xla, self.precision, s.uses_discriminator)
+            self.xla = use_xla(c.xla, self.precision, s.uses_discriminator, strategy.num_replicas_in_sync)
             self.model.compile(g_optimizer, d_optimizer, jit_compile=self.xla)
         tracked = {"step": self.model.step, "generator": self.model.generator,
                    "discriminator": self.model.discriminator, "g_optimizer": g_optimizer, "d_optimizer": d_optimizer}

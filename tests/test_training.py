@@ -358,7 +358,8 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from srlib.training import Trainer, TrainConfig
 config = TrainConfig(scale=2, blocks=2, filters=8, batch_size=4, patch_size=32, vgg_weights=None, progress=False,
-                     precision="float32")  # float32: the sums of two devices match one device's to 1e-4
+                     precision="float32", xla=False)  # float32: the sums of two devices match one device's to 1e-4;
+# no XLA for either: it cannot span two CPU devices, and the plain step would then differ by more than rounding
 rng = np.random.default_rng(0)
 lr = rng.uniform(size=(4, 16, 16, 3)).astype(np.float32)
 hr = rng.uniform(size=(4, 32, 32, 3)).astype(np.float32)
@@ -390,14 +391,16 @@ def test_distributed_step_matches_the_plain_step(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:.*RANDOM")
-def test_xla_auto_is_on_for_gpus_and_on_cpus_only_for_a_float32_step_with_a_discriminator(monkeypatch):
+def test_xla_auto_is_on_for_gpus_and_on_cpus_only_for_a_float32_step_with_a_discriminator_on_one_replica(monkeypatch):
     from srlib.stage_model import use_xla
 
     assert [use_xla("auto", precision, discriminator) for precision, discriminator in
             [("float32", True), ("float32", False), ("bfloat16", True), ("bfloat16", False)]] == [True, False, False, False]
     assert use_xla(True, "bfloat16", False) is True and use_xla(False, "float32", True) is False  # as asked
+    assert use_xla("auto", "float32", True, replicas=2) is False  # XLA cannot span several CPU devices
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
     assert use_xla("auto", "mixed_float16", False) is True and use_xla("auto", "bfloat16", True) is True
+    assert use_xla("auto", "mixed_float16", True, replicas=2) is True
 
 
 def test_mixed_precision_and_xla_options_run_a_gan_step(tmp_path):
