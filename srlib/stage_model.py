@@ -39,8 +39,8 @@ class TenfoldDecay(keras.optimizers.schedules.LearningRateSchedule):
 def use_xla(xla: bool | str, precision: str, discriminator: bool, replicas: int = 1) -> bool:
     """Whether a step is compiled with XLA, for the ``xla`` setting (True, False or "auto"), the precision the step
     computes in, whether it runs a discriminator and the strategy's number of replicas. "auto" is on where there
-    is a GPU; on a CPU it is on only for a float32 step with a discriminator on one replica (XLA cannot compile a
-    step whose variables live on several CPU devices).
+    is a GPU and for mixed_float16; on a CPU it is otherwise on only for a float32 step with a discriminator on one
+    replica (XLA cannot compile a step whose variables live on several CPU devices).
 
     On a CPU, XLA makes the step 1.2-1.4 times slower (benchmarks/bench_train_step.py --compare-xla) and its
     compiler does not use the bfloat16 instructions; but oneDNN's float32 kernels round the discriminator's sums
@@ -49,8 +49,8 @@ def use_xla(xla: bool | str, precision: str, discriminator: bool, replicas: int 
     """
     if xla != "auto":
         return xla
-    if tf.config.list_physical_devices("GPU"):
-        return True
+    if tf.config.list_physical_devices("GPU") or precision == "mixed_float16":
+        return True  # float16 is for GPUs; on a CPU (a GPU profile's dry run) it is emulated, faster under XLA
     return precision == "float32" and discriminator and replicas == 1
 
 

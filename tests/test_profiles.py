@@ -72,3 +72,5 @@ def test_a_profile_trains_two_steps_of_each_stage_with_its_exact_settings(data_d
         trainer = train_stage(stage_recipe, stage, [data_dir / "train" / "T91"], given["run_dir"], given["steps"], config,
                               val_data=data_dir / "benchmark" / "Set5", init_generator=given.get("init_generator"))
         assert trainer.current_step == 2
+        assert trainer.networks.xla is (PROFILES[profile]["precision"] == "mixed_float16" or  # the GPU's own step
+                                        (trainer.precision == "float32" and trainer.networks.stage.uses_discriminator))
