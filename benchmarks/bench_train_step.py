@@ -15,7 +15,7 @@ Adam update on synthetic tensors. The trainer should cost at most 5% more. The l
 MSE) and the GAN step (generator, discriminator, adversarial term), with XLA off and on, alternating
 in rounds so that both see the same machine load; it prints the median of each and the ratio on / off.
 ``--compare-precision`` does the same for float32 against bfloat16, each with XLA as the profile's setting gives it
-on this machine (its "auto": on GPUs; on CPUs only for float32 with a discriminator).
+on this machine (its "auto": on GPUs and for mixed_float16; on CPUs otherwise only for float32 with a discriminator).
 """
 
 import argparse
@@ -150,12 +150,13 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/train")
     parser.add_argument("--steps", type=int, default=30)  # fewer: a few slow steps move the ratio by 0.1
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--xla", action="store_true", help="compile both steps (with --compare-precision: every step) with XLA")
+    xla = parser.add_mutually_exclusive_group()
+    xla.add_argument("--xla", action="store_true", help="compile both steps (with --compare-precision: every step) with XLA")
+    xla.add_argument("--no-xla", action="store_true", help="with --compare-precision: XLA off for every step")
     parser.add_argument("--compare-xla", action="store_true", help="XLA on and off for each profile's network")
     parser.add_argument("--compare-precision", action="store_true",
                         help="float32 against bfloat16 for each profile's network")
     parser.add_argument("--profiles", nargs="+", default=list(PROFILES), choices=list(PROFILES))
-    parser.add_argument("--no-xla", action="store_true", help="with --compare-precision: XLA off for every step")
     parser.add_argument("--out", help="with --compare-precision: also write the table (Markdown) here")
     args = parser.parse_args()
     if args.compare_precision:

@@ -237,8 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "or AMX and on Ampere+ GPUs; float32 elsewhere), float32, or mixed_float16 (older GPUs); "
                             "default: %(default)s")
     train.add_argument("--xla", action=argparse.BooleanOptionalAction, default=defaults.xla,
-                       help="compile the training step with XLA or not; default: auto, which is on GPUs and, on CPUs, only for "
-                            "float32 stages with a discriminator (XLA is slower on CPUs and gains nothing from bfloat16 "
+                       help="compile the training step with XLA or not; default: auto, which is on GPUs and for mixed_float16 "
+                            "and otherwise, on CPUs, only for float32 stages with a discriminator on one device (XLA is slower on CPUs and gains nothing from bfloat16 "
                             "there, but it makes float32 GAN runs repeat)")
     train.add_argument("--degradation", default=defaults.degradation, choices=DEGRADATIONS,
                        help="how the LR patches are made: bicubic (MATLAB's, what the benchmarks measure), realistic "

@@ -70,7 +70,8 @@ def cpu_description(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
 
     name = _cpuinfo_field(("model name",), cpuinfo) or platform.processor() or "an unnamed CPU"
     flags = sorted(cpu_flags(cpuinfo) & BF16_CPU_FLAGS)
-    return f"{os.cpu_count()} cores of {name} ({', '.join(flags) if flags else 'no bfloat16 hardware'})"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # those we may use
+    return f"{cores} cores of {name} ({', '.join(flags) if flags else 'no bfloat16 hardware'})"
 
 
 def bf16_hardware() -> bool:

@@ -49,9 +49,10 @@ def use_xla(xla: bool | str, precision: str, discriminator: bool, replicas: int 
     """
     if xla != "auto":
         return xla
-    if tf.config.list_physical_devices("GPU") or precision == "mixed_float16":
-        return True  # float16 is for GPUs; on a CPU (a GPU profile's dry run) it is emulated, faster under XLA
-    return precision == "float32" and discriminator and replicas == 1
+    if tf.config.list_physical_devices("GPU"):
+        return True
+    # float16 is for GPUs; on a CPU (a GPU profile's dry run) it is emulated, and faster under XLA
+    return (precision == "mixed_float16" or precision == "float32" and discriminator) and replicas == 1
 
 
 class StageModel:

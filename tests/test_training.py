@@ -390,15 +390,17 @@ def test_distributed_step_matches_the_plain_step(tmp_path):
     assert out["mirrored_gan"] == pytest.approx(out["plain_gan"], rel=1e-4)
 
 
-@pytest.mark.filterwarnings("ignore:.*RANDOM")
 def test_xla_auto_is_on_for_gpus_and_on_cpus_only_for_a_float32_step_with_a_discriminator_on_one_replica(monkeypatch):
     from srlib.stage_model import use_xla
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])  # a CPU, even on a GPU machine
 
     assert [use_xla("auto", precision, discriminator) for precision, discriminator in
             [("float32", True), ("float32", False), ("bfloat16", True), ("bfloat16", False)]] == [True, False, False, False]
     assert use_xla(True, "bfloat16", False) is True and use_xla(False, "float32", True) is False  # as asked
     assert use_xla("auto", "float32", True, replicas=2) is False  # XLA cannot span several CPU devices
     assert use_xla("auto", "mixed_float16", False) is True  # a GPU profile's dry run compiles as the GPU would
+    assert use_xla("auto", "mixed_float16", False, replicas=2) is False
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
     assert use_xla("auto", "mixed_float16", False) is True and use_xla("auto", "bfloat16", True) is True
     assert use_xla("auto", "mixed_float16", True, replicas=2) is True
