@@ -4,13 +4,14 @@ the Keras model and against this CPU's dense-conv throughput.
     python benchmarks/bench_upscale.py [--weights PATH] [--sizes 512 2048 4096] [--files-size 2048]
                                        [--max-memory 2G] [--precisions float32 bfloat16] [--data DIR] [--out FILE.md]
     python benchmarks/bench_upscale.py --memory   # bytes per LR pixel of the body and upsampler windows
+    python benchmarks/bench_upscale.py --upsampler-sides 512   # upscale's time by the upsampler windows' size
 
 Each measurement runs in its own process, which reports its peak resident memory (ru_maxrss). A process
 times its first call (on a 64x64 image: tracing and TensorFlow's set-up) apart from its warm calls on the
 full image, and measures a 3x3 conv of 64 to 64 channels on 512x512 before and after them, so that the
 fraction of the dense-conv throughput that the network reaches compares figures taken under a like load (the
 network's nominal cost is 4.44 MFLOP per LR pixel for SRResNet-16 x4). Speeds are megapixels of output
-per second of the best warm call. Printed and (``--out``) written as a Markdown table:
+per second of the best warm call (of 2 where a call takes under about 30 s, else of 1). Printed and (``--out``) written as a Markdown table:
 
 - one `tf.function` of the Keras model over a whole 512x512 image (above that it needs tens of GB);
 - `upscale` (returns an array) at each size, and `upscale_files` (writes the PNG band by band), with the
@@ -18,7 +19,8 @@ per second of the best warm call. Printed and (``--out``) written as a Markdown 
 - measured interleaved in one process, so that other work on the machine weighs on all alike: the
   Keras graph against `upscale`'s inference graph (the 9x9 tail computed before the last shuffle) on a
   whole 256x256 image, and the whole-image Keras call on 512x512 against the default `upscale` on
-  512x512 and on 2048x2048 (``--interleaved-size``).
+  512x512 and on 2048x2048 (``--interleaved-size``), both in float32 and in bfloat16, with the dense-conv probe
+  run between every two calls: the fairest fraction of it on a host whose speed varies.
 
 Both precisions are measured (``--precisions``), each against the dense-conv probe in its own precision;
 with ``--data`` (benchmark sets), a last table gives the PSNR of both shipped models in float32 and in
@@ -72,7 +74,7 @@ def rss_gb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # peak so far; KB on Linux
 
 
-def conv_gflops():  # the dense-conv probe, in the precision measured
+def conv_gflops(precision=precision):  # the dense-conv probe, in the precision measured
     dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
     x, kernel = tf.cast(tf.random.normal((1, 512, 512, 64)), dtype), tf.cast(tf.random.normal((3, 3, 64, 64)), dtype)
     conv = tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"))
@@ -89,7 +91,7 @@ def keras_whole():
 
 
 result, cpu = {}, []
-repeats = 2 if size <= 512 else 1
+repeats = 2 if size**2 * (1 if precision == "bfloat16" else 4) <= 2048**2 else 1  # best of 2 calls under ~30 s
 if kind in ("whole", "upscale", "files"):
     result["conv_before"] = conv_gflops()
 if kind == "whole":
@@ -131,13 +133,29 @@ elif kind == "interleaved":
     keras(small), upscale(small, weights, tile=None, precision="float32"), upscale(small, weights, **f32)
     upscale(small, weights, **bf16)
     times = {name: [] for name in calls}
+    probes = {"float32": [], "bfloat16": []}
     for _ in range(2):
         for name, call in calls.items():
             times[name].append(timed(call))
+            for p in probes:  # the dense-conv probe between every two calls: the same load as theirs
+                probes[p].append(conv_gflops(p))
     result = {name: min(t) for name, t in times.items()}
+    result.update({f"probe_{p}": max(g) for p, g in probes.items()})
     whole = np.clip(np.round(keras(image)[0] * 255), 0, 255).astype(np.int16)
     result["largest_difference"] = int(np.abs(upscale(image, weights, max_memory="200M", precision="float32")
                                               - whole).max())
+elif kind == "sides":  # upscale in each precision with the upsampler's windows capped at each side, interleaved
+    import importlib
+    module = importlib.import_module("srlib.upscale")
+    image, sides = picture(size), [0, 64, 96, 128, 192, 256]
+    times = {(p, side): [] for p in ("float32", "bfloat16") for side in sides}
+    for p in ("float32", "bfloat16"):
+        module.upscale(picture(64), weights, precision=p)
+    for _ in range(3):
+        for p, side in times:
+            module.UPSAMPLER_SIDE[p] = side or None
+            times[p, side].append(timed(lambda: module.upscale(image, weights, max_memory=max_memory, precision=p)))
+    result = {f"{p} {side}": min(t) for (p, side), t in times.items()}
 elif kind == "psnr":  # the PSNR cost of bfloat16: the benchmark in float32 and in bfloat16, of both shipped models
     from srlib.benchmark import model_upscaler, run_benchmarks
     from srlib.upscale import SHIPPED
@@ -207,6 +225,9 @@ def main() -> None:
                         help="input size of `upscale` timed interleaved with the whole-image Keras call")
     parser.add_argument("--max-memory", default="2G", help="upscale's memory budget (default: 2G, its default)")
     parser.add_argument("--memory", action="store_true", help="only measure bytes per LR pixel of the windows")
+    parser.add_argument("--upsampler-sides", type=int, metavar="SIZE", help="only time `upscale` on a SIZE x SIZE "
+                        "image in each precision with the upsampler's windows capped at each of several sides "
+                        "(srlib.upscale.UPSAMPLER_SIDE), interleaved in one process")
     parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"],
                         help="the precisions of `upscale` to measure (default: both)")
     parser.add_argument("--data", default="../shared/data", help="benchmark sets for the PSNR cost of bfloat16 "
@@ -229,6 +250,18 @@ def main() -> None:
     steps = s.bit_length() - 1
     macs = 81 * 3 * f + (2 * b + 1) * 9 * f * f + sum(9 * f * 4 * f * 4**i for i in range(steps)) + 81 * f * 3 * s * s
     mflop = 2 * macs / 1e6  # per LR pixel, as the network is defined (the tail as a 9x9 conv at full scale)
+    if args.upsampler_sides:
+        size = args.upsampler_sides
+        r = measure("sides", size, weights, max_memory)
+        if "error" in r:
+            raise SystemExit(f"failed: {r['error']}")
+        print(f"`upscale` on {size}x{size}, best of 3 interleaved, by srlib.upscale.UPSAMPLER_SIDE, the side of "
+              f"the square the upsampler's windows are capped at (0: as large as the {max_memory / 1e9:g} GB budget "
+              "allows):")
+        for key, seconds in r.items():
+            if key != "peak_gb":
+                print(f"  {key:>14}: {seconds:6.2f} s, {size * size * mflop / 1e3 / seconds:5.0f} GFLOP/s")
+        return
     load_before = os.getloadavg()[0]
     rows = ["| input | method | precision | output MP/s | vs whole 512x512 | vs float32 | of dense-conv throughput "
             "| first call, 64x64 (s) | warm call (s) | its CPU time (s) | peak memory (GB) "
@@ -290,7 +323,13 @@ def main() -> None:
                 f"whole-image Keras call differ by at most {r['largest_difference']} grey level on the 512x512 image. "
                 f"**bfloat16 against float32**, `upscale` with the default budget: {r['bf16_512']:.2f} s against "
                 f"{r['upscale_512']:.2f} s on 512x512 (**{r['upscale_512'] / r['bf16_512']:.2f}x**), {r['bf16_large']:.1f} s "
-                f"against {r['upscale_large']:.1f} s on {large}x{large} (**{r['upscale_large'] / r['bf16_large']:.2f}x**).")
+                f"against {r['upscale_large']:.1f} s on {large}x{large} (**{r['upscale_large'] / r['bf16_large']:.2f}x**). "
+                f"The dense-conv probe, run between every two of these calls (best of them): float32 "
+                f"{r['probe_float32']:.0f} GFLOP/s, bfloat16 {r['probe_bfloat16']:.0f}; of it, `upscale` reaches in "
+                f"float32 {512**2 * mflop / 1e3 / r['upscale_512'] / r['probe_float32']:.0%} on 512x512 and "
+                f"{large**2 * mflop / 1e3 / r['upscale_large'] / r['probe_float32']:.0%} on {large}x{large}, in "
+                f"**bfloat16 {512**2 * mflop / 1e3 / r['bf16_512'] / r['probe_bfloat16']:.0%}** and "
+                f"**{large**2 * mflop / 1e3 / r['bf16_large'] / r['probe_bfloat16']:.0%}**.")
     note += (f" Network cost {mflop:.2f} MFLOP per LR pixel. Load average {load_before:.1f} before the runs and "
              f"{os.getloadavg()[0]:.1f} after, on {cpu_description()}.")
     print(note)

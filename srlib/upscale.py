@@ -55,6 +55,12 @@ COMPILED_FROM = 2**17
 # conv's output (4 * filters channels at half the output resolution), with TensorFlow's temporaries.
 BODY_BYTES_PER_FILTER = 26
 UPSAMPLER_BYTES_PER_FILTER = 17  # times scale^2
+# Per precision, the upsampler's windows hold at most a square of this side in LR pixels plus its context,
+# whatever the budget; None: as large as the budget allows. In bfloat16 the convs are fast enough that the element-wise work
+# on the upsampler's largest tensors (4 * filters channels at half the output resolution) weighs, and it costs
+# less on windows of this size (32 MB tensors) than on larger ones. In float32 the smaller windows' extra
+# context costs more than that saves. `python benchmarks/bench_upscale.py --upsampler-sides 512` measures both.
+UPSAMPLER_SIDE = {"bfloat16": 128, "float32": None}
 
 
 def weights_path(weights: str | os.PathLike) -> Path:
@@ -168,16 +174,22 @@ class _Network:
 
     def body(self, lr):
         """The body's features (float, ``filters`` channels) of a (1, h, w, 3) uint8 LR window."""
-        return self._functions[lr.shape[1] * lr.shape[2] >= COMPILED_FROM][0](lr)
+        return self._functions[_compiled(lr.shape)][0](lr)
 
-    def upsampler(self, features):
-        """The uint8 SR window of a window of the body's features."""
-        return self._functions[features.shape[1] * features.shape[2] >= COMPILED_FROM][1](features)
+    def upsampler(self, features, compiled: bool | None = None):
+        """The uint8 SR window of a window of the body's features, with the XLA PReLUs if ``compiled`` (by
+        default if the window has at least ``COMPILED_FROM`` pixels)."""
+        return self._functions[_compiled(features.shape) if compiled is None else compiled][1](features)
 
     def bytes_per_pixel(self) -> tuple[int, int]:
         """Peak memory of a body window and of an upsampler window, in bytes per LR pixel."""
         return (BODY_BYTES_PER_FILTER * self.filters,
                 UPSAMPLER_BYTES_PER_FILTER * self.filters * self.scale**2)
+
+
+def _compiled(shape) -> bool:
+    """Whether a (1, h, w, c) window is large enough for the functions with the XLA PReLUs."""
+    return shape[1] * shape[2] >= COMPILED_FROM
 
 
 def radii(architecture: dict) -> tuple[int, int]:
@@ -302,7 +314,9 @@ def _bands(image: np.ndarray, network: _Network, tile, overlap, max_memory, prog
             if tile is None:
                 sub = (1, 1)
             else:
-                sub = plan(hi_y - lo_y, hi_x - lo_x, up_radius, up_bytes, max(room, (2 * up_radius + 9) ** 2 * up_bytes))
+                side = UPSAMPLER_SIDE.get(network.precision)
+                budget = room if side is None else min(room, (side + 2 * up_radius) ** 2 * up_bytes)
+                sub = plan(hi_y - lo_y, hi_x - lo_x, up_radius, up_bytes, max(budget, (2 * up_radius + 9) ** 2 * up_bytes))
             work.append(((top, bottom, y0, y1), (left, right, x0, x1),
                          [(ys, xs) for ys in windows(top, bottom, lo_y, hi_y, sub[0], up_radius)
                           for xs in windows(left, right, lo_x, hi_x, sub[1], up_radius)]))
@@ -314,8 +328,9 @@ def _bands(image: np.ndarray, network: _Network, tile, overlap, max_memory, prog
             band = out[top * scale:bottom * scale] if out is not None else buffer[:(bottom - top) * scale]
             for (_, _, y0, y1), (left, right, x0, x1), subs in work[index:index + len(columns)]:
                 features = network.body(image[None, y0:y1, x0:x1])
+                compiled = _compiled(features.shape)  # the upsampler's windows take the body window's choice
                 for (a, b, v0, v1), (c, d, u0, u1) in subs:
-                    sr = network.upsampler(features[:, v0 - y0:v1 - y0, u0 - x0:u1 - x0]).numpy()[0]
+                    sr = network.upsampler(features[:, v0 - y0:v1 - y0, u0 - x0:u1 - x0], compiled).numpy()[0]
                     band[(a - top) * scale:(b - top) * scale, c * scale:d * scale] = \
                         sr[(a - v0) * scale:(b - v0) * scale, (c - u0) * scale:(d - u0) * scale]
                     bar.update()

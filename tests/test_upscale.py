@@ -109,10 +109,33 @@ def test_large_windows_compute_the_prelus_with_xla_and_get_the_same_image(monkey
     monkeypatch.setitem(network._functions, True, tuple(map(counted, network._functions[True])))
     with_xla = upscale(image, "srresnet-x4", tile=None, precision=precision)
     assert [shape[1:3] for shape in compiled] == [(60, 70), (60, 70)]  # the body, then the upsampler
-    # the same function; TensorFlow fuses the ops around the PReLUs differently, so a rounding may differ (in
-    # bfloat16 on AMX, one value in 200 000 by 2 grey levels)
-    difference = np.abs(with_xla.astype(int) - plain)
+    assert_xla_rounding(with_xla, plain)
+
+
+def assert_xla_rounding(image, other):
+    """The same function with and without XLA's PReLUs: TensorFlow fuses the ops around them differently, so a
+    rounding may differ (in bfloat16 on AMX, one value in 200 000 by 2 grey levels)."""
+    difference = np.abs(image.astype(int) - other)
     assert difference.max() <= 2 and np.mean(difference > 1) < 1e-4 and difference.mean() < 0.15
+
+
+def test_the_upsampler_windows_keep_to_their_size_and_take_the_body_windows_xla_choice(tiny, monkeypatch):
+    image = _image(150, 173)
+    uncapped = upscale(image, tiny, precision="float32")
+    network = module._load(tiny, "float32")
+    calls, upsampler = [], network.upsampler
+
+    def counted(features, compiled=None):
+        calls.append((features.shape[1] * features.shape[2], compiled))
+        return upsampler(features, compiled)
+
+    monkeypatch.setattr(network, "upsampler", counted)
+    monkeypatch.setitem(module.UPSAMPLER_SIDE, "float32", 40)
+    monkeypatch.setattr(module, "COMPILED_FROM", 150 * 173)  # the one body window, not the upsampler's
+    capped = upscale(image, tiny, precision="float32")
+    assert len(calls) >= 4
+    assert all(pixels <= (40 + 2 * network.upsampler_radius) ** 2 and compiled is True for pixels, compiled in calls)
+    assert np.abs(capped.astype(int) - uncapped).max() <= 1
 
 
 def test_srlib_upscale_is_the_function_and_takes_an_array(weights):
@@ -232,8 +255,8 @@ def test_a_large_image_is_written_band_by_band_not_held_whole(tiny, tmp_path):
         tracemalloc.stop()
     # the input (and its copy while decoding), the budget, and the PNG encoder's few MB; not the output
     assert peak < 2 * image.nbytes + 8e6 + 4e6 < output_bytes / 2, f"{peak / 1e6:.1f} MB held"
-    with Image.open(tmp_path / "out" / "large.png") as png:
-        assert np.abs(np.asarray(png).astype(int) - upscale(image, tiny)).max() <= 1
+    with Image.open(tmp_path / "out" / "large.png") as png:  # small windows, without XLA; one with it
+        assert_xla_rounding(np.asarray(png), upscale(image, tiny))
 
 
 def test_a_single_large_image_shows_progress_unless_told_not_to(tiny, tmp_path, capsys):
