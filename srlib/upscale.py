@@ -6,7 +6,7 @@ long skip) at LR resolution, 1.6 KB per LR pixel with SRResNet-16's 64 filters a
 radius, and the upsampler (sub-pixel convs and the 9x9 tail), 16 KB per LR pixel (x4) but only 3 pixels
 of radius. ``upscale`` cuts the image into body windows as large as ``max_memory`` allows, each with the
 real context its result needs on every side that has a neighbour, and runs the upsampler on sub-windows
-of each body window's features; every window keeps only its own part of the result, which equals the
+of each body window's features (in bfloat16 no larger than ``UPSAMPLER_SIDE`` allows); every window keeps only its own part of the result, which equals the
 whole-image result (tests/test_upscale.py checks it to one grey level). Peak memory follows the budget,
 not the image: ``upscale_files`` writes each PNG band by band as rows of windows finish.
 
@@ -46,7 +46,8 @@ DEFAULT_MODEL = "srresnet-x4"
 DEFAULT_PRECISION = "bfloat16"
 DEFAULT_MAX_MEMORY = 2 * 10**9  # bytes of tiles and output band, beyond TensorFlow itself and the model (about 1 GB)
 
-# windows of at least this many LR pixels compute the PReLUs with XLA (see _Network)
+# body windows of at least this many LR pixels, and the upsampler's windows within them, compute the PReLUs with
+# XLA (see _Network)
 COMPILED_FROM = 2**17
 
 # Peak memory of a window, in bytes per LR pixel, measured as the growth of the process's peak resident
@@ -55,8 +56,8 @@ COMPILED_FROM = 2**17
 # conv's output (4 * filters channels at half the output resolution), with TensorFlow's temporaries.
 BODY_BYTES_PER_FILTER = 26
 UPSAMPLER_BYTES_PER_FILTER = 17  # times scale^2
-# Per precision, the upsampler's windows hold at most a square of this side in LR pixels plus its context,
-# whatever the budget; None: as large as the budget allows. In bfloat16 the convs are fast enough that the element-wise work
+# Per compute precision, the upsampler's windows hold at most as many LR pixels as a square of this side with
+# its context, whatever the budget; None: as large as the budget allows. In bfloat16 the convs are fast enough that the element-wise work
 # on the upsampler's largest tensors (4 * filters channels at half the output resolution) weighs, and it costs
 # less on windows of this size (32 MB tensors) than on larger ones. In float32 the smaller windows' extra
 # context costs more than that saves. `python benchmarks/bench_upscale.py --upsampler-sides 512` measures both.
@@ -106,8 +107,8 @@ def _load_file(path: Path, version, precision: str) -> "_Network":
 class _Network:
     """A generator for inference in two parts: ``body`` (uint8 LR -> float features) and ``upsampler`` (features
     -> uint8 SR), with the tail computed before the last shuffle; each is a TensorFlow function, one with the
-    PReLUs compiled by XLA for windows of at least ``COMPILED_FROM`` LR pixels and one without for smaller
-    windows. Batch norm, if any, is folded into the convs first."""
+    PReLUs compiled by XLA (for body windows of at least ``COMPILED_FROM`` LR pixels and the upsampler's windows
+    within them) and one without. Batch norm, if any, is folded into the convs first."""
 
     def __init__(self, model, precision: str = "float32"):
         import tensorflow as tf
@@ -144,8 +145,9 @@ class _Network:
         # XLA compiles the PReLU's comparison, choice of slope and product into one pass over the tensor, where
         # TensorFlow takes three: in bfloat16 a sixth of a residual block's time. The convs stay with TensorFlow's
         # oneDNN kernels, which XLA's CPU compiler does not beat. XLA compiles again for each new window shape
-        # (about 0.1 s and 0.3 MB kept per shape), which pays from about COMPILED_FROM LR pixels on; the benchmark
-        # sets' images are smaller.
+        # (about 0.1 s and 0.3 MB kept per shape), which pays for body windows from about COMPILED_FROM LR pixels
+        # on, and for the upsampler's windows within them, which share one or two shapes; the benchmark sets'
+        # images are smaller.
         compiled_prelu = tf.function(plain_prelu, jit_compile=True, autograph=False)
 
         def body(lr, prelu):
@@ -314,7 +316,7 @@ def _bands(image: np.ndarray, network: _Network, tile, overlap, max_memory, prog
             if tile is None:
                 sub = (1, 1)
             else:
-                side = UPSAMPLER_SIDE.get(network.precision)
+                side = UPSAMPLER_SIDE["bfloat16" if network.precision == "bfloat16" else "float32"]
                 budget = room if side is None else min(room, (side + 2 * up_radius) ** 2 * up_bytes)
                 sub = plan(hi_y - lo_y, hi_x - lo_x, up_radius, up_bytes, max(budget, (2 * up_radius + 9) ** 2 * up_bytes))
             work.append(((top, bottom, y0, y1), (left, right, x0, x1),

@@ -123,19 +123,22 @@ def test_the_upsampler_windows_keep_to_their_size_and_take_the_body_windows_xla_
     image = _image(150, 173)
     uncapped = upscale(image, tiny, precision="float32")
     network = module._load(tiny, "float32")
-    calls, upsampler = [], network.upsampler
+    calls = []  # (pixels, with XLA) of each upsampler window, from the function that ran
 
-    def counted(features, compiled=None):
-        calls.append((features.shape[1] * features.shape[2], compiled))
-        return upsampler(features, compiled)
+    def counted(function, compiled):
+        return lambda x: (calls.append((x.shape[1] * x.shape[2], compiled)), function(x))[1]
 
-    monkeypatch.setattr(network, "upsampler", counted)
+    for compiled in (False, True):
+        body, upsampler = network._functions[compiled]
+        monkeypatch.setitem(network._functions, compiled, (body, counted(upsampler, compiled)))
     monkeypatch.setitem(module.UPSAMPLER_SIDE, "float32", 40)
-    monkeypatch.setattr(module, "COMPILED_FROM", 150 * 173)  # the one body window, not the upsampler's
-    capped = upscale(image, tiny, precision="float32")
-    assert len(calls) >= 4
-    assert all(pixels <= (40 + 2 * network.upsampler_radius) ** 2 and compiled is True for pixels, compiled in calls)
-    assert np.abs(capped.astype(int) - uncapped).max() <= 1
+    for compiled_from, compiled in [(150 * 173, True), (150 * 173 + 1, False)]:  # the one body window: XLA or not
+        monkeypatch.setattr(module, "COMPILED_FROM", compiled_from)
+        calls.clear()
+        capped = upscale(image, tiny, precision="float32")
+        assert len(calls) >= 4 and {with_xla for _, with_xla in calls} == {compiled}
+        assert all(pixels <= (40 + 2 * network.upsampler_radius) ** 2 for pixels, _ in calls)
+        assert np.abs(capped.astype(int) - uncapped).max() <= 1
 
 
 def test_srlib_upscale_is_the_function_and_takes_an_array(weights):
@@ -255,8 +258,8 @@ def test_a_large_image_is_written_band_by_band_not_held_whole(tiny, tmp_path):
         tracemalloc.stop()
     # the input (and its copy while decoding), the budget, and the PNG encoder's few MB; not the output
     assert peak < 2 * image.nbytes + 8e6 + 4e6 < output_bytes / 2, f"{peak / 1e6:.1f} MB held"
-    with Image.open(tmp_path / "out" / "large.png") as png:  # small windows, without XLA; one with it
-        assert_xla_rounding(np.asarray(png), upscale(image, tiny))
+    with Image.open(tmp_path / "out" / "large.png") as png:  # what upscale computes in the same windows
+        np.testing.assert_array_equal(np.asarray(png), upscale(image, tiny, max_memory=8e6))
 
 
 def test_a_single_large_image_shows_progress_unless_told_not_to(tiny, tmp_path, capsys):
