@@ -3,6 +3,11 @@ from pathlib import Path
 
 import pytest
 
+# pytest-xdist runs one worker per core: one TensorFlow thread each keeps them from oversubscribing the cores
+# (set before TensorFlow loads; the notebook kernels the tests start inherit it)
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+
 
 @pytest.fixture(autouse=True)
 def _close_figures():
