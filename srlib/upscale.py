@@ -6,9 +6,10 @@ long skip) at LR resolution, 1.6 KB per LR pixel with SRResNet-16's 64 filters a
 radius, and the upsampler (sub-pixel convs and the 9x9 tail), 16 KB per LR pixel (x4) but only 3 pixels
 of radius. ``upscale`` cuts the image into body windows as large as ``max_memory`` allows, each with the
 real context its result needs on every side that has a neighbour, and runs the upsampler on sub-windows
-of each body window's features (in bfloat16 no larger than ``UPSAMPLER_SIDE`` allows); every window keeps only its own part of the result, which equals the
-whole-image result (tests/test_upscale.py checks it to one grey level). Peak memory follows the budget,
-not the image: ``upscale_files`` writes each PNG band by band as rows of windows finish.
+of each body window's features (in bfloat16 no larger than ``UPSAMPLER_SIDE`` allows); every window keeps
+only its own part of the result, which equals the whole-image result (tests/test_upscale.py checks it to one
+grey level). Peak memory follows the budget, not the image: ``upscale_files`` writes each PNG band by band as
+rows of windows finish.
 
 The 9x9 tail conv at full resolution has 3 output channels, which runs at a fifth of the speed of the
 other convs (90 against 420 GFLOP/s on the 2-core AVX-512 machine this was measured on); inference
@@ -57,10 +58,11 @@ COMPILED_FROM = 2**17
 BODY_BYTES_PER_FILTER = 26
 UPSAMPLER_BYTES_PER_FILTER = 17  # times scale^2
 # Per compute precision, the upsampler's windows hold at most as many LR pixels as a square of this side with
-# its context, whatever the budget; None: as large as the budget allows. In bfloat16 the convs are fast enough that the element-wise work
-# on the upsampler's largest tensors (4 * filters channels at half the output resolution) weighs, and it costs
-# less on windows of this size (32 MB tensors) than on larger ones. In float32 the smaller windows' extra
-# context costs more than that saves. `python benchmarks/bench_upscale.py --upsampler-sides 512` measures both.
+# its context, whatever the budget; None: as large as the budget allows. In bfloat16 the convs are fast enough
+# that the element-wise work on the upsampler's largest tensors (4 * filters channels at half the output
+# resolution) weighs, and it costs less on windows of this size (32 MB tensors) than on larger ones. In float32
+# the smaller windows' extra context costs more than that saves. `python benchmarks/bench_upscale.py
+# --upsampler-sides 512` measures both.
 UPSAMPLER_SIDE = {"bfloat16": 128, "float32": None}
 
 
@@ -318,7 +320,8 @@ def _bands(image: np.ndarray, network: _Network, tile, overlap, max_memory, prog
             else:
                 side = UPSAMPLER_SIDE["bfloat16" if network.precision == "bfloat16" else "float32"]
                 budget = room if side is None else min(room, (side + 2 * up_radius) ** 2 * up_bytes)
-                sub = plan(hi_y - lo_y, hi_x - lo_x, up_radius, up_bytes, max(budget, (2 * up_radius + 9) ** 2 * up_bytes))
+                smallest = (2 * up_radius + 9) ** 2 * up_bytes
+                sub = plan(hi_y - lo_y, hi_x - lo_x, up_radius, up_bytes, max(budget, smallest))
             work.append(((top, bottom, y0, y1), (left, right, x0, x1),
                          [(ys, xs) for ys in windows(top, bottom, lo_y, hi_y, sub[0], up_radius)
                           for xs in windows(left, right, lo_x, hi_x, sub[1], up_radius)]))
