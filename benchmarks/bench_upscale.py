@@ -11,7 +11,8 @@ times its first call (on a 64x64 image: tracing and TensorFlow's set-up) apart f
 full image, and measures a 3x3 conv of 64 to 64 channels on 512x512 before and after them, so that the
 fraction of the dense-conv throughput that the network reaches compares figures taken under a like load (the
 network's nominal cost is 4.44 MFLOP per LR pixel for SRResNet-16 x4). Speeds are megapixels of output
-per second of the best warm call (of 2 where a call takes under about 30 s, else of 1). Printed and (``--out``) written as a Markdown table:
+per second of the best warm call (of 2 where a call takes under about 30 s, else of 1). Printed and
+(``--out``) written as a Markdown table:
 
 - one `tf.function` of the Keras model over a whole 512x512 image (above that it needs tens of GB);
 - `upscale` (returns an array) at each size, and `upscale_files` (writes the PNG band by band), with the
@@ -253,6 +254,10 @@ def main() -> None:
     steps = s.bit_length() - 1
     macs = 81 * 3 * f + (2 * b + 1) * 9 * f * f + sum(9 * f * 4 * f * 4**i for i in range(steps)) + 81 * f * 3 * s * s
     mflop = 2 * macs / 1e6  # per LR pixel, as the network is defined (the tail as a 9x9 conv at full scale)
+
+    def of_probe(size, seconds, probe_gflops):
+        """The fraction of the dense-conv probe's throughput that upscaling a size x size image in seconds reaches."""
+        return size * size * mflop / 1e3 / seconds / probe_gflops
     if args.upsampler_sides:
         size = args.upsampler_sides
         r = measure("sides", size, weights, max_memory)
@@ -288,7 +293,7 @@ def main() -> None:
         if precision == "float32":
             float32_speed[(size, method)] = speed
         versus = speed / float32_speed[(size, method)] if (size, method) in float32_speed else None
-        fraction = size * size * mflop / 1e3 / r["warm"] / r["conv_gflops"]
+        fraction = of_probe(size, r["warm"], r["conv_gflops"])
         print(f"{size}x{size} {method}, {precision}: {speed:.3f} output MP/s, {speed / whole_speed:.2f}x the "
               f"whole-image speed" + (f", {versus:.2f}x float32" if precision != "float32" and versus else "") +
               f", {fraction:.0%} of the {precision} dense-conv throughput ({r['conv_gflops']:.0f} GFLOP/s); first call "
@@ -329,10 +334,10 @@ def main() -> None:
                 f"against {r['upscale_large']:.1f} s on {large}x{large} (**{r['upscale_large'] / r['bf16_large']:.2f}x**). "
                 f"The dense-conv probe, run between every two of these calls (best of them): float32 "
                 f"{r['probe_float32']:.0f} GFLOP/s, bfloat16 {r['probe_bfloat16']:.0f}; of it, `upscale` reaches in "
-                f"float32 {512**2 * mflop / 1e3 / r['upscale_512'] / r['probe_float32']:.0%} on 512x512 and "
-                f"{large**2 * mflop / 1e3 / r['upscale_large'] / r['probe_float32']:.0%} on {large}x{large}, in "
-                f"**bfloat16 {512**2 * mflop / 1e3 / r['bf16_512'] / r['probe_bfloat16']:.0%}** and "
-                f"**{large**2 * mflop / 1e3 / r['bf16_large'] / r['probe_bfloat16']:.0%}**.")
+                f"float32 {of_probe(512, r['upscale_512'], r['probe_float32']):.0%} on 512x512 and "
+                f"{of_probe(large, r['upscale_large'], r['probe_float32']):.0%} on {large}x{large}, in "
+                f"**bfloat16 {of_probe(512, r['bf16_512'], r['probe_bfloat16']):.0%}** and "
+                f"**{of_probe(large, r['bf16_large'], r['probe_bfloat16']):.0%}**.")
     note += (f" Network cost {mflop:.2f} MFLOP per LR pixel. Load average {load_before:.1f} before the runs and "
              f"{os.getloadavg()[0]:.1f} after, on {cpu_description()}.")
     print(note)
