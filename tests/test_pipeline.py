@@ -134,13 +134,17 @@ def _table(figures: Path) -> list[dict]:
 @pytest.mark.parametrize("recipe, trained", [(r, [s for s, stage in RECIPES[r].items() if stage.train_generator]) for r in RECIPES])
 def test_smoke_pipeline_runs_every_notebook_and_writes_the_figures(data_dir, tmp_path, recipe, trained):
     figures = tmp_path / "figures"
+    # chapter 7 takes no recipe (its fine-tune is the paper's mse stage whichever the course follows): the first
+    # recipe's pipeline runs it, the others stop before it
+    chosen = NOTEBOOKS if recipe == next(iter(RECIPES)) else NOTEBOOKS[:-1]
+    assert "recipe" not in papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{NOTEBOOKS[-1]}.ipynb"))
     executed = run_pipeline("smoke", recipe, data_dir=tmp_path / "data", source_dir=data_dir,
                             out_dir=tmp_path / "out", progress=False, figures_dir=str(figures),
                             vgg_weights="none",  # random VGG even where ImageNet weights could be had
-                            publish_dir=tmp_path / "course")
-    assert [p.stem for p in executed] == list(NOTEBOOKS)
+                            publish_dir=tmp_path / "course", notebooks=[name[:2] for name in chosen])
+    assert [p.stem for p in executed] == list(chosen)
     published = sorted((tmp_path / "course").glob("*.ipynb"))
-    assert [p.stem for p in published] == list(NOTEBOOKS)
+    assert [p.stem for p in published] == list(chosen)
     assert all(str(ROOT) not in p.read_text() for p in published)  # readable anywhere: no paths of this checkout
     for path in executed:
         notebook = nbformat.read(path, as_version=4)

@@ -1,5 +1,8 @@
 """Every profile's exact settings run: two steps of each stage on the CPU, so a setting no one has run cannot ship broken."""
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from srlib.download import ARCHIVES
@@ -45,30 +48,72 @@ def test_a_dry_run_left_out_runs_nothing_the_trained_ones_do_not(profile, recipe
     assert twins, f"no trained dry run of {recipe} has {profile}'s settings but for {sorted(TWIN_MAY_DIFFER)}"
 
 
+def _dry_run_parameters(profile, recipe, data_dir, out_dir) -> dict:
+    """A profile's parameters for its dry run: two steps of each stage, validation on one image, batches of 2
+    and, unless the profile starts from a shipped generator, 2 residual blocks: neither count is a code path of its
+    own, and the GPU profiles' float16 is emulated on a CPU, slowly (XLA compiles the 16 blocks of gpu-full in about
+    a minute); a stage whose section names its own network (the cpu GAN, from the shipped SRResNet-16) keeps it;
+    every other setting is the profile's own."""
+    blocks = PROFILES[profile]["blocks"] if PROFILES[profile]["pretrain"]["init_generator"] else 2
+    return profile_parameters(profile, recipe, data_dir=data_dir, out_dir=out_dir, val_images=1, batch_size=2,
+                              blocks=blocks, **{section: {"steps": 2} for section in STAGE_SECTIONS})
+
+
+def _stages(recipe):
+    """(notebook, profile section, recipe, stage) of each stage a pipeline of ``recipe`` trains."""
+    for notebook, part in NOTEBOOK_STAGES.items():
+        # chapter 7 fine-tunes with the pixel loss (the paper's mse stage) whichever recipe the course follows
+        stage_recipe, stage = ("paper", "mse") if part == "real" else (recipe, stage_for(recipe, part))
+        if stage is not None:
+            yield notebook, part, stage_recipe, stage
+
+
+def _trained_by_an_earlier_dry_run() -> set:
+    """(profile, recipe, section) of each stage whose code an earlier dry run runs with the same settings: the
+    same step (recipe stage and settings; its steps, where it writes and when it validates and checkpoints may
+    differ, as in two steps it validates and checkpoints at the end either way) and the same input pipeline (its
+    degradation, patch size and scale). Chapter 7's fine-tune takes no recipe; the gpu profiles' fine-tune is
+    their pretraining step (the paper's mse stage from the shipped SRResNet-16) on the cpu profile's mixed
+    degradation. Its settings are still checked."""
+    steps, pipelines, repeats = set(), set(), set()
+    for profile, recipe in DRY_RUNS:
+        if (profile, recipe) in SETTINGS_ONLY:
+            continue
+        params = _dry_run_parameters(profile, recipe, Path("data"), Path("out"))
+        for notebook, part, stage_recipe, stage in _stages(recipe):
+            given = notebook_parameters(params, notebook)
+            config = dataclasses.asdict(train_config(given))
+            step = (stage_recipe, stage, given.get("init_generator"), repr(
+                {k: v for k, v in config.items() if k not in ("validate_every", "checkpoint_every", "degradation")}))
+            pipeline = (config["degradation"], config["patch_size"], config["scale"])
+            if step in steps and pipeline in pipelines:
+                repeats.add((profile, recipe, part))
+            steps.add(step)
+            pipelines.add(pipeline)
+    return repeats
+
+
+TRAINED_ELSEWHERE = _trained_by_an_earlier_dry_run()
+
+
+def test_the_dry_runs_leave_out_only_chapter_7s_fine_tunes_whose_step_and_data_others_train():
+    assert TRAINED_ELSEWHERE == {("cpu", "paper", "real"), ("gpu", "paper", "real"), ("gpu-full", "report", "real")}
+
+
 @pytest.mark.data
 @pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("profile, recipe", DRY_RUNS)
 def test_a_profile_trains_two_steps_of_each_stage_with_its_exact_settings(data_dir, tmp_path, profile, recipe):
-    two_steps = {section: {"steps": 2} for section in STAGE_SECTIONS}
-    # validation on one image, batches of 2 and, unless the profile starts from a shipped generator, 2 residual
-    # blocks: neither count is a code path of its own, and the GPU profiles' float16 is emulated on a CPU, slowly
-    # (XLA compiles the 16 blocks of gpu-full in about a minute); a stage whose section names its own network (the
-    # cpu GAN, from the shipped SRResNet-16) keeps it; every other setting is the profile's own
-    blocks = PROFILES[profile]["blocks"] if PROFILES[profile]["pretrain"]["init_generator"] else 2
-    params = profile_parameters(profile, recipe, data_dir=data_dir, out_dir=tmp_path, val_images=1, batch_size=2,
-                                blocks=blocks, **two_steps)
-    for notebook, part in NOTEBOOK_STAGES.items():
-        # chapter 7 fine-tunes with the pixel loss (the paper's mse stage) whichever recipe the course follows
-        stage_recipe, stage = ("paper", "mse") if part == "real" else (recipe, stage_for(recipe, part))
-        if stage is None:
-            continue
+    params = _dry_run_parameters(profile, recipe, data_dir, tmp_path)
+    blocks = params["blocks"]
+    for notebook, part, stage_recipe, stage in _stages(recipe):
         given = notebook_parameters(params, notebook)
         config = train_config(given)
         assert (config.blocks, config.patch_size, config.xla, config.precision) == (
             PROFILES[profile][part].get("blocks", blocks), PROFILES[profile][part].get("patch_size",
                                                                                       PROFILES[profile]["patch_size"]),
             "auto", PROFILES[profile]["precision"])
-        if (profile, recipe) in SETTINGS_ONLY:
+        if (profile, recipe) in SETTINGS_ONLY or (profile, recipe, part) in TRAINED_ELSEWHERE:
             continue
         # the profile's data are DIV2K or the 291 images; two steps of the 291 stand in for either
         trainer = train_stage(stage_recipe, stage, [data_dir / "train" / "T91"], given["run_dir"], given["steps"], config,
