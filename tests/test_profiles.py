@@ -69,12 +69,14 @@ def _stages(recipe):
 
 
 def _trained_by_an_earlier_dry_run() -> set:
-    """(profile, recipe, section) of each stage whose code an earlier dry run runs with the same settings: the
-    same step (recipe stage and settings; its steps, where it writes and when it validates and checkpoints may
-    differ, as in two steps it validates and checkpoints at the end either way) and the same input pipeline (its
-    degradation, patch size and scale). Chapter 7's fine-tune takes no recipe; the gpu profiles' fine-tune is
-    their pretraining step (the paper's mse stage from the shipped SRResNet-16) on the cpu profile's mixed
-    degradation. Its settings are still checked."""
+    """(profile, recipe, section) of each stage whose code earlier dry runs run: the same step (recipe stage,
+    initial generator and settings; its steps, where it writes and when it validates and checkpoints may differ,
+    as in two steps it validates and checkpoints at the end either way, and so may its degradation, as the input
+    pipeline makes float32 batches of one shape whatever the step computes in) and the same input pipeline (its
+    degradation, patch size, scale, batch size and seed), each in some earlier stage. Every dry run trains on T91
+    and validates on Set5, so the data are no part of the key. Chapter 7's fine-tune takes no recipe, and in both
+    gpu profiles it is gpu/paper's pretraining step (the paper's mse stage from the shipped SRResNet-16) on the
+    cpu profile's mixed degradation. Its settings are still checked."""
     steps, pipelines, repeats = set(), set(), set()
     for profile, recipe in DRY_RUNS:
         if (profile, recipe) in SETTINGS_ONLY:
@@ -85,7 +87,7 @@ def _trained_by_an_earlier_dry_run() -> set:
             config = dataclasses.asdict(train_config(given))
             step = (stage_recipe, stage, given.get("init_generator"), repr(
                 {k: v for k, v in config.items() if k not in ("validate_every", "checkpoint_every", "degradation")}))
-            pipeline = (config["degradation"], config["patch_size"], config["scale"])
+            pipeline = tuple(config[k] for k in ("degradation", "patch_size", "scale", "batch_size", "seed"))
             if step in steps and pipeline in pipelines:
                 repeats.add((profile, recipe, part))
             steps.add(step)

@@ -92,7 +92,8 @@ def test_every_chapter_checks_its_parameters_before_anything_but_imports(path):
     cells = [c.source for c in nbformat.read(path, as_version=4).cells
              if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
     statements = [statement for source in cells for statement in ast.parse(source).body]
-    first = next(i for i, s in enumerate(statements) if ast.unparse(s) == "check_parameters(globals())")
+    first = next((i for i, s in enumerate(statements) if ast.unparse(s) == "check_parameters(globals())"), None)
+    assert first is not None, f"{path.name} never calls check_parameters(globals())"
     assert all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in statements[:first])
 
 
@@ -116,8 +117,9 @@ def test_every_profile_passes_its_own_checks():
 
 @pytest.mark.data
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-# (papermill -p benchmark_sets Set5, a string, made an empty table: check_parameters refuses it, which every chapter
-# calls first, as the two tests above check)
+# (papermill -p benchmark_sets Set5, a string, made an empty table: check_parameters refuses it, and every chapter
+# calls it first: test_a_bare_string_where_a_list_belongs_names_the_fix and
+# test_every_chapter_checks_its_parameters_before_anything_but_imports)
 @pytest.mark.parametrize("sets, said", [
     (["Set5", "Set15"], "benchmark set 'Set15' not found in"),  # it was dropped from the table in silence
 ])
