@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from .callbacks import Checkpoints, HistoryLogger, ProgressBar, StopOnSignal, TensorBoardLogger, TrainingError, Validation
 from .cluster import Cluster, broadcast_from_chief, check_same_settings, choose_strategy, is_multi_worker, lost_worker
-from .data import PatchSource, training_dataset, validation_images
+from .data import PatchSource, training_dataset, validation_images, without_autotuning
 from .errors import DataError, SrlibError, TrainingStopped
 from .model_card import ModelCard, stage_weights
 from .models import resolve_vgg_weights
@@ -184,7 +184,8 @@ class Trainer(StageOutputs):
         batch = dataset.element_spec[0].shape[0]
         if batch is not None and batch != self.config.batch_size:
             raise SrlibError(f"the data come in batches of {batch}, but the run's batch size is {self.config.batch_size}")
-        self.model.fit(dataset, epochs=1, steps_per_epoch=steps - start, shuffle=False, verbose=0, callbacks=callbacks)
+        self.model.fit(without_autotuning(dataset), epochs=1, steps_per_epoch=steps - start, shuffle=False, verbose=0,
+                       callbacks=callbacks)  # whoever made the dataset: see without_autotuning
 
     def _run_loop(self, dataset_for, start: int, steps: int, callbacks: list, stop: StopOnSignal) -> None:
         """Several workers: each replica runs ``SRGAN.train_step`` on its share of the global batch
@@ -197,7 +198,7 @@ class Trainer(StageOutputs):
                              f"replicas of {workers} workers: use a multiple of {replicas}")
 
         def shard(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            local = dataset_for(start, shard=(context.input_pipeline_id, context.num_input_pipelines))
+            local = without_autotuning(dataset_for(start, shard=(context.input_pipeline_id, context.num_input_pipelines)))
             per_replica = context.get_per_replica_batch_size(batch)
             return local if per_replica == batch // workers else local.unbatch().batch(per_replica, drop_remainder=True)
 

@@ -40,6 +40,15 @@ def test_batches_are_a_function_of_seed_and_step(image_folder):
     assert not np.array_equal(next(iter(training_dataset(other_seed, 2, batch_size=3)))[1].numpy(), from_start[0])
 
 
+@pytest.mark.parametrize("degradation", ["bicubic", "mixed"])
+def test_training_data_have_a_fixed_order_and_no_autotuning_thread(image_folder, degradation):
+    # with tf.data's autotuner, deleting an iterator waits out the rest of its optimization period (up to a
+    # minute): srlib.data.without_autotuning
+    options = training_dataset(PatchSource([image_folder], patch_size=16), 2, batch_size=3,
+                               degradation=degradation).options()
+    assert options.deterministic is True and options.autotune.enabled is False
+
+
 def test_patches_are_random_flips_and_rotations(tmp_path):
     # One image exactly the patch size: every patch must be one of its 8 flips / rotations.
     image = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)

@@ -197,6 +197,22 @@ def test_interrupted_before_the_first_checkpoint_restarts_cleanly(train_folder, 
     assert _steps(tmp_path / "history.jsonl", "mse") == [1, 2, 3, 4]
 
 
+def test_fit_reads_any_dataset_without_tf_data_autotuning(tmp_path):
+    # the data may come from anywhere (here: a dataset the caller made); srlib.data.without_autotuning says why
+    class Seen(Exception):
+        pass
+
+    def record(dataset, **kwargs):
+        raise Seen(dataset.options().autotune.enabled)
+
+    trainer = Trainer("paper", "mse", tmp_path, TrainConfig(**TINY))
+    trainer.model.fit = record
+    zeros = tf.zeros((2, 16, 16, 3)), tf.zeros((2, 32, 32, 3))
+    with pytest.raises(Seen) as seen:
+        trainer.fit(lambda start: tf.data.Dataset.from_tensors(zeros).repeat(), steps=1)
+    assert seen.value.args == (False,)
+
+
 def test_nan_loss_stops_with_a_clear_error_and_a_good_checkpoint(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=2)
     trainer = Trainer("paper", "mse", tmp_path, config)
