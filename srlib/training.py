@@ -158,7 +158,7 @@ class Trainer(StageOutputs):
                 if self.multi_worker:
                     self._run_loop(dataset_for, start, steps, callbacks, stop)
                 else:
-                    self._run_fit(dataset_for(start), start, steps, callbacks)
+                    self._run_fit(without_autotuning(dataset_for(start)), start, steps, callbacks)
             # stopped by a signal: the Checkpoints callback may have saved the step already
             if stop.signum is not None and self.folder.latest_step() != self.current_step:
                 self.save()
@@ -184,8 +184,7 @@ class Trainer(StageOutputs):
         batch = dataset.element_spec[0].shape[0]
         if batch is not None and batch != self.config.batch_size:
             raise SrlibError(f"the data come in batches of {batch}, but the run's batch size is {self.config.batch_size}")
-        self.model.fit(without_autotuning(dataset), epochs=1, steps_per_epoch=steps - start, shuffle=False, verbose=0,
-                       callbacks=callbacks)  # whoever made the dataset: see without_autotuning
+        self.model.fit(dataset, epochs=1, steps_per_epoch=steps - start, shuffle=False, verbose=0, callbacks=callbacks)
 
     def _run_loop(self, dataset_for, start: int, steps: int, callbacks: list, stop: StopOnSignal) -> None:
         """Several workers: each replica runs ``SRGAN.train_step`` on its share of the global batch
