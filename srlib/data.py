@@ -177,7 +177,7 @@ def training_dataset(
 
     options = tf.data.Options()
     options.deterministic = True
-    calls = parallel_calls or tf.data.AUTOTUNE  # with no autotuning: one call per core
+    calls = parallel_calls or tf.data.AUTOTUNE  # one call per core: without_autotuning
     if degradation != "bicubic":
         from .realistic import DEGRADATION_SETTINGS, degrade, sample_seed
 
@@ -209,8 +209,8 @@ def training_dataset(
 
 
 def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """``dataset`` without tf.data's autotuning thread; ``AUTOTUNE`` then means one parallel call per core and a
-    prefetch buffer that grows while the consumer waits.
+    """``dataset`` without tf.data's autotuning thread; ``AUTOTUNE`` then means one parallel call per core (up
+    to 16) and a prefetch buffer that grows while the consumer waits.
 
     Set by hand because TensorFlow's default costs time: deleting an iterator waits for that thread, which first
     sleeps out the rest of its optimization period (10 ms, doubling up to 60 s in TF's data/model.h). Measured
