@@ -177,7 +177,7 @@ def training_dataset(
 
     options = tf.data.Options()
     options.deterministic = True
-    calls = parallel_calls or tf.data.AUTOTUNE  # one call per core: without_autotuning
+    calls = parallel_calls or tf.data.AUTOTUNE  # without the autotuning thread: one call per core (up to 16)
     if degradation != "bicubic":
         from .realistic import DEGRADATION_SETTINGS, degrade, sample_seed
 
@@ -212,12 +212,12 @@ def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """``dataset`` without tf.data's autotuning thread; ``AUTOTUNE`` then means one parallel call per core (up
     to 16) and a prefetch buffer that grows while the consumer waits.
 
-    Set by hand because TensorFlow's default costs time: deleting an iterator waits for that thread, which first
-    sleeps out the rest of its optimization period (10 ms, doubling up to 60 s in TF's data/model.h). Measured
-    with TF 2.21: 2.1 s per iterator deleted after 3 s of use. ``fit`` leaves its iterator to the garbage
-    collector, so the wait (up to a minute after a long run) fell on whatever ran next. Without the thread, the
-    pipeline is as fast: ``patches_per_second`` on T91, 2800-4100 against 3300-3700 patches/s bicubic and
-    384-423 against 398-400 realistic (with it against without, the machine's noise).
+    Off because TensorFlow's default costs time: deleting an iterator waits for that thread, which first sleeps
+    out the rest of its optimization period (10 ms, doubling up to 60 s: tensorflow/core/framework/model.h).
+    ``fit`` leaves its iterator to the garbage collector, so the wait fell on whatever ran next. Measured with
+    TF 2.21 (``benchmarks/bench_autotuning.py``, T91): up to 2.08 s per iterator deleted after 3 s of reading,
+    0.00 s without the thread. The rate while reading moves within the machine's noise: bicubic 2816 patches/s
+    without it against 2985 with it, realistic 428 against 396.
     """
     options = tf.data.Options()
     options.autotune.enabled = False
@@ -230,7 +230,7 @@ def patches_per_second(source: PatchSource, patches: int, batch_size: int = 16, 
     degradation=degradation)`` over about ``patches`` patches, after 3 batches of warm-up. The CPU time (all
     threads) hardly depends on what else the machine runs; the wall-clock rate does."""
     dataset = iter(training_dataset(source, scale=scale, batch_size=batch_size, degradation=degradation))
-    for _ in range(3):  # warm up: threads, autotuning, tracing
+    for _ in range(3):  # warm up: threads, the prefetch buffer, tracing
         next(dataset)
     batches = max(1, patches // batch_size)
     start, cpu = time.perf_counter(), time.process_time()

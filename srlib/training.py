@@ -118,7 +118,7 @@ class Trainer(StageOutputs):
     # --- the loop ---------------------------------------------------------------------------------
     def fit(self, dataset_for, steps: int) -> dict:
         """Train until the stage has done ``steps`` steps; ``dataset_for(start_step)`` gives the global batches
-        (and ``dataset_for(start_step, shard=(index, count))`` a worker's share of them, ``srlib.data``).
+        (``dataset_for(start_step, shard=(index, count))`` a worker's share), read ``srlib.data.without_autotuning``.
 
         Returns the last history row. Raises ``TrainingError`` on a non-finite loss, ``TrainingStopped`` after
         saving the current step when SIGINT or SIGTERM arrives, and ``SrlibError`` when a worker of the job is

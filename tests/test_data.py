@@ -42,8 +42,7 @@ def test_batches_are_a_function_of_seed_and_step(image_folder):
 
 @pytest.mark.parametrize("degradation", ["bicubic", "mixed"])
 def test_training_data_have_a_fixed_order_and_no_autotuning_thread(image_folder, degradation):
-    # with tf.data's autotuner, deleting an iterator waits out the rest of its optimization period (up to a
-    # minute): srlib.data.without_autotuning
+    # srlib.data.without_autotuning says why
     options = training_dataset(PatchSource([image_folder], patch_size=16), 2, batch_size=3,
                                degradation=degradation).options()
     assert options.deterministic is True and options.autotune.enabled is False
