@@ -14,7 +14,6 @@ scikit-image computes both exactly this way with the arguments used below;
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal.windows import hann
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 # BT.601 luma for 8-bit RGB, as MATLAB's rgb2ycbcr: Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255.
@@ -75,6 +74,8 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 def power_spectrum(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The power spectrum of a single-channel image, per pixel, with a Hann window so the image's edges add none;
     and the frequency of each entry in cycles per pixel, the larger of |fy| and |fx|. Both have ``y``'s shape."""
+    from scipy.signal.windows import hann  # here, not at the top: importing scipy.signal takes 0.8 s
+
     window = np.outer(hann(y.shape[0], sym=False), hann(y.shape[1], sym=False))
     power = np.abs(np.fft.fft2((y - y.mean()) * window)) ** 2 / y.size
     frequency = np.maximum(np.abs(np.fft.fftfreq(y.shape[0]))[:, None], np.abs(np.fft.fftfreq(y.shape[1]))[None, :])
