@@ -9,7 +9,7 @@ import numpy as np
 import papermill
 import pytest
 
-from srlib.pipeline import NOTEBOOKS, ROOT, notebook_parameters, profile_parameters
+from srlib.pipeline import NOTEBOOKS, ROOT, notebook_parameters, profile_parameters, run_pipeline
 
 NOTEBOOK_DIR = ROOT / "notebooks"
 CHAPTERS = ("04_full_train", "05_loss_plots", "06_benchmarks", "07_real_photos")
@@ -113,23 +113,37 @@ def _executed(path):
 
 @pytest.fixture(scope="module")
 def shipped_start(data_dir, tmp_path_factory):
-    """Chapter 4 in the smoke profile with its exercises 1 and 2: SRGAN-MSE from the shipped SRResNet-16."""
+    """The paper recipe's course in the smoke profile: chapters 2 and 3 as they are (the SRResNet's mse stage; no
+    discriminator warm-up), on the filled data folder, then chapter 4 with its exercises 1 and 2 (SRGAN-MSE from the
+    shipped SRResNet-16). Chapter 1 and the recipe's GAN with its VGG loss run in the report recipe's smoke pipeline
+    (tests/test_pipeline.py), the paper GAN's VGG step in the profiles' dry runs (tests/test_profiles.py)."""
     out = tmp_path_factory.mktemp("chapters")
-    params = profile_parameters("smoke", "paper", data_dir=data_dir, out_dir=out, figures_dir=str(out / "figures"),
-                                benchmark_sets=["Set5"],
+    common = dict(data_dir=data_dir, out_dir=out, figures_dir=str(out / "figures"), benchmark_sets=["Set5"])
+    params = profile_parameters("smoke", "paper", **common,
                                 gan={"steps": 2, "content_loss": "mse"})  # exercise 1 (few steps: a test)
+    executed = run_pipeline("smoke", "paper", notebooks=["02", "03"], progress=False, vgg_weights="none", **common)
     given = {**notebook_parameters(params, "04_full_train"), "validate_every": 1, "val_images": 1,
              # exercise 2: the shipped generator and its architecture
              "init_generator": "srresnet-x4", "blocks": 16, "filters": 64, "batch_norm": False}
     papermill.execute_notebook(str(NOTEBOOK_DIR / "04_full_train.ipynb"), str(out / "04.ipynb"), parameters=given,
                                kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False)
-    return out, params, given
+    return out, params, given, executed
+
+
+@pytest.mark.data
+def test_the_paper_recipe_pretrains_with_pixel_mse_and_has_no_discriminator_warm_up(shipped_start):
+    *_, executed = shipped_start
+    chapter2, chapter3 = (_executed(path)[0] for path in executed)
+    assert "paper/mse: SRResNet, the PSNR-oriented network: pixel MSE content" in chapter2
+    assert "mse: validation PSNR " in chapter2 and "RANDOM" not in chapter2
+    assert "the paper recipe has no discriminator warm-up: its GAN (gan) trains D from random weights" in chapter3
+    assert "mean P(real) as built" in chapter3 and "after the warm-up" not in chapter3
 
 
 @pytest.mark.data
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_chapter_4_starts_from_the_shipped_srresnet_and_says_what_a_changed_setting_needs(shipped_start):
-    out, params, given = shipped_start
+    out, params, given, _ = shipped_start
     text, images = _executed(out / "04.ipynb")
     assert "Stage 'gan' starts from the generator srresnet-x4 and trains 2 steps." in text  # said before training
     assert "paper/gan: 2 of 2 steps; started from " in text and "srresnet_x4.weights.h5" in text
@@ -153,14 +167,14 @@ def test_chapter_4_starts_from_the_shipped_srresnet_and_says_what_a_changed_sett
 @pytest.mark.data
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_chapters_5_and_6_read_and_measure_that_run_with_the_shipped_models(shipped_start):
-    out, params, _ = shipped_start
+    out, params, *_ = shipped_start
     papermill.execute_notebook(str(NOTEBOOK_DIR / "05_loss_plots.ipynb"), str(out / "05.ipynb"),
                                parameters={**notebook_parameters(params, "05_loss_plots"), "smoothing": 1},
                                kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False)
     text, images = _executed(out / "05.ipynb")
     assert "The paper recipe has no discriminator warm-up" in text and "GAN training (stage “gan”)" in text
-    assert images == 5  # chance alone, the generator's terms and shares, PSNR, the discriminator
-    for name in ("loss_gan.png", "loss_shares_gan.png", "validation_psnr.png", "discriminator_gan.png"):
+    assert images == 6  # chance alone, the mse stage's loss, the GAN's terms and shares, PSNR, the discriminator
+    for name in ("loss_mse.png", "loss_gan.png", "loss_shares_gan.png", "validation_psnr.png", "discriminator_gan.png"):
         assert (out / "figures" / name).is_file(), name
     papermill.execute_notebook(str(NOTEBOOK_DIR / "06_benchmarks.ipynb"), str(out / "06.ipynb"),
                                parameters={**notebook_parameters(params, "06_benchmarks"), "crop": 40},
