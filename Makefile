@@ -10,7 +10,7 @@ DATA   ?=
 
 venv: $(STAMP)
 
-# uv installs the wheels in parallel: about 40 s on 2 cores, against pip's 80 s; pip where uv cannot be had.
+# uv installs the wheels in parallel, twice as fast as pip on 2 cores; pip where uv cannot be had.
 # Bytecode is compiled here, as imports cannot write it where PYTHONDONTWRITEBYTECODE is set.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 # two pytest workers: on 2 cores the notebooks' kernel starts, tracing and file work of one overlap the other's
 # TensorFlow compute (the suite's wall time falls by about 40%); TEST_JOBS=0 runs it in one process. srlib's
-# bytecode is compiled first, once, rather than in each of the tests' 50 kernels and subprocesses (see venv).
+# bytecode is compiled first, once, rather than in each of the tests' kernels and subprocesses (see venv).
 TEST_JOBS ?= 2
 test: $(STAMP)
 	$(PY) -m compileall -q srlib

@@ -12,7 +12,9 @@ from srlib.training import train_stage
 
 import tensorflow as tf
 
-# the profiles and the recipes each is for (smoke runs whole, notebooks and all, in test_pipeline.py)
+# the profiles and the recipes each is for. Smoke runs whole, notebooks and all: the report recipe in test_pipeline.py,
+# the paper recipe's chapters 2-6 in test_chapters_4_6.py (its GAN from the shipped SRResNet-16 with the pixel loss,
+# chapter 4's exercises; the paper GAN's VGG54 step runs in the cpu and gpu dry runs below)
 DRY_RUNS = [(profile, recipe) for profile in PROFILES if profile != "smoke" for recipe in RECIPES
             if not (profile == "gpu" and recipe == "report")]
 # gpu-full is the gpu profile's network, XLA and float16 with batch norm and from scratch: its report run trains
