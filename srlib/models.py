@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import json
 import logging
@@ -472,12 +473,17 @@ def load_weights(model: keras.Model, path: str | Path, check_card: bool = True) 
                          f"{' '.join(str(error).split())[:300]}") from None
 
 
+def _infer(model: keras.Model, lr):
+    return model(lr, training=False)
+
+
 def upscale_with(model: keras.Model):
     """An upscaler (uint8 LR in, uint8 SR out) running ``model`` in inference mode."""
-    # no autograph: nothing to convert, and converting the same code for a second model warns of a closure mismatch
-    @tf.function(input_signature=[tf.TensorSpec((1, None, None, 3), tf.float32)], autograph=False)
-    def run(lr):
-        return model(lr, training=False)
+    # no autograph: nothing to convert, and converting the same code for a second model warns of a closure mismatch.
+    # A partial, not a closure: tf.function counts traces per code object, so the one trace of each of a chapter's
+    # upscalers added up to its "triggered tf.function retracing" warning; a partial is counted on its own.
+    run = tf.function(functools.partial(_infer, model), input_signature=[tf.TensorSpec((1, None, None, 3), tf.float32)],
+                      autograph=False)
 
     def upscale(lr: np.ndarray) -> np.ndarray:
         sr = run(tf.constant(lr[None].astype(np.float32) / 255.0))[0].numpy()

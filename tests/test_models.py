@@ -59,6 +59,26 @@ def test_upscale_with_runs_inference_mode_and_returns_uint8():
     np.testing.assert_array_equal(sr, np.clip(np.round(expected * 255), 0, 255).astype(np.uint8))
 
 
+def test_a_chapters_many_upscalers_do_not_warn_of_retracing():
+    import io
+    import logging
+
+    import tensorflow as tf
+
+    from srlib.models import upscale_with
+
+    model = generator(scale=2, blocks=1, filters=4)
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
+    tf.get_logger().addHandler(handler)  # TensorFlow's own Python logger, which the notebooks show
+    try:
+        for _ in range(8):  # each is traced once, as a chapter makes one per model, stage and moving average
+            upscale_with(model)(np.zeros((6, 6, 3), np.uint8))
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert "retracing" not in written.getvalue()
+
+
 @pytest.mark.parametrize("size", [96, 64])
 def test_discriminator_gives_one_logit_per_image(size):
     model = discriminator(size)
