@@ -252,7 +252,8 @@ def plot_feature_maps(images: dict[str, np.ndarray], channels: list[int], maps: 
             axes[i, j].set_title(f"channel {channel}: {names[j]}", fontsize=8)
         fig.colorbar(shown, ax=axes[i, 1], fraction=0.046, label="activation / 12.75")
         difference = axes[i, 2].imshow((a - b) ** 2, cmap="magma", interpolation="nearest")
-        fig.colorbar(difference, ax=axes[i, 2], fraction=0.046, label="squared difference")
+        # ticks written out ("2e-05"): the axis's shared "1e-5" offset would sit on the title above
+        fig.colorbar(difference, ax=axes[i, 2], fraction=0.046, label="squared difference", format="%.1g")
         axes[i, 2].set_title(f"channel {channel}: squared difference\n(mean {np.mean((a - b) ** 2):.3g}; the loss "
                              "averages all channels)", fontsize=8)
     for ax in axes.flat:
