@@ -1,6 +1,7 @@
 """Chapters 1-3 of the course: what their small computations show (srlib.course), how the training cells say what
-they are about to do (srlib.stage_plan), how chapter 1 gets its data offline (srlib.download.data_plan), and an
-exercise setting of each training chapter run through papermill in the smoke profile."""
+they are about to do (srlib.stage_plan) and how chapter 1 gets its data offline (srlib.download.data_plan). The
+chapters run through papermill in tests/test_pipeline.py (the report recipe, with chapter 3's exercise 1) and
+tests/test_chapters_4_6.py (the paper recipe, whose chapter 2 is the report's exercise 1)."""
 
 import dataclasses
 import json
@@ -14,7 +15,7 @@ from srlib.course import data_prep, discriminator, networks, pretrain
 from srlib.download import DownloadError, data_plan, get_data
 from srlib.metrics import psnr_y
 from srlib.model_card import ModelCard
-from srlib.pipeline import PipelineError, ROOT, run_pipeline
+from srlib.pipeline import ROOT
 from srlib.recipes import TrainConfig
 from srlib.stage_plan import StageChange, plan_stage
 from srlib.upscale import receptive_radius
@@ -312,37 +313,6 @@ def test_every_exercise_names_a_parameter_of_its_chapter(name):
     for item in items:
         named = re.findall(r"\*\*`(\w+) = [^`]+`\*\*", item)
         assert named and set(named) <= declared, (item[:60], named)
-
-
-def _outputs(path) -> str:
-    notebook = nbformat.read(path, as_version=4)
-    return "\n".join(o.get("text", "") + "".join(str(v) for k, v in o.get("data", {}).items() if k.startswith("text/"))
-                     for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
-
-
-@pytest.mark.data
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_chapters_1_to_3_run_offline_with_an_exercise_setting_of_each_training_chapter(data_dir, tmp_path):
-    figures = tmp_path / "figures"
-    common = dict(data_dir=data_dir, out_dir=tmp_path / "out", progress=False, figures_dir=str(figures),
-                  vgg_weights="none")  # data_dir is a filled data folder and no mirror is given: nothing is fetched
-    executed = run_pipeline("smoke", "report", notebooks=["01", "02", "03"],
-                            pretrain={"content_loss": "mse"},  # chapter 2, exercise 1
-                            discriminator={"label_smoothing": 0.0},  # chapter 3, exercise 1
-                            **common)
-    chapter1, chapter2, chapter3 = (_outputs(path) for path in executed)
-    assert "already here" in chapter1 and "trained on MATLAB bicubic" in chapter1
-    assert "content loss mse" in chapter2 and "starts from random weights" in chapter2
-    assert "real patches: " in chapter3 and "labelled 0.9" not in chapter3  # no smoothing: real labels are 1 (or 0)
-    assert "mean P(real) after the warm-up" in chapter3
-    for name in ("data_samples.png", "degradation_mismatch.png", "samples_sr_vgg.png", "showcase_sr_vgg.png",
-                 "discriminator_verdicts.png"):
-        assert (figures / name).stat().st_size > 0, name
-    # a learning rate changed for a finished stage cannot take effect: the notebook stops and says what to do
-    with pytest.raises(PipelineError, match=r"StageChange: stage 'sr_vgg' has done all its 8 steps.*fresh = True"):
-        run_pipeline("smoke", "report", notebooks=["02"], pretrain={"content_loss": "mse", "learning_rate": 1e-4},
-                     **common)
-    assert (ROOT / "notebooks" / "02_pretrain_sr_vgg.ipynb").is_file()
 
 
 def test_offline_the_demo_trains_with_pixel_mse_and_a_named_vgg_loss_stays_one_parameter_away(monkeypatch):

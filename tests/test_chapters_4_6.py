@@ -1,4 +1,4 @@
-"""Chapters 4-7 of the course: what each shows and its exercises; and the paper recipe's chapters 2-6 run through
+"""Chapters 4-7 of the course: what each shows and its exercises; and the paper recipe's chapters 1-6 run through
 papermill, chapters 4-6 with exercise settings."""
 
 import csv
@@ -114,15 +114,16 @@ def _executed(path):
 
 @pytest.fixture(scope="module")
 def shipped_start(data_dir, tmp_path_factory):
-    """The paper recipe's course in the smoke profile: chapters 2 and 3 as they are (the SRResNet's mse stage; no
-    discriminator warm-up), on the filled data folder, then chapter 4 with its exercises 1 and 2 (SRGAN-MSE from the
-    shipped SRResNet-16). Chapter 1 takes no recipe and runs in the report recipe's smoke pipeline
-    (tests/test_pipeline.py); the paper GAN's VGG54 step runs in the profiles' dry runs (tests/test_profiles.py)."""
+    """The paper recipe's course in the smoke profile: chapters 1-3 as they are (chapter 1 on the filled data folder,
+    offline; the SRResNet's mse stage, which is chapter 2's exercise 1 of the report recipe; no discriminator
+    warm-up), then chapter 4 with its exercises 1 and 2 (SRGAN-MSE from the shipped SRResNet-16). The report
+    recipe's smoke pipeline is in tests/test_pipeline.py; the paper GAN's VGG54 step runs in the profiles' dry runs
+    (tests/test_profiles.py)."""
     out = tmp_path_factory.mktemp("chapters")
     common = dict(data_dir=data_dir, out_dir=out, figures_dir=str(out / "figures"), benchmark_sets=["Set5"])
     params = profile_parameters("smoke", "paper", **common,
                                 gan={"steps": 2, "content_loss": "mse"})  # exercise 1 (few steps: a test)
-    executed = run_pipeline("smoke", "paper", notebooks=["02", "03"], progress=False, vgg_weights="none", **common)
+    executed = run_pipeline("smoke", "paper", notebooks=["01", "02", "03"], progress=False, vgg_weights="none", **common)
     given = {**notebook_parameters(params, "04_full_train"), "validate_every": 1, "val_images": 1,
              # exercise 2: the shipped generator and its architecture
              "init_generator": "srresnet-x4", "blocks": 16, "filters": 64, "batch_norm": False}
@@ -133,9 +134,11 @@ def shipped_start(data_dir, tmp_path_factory):
 
 @pytest.mark.data
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_the_paper_recipe_pretrains_with_pixel_mse_and_has_no_discriminator_warm_up(shipped_start):
+def test_chapter_1_runs_offline_and_the_paper_recipe_pretrains_with_pixel_mse_without_a_warm_up(shipped_start):
     *_, executed = shipped_start
-    chapter2, chapter3 = (_executed(path)[0] for path in executed)
+    chapter1, chapter2, chapter3 = (_executed(path)[0] for path in executed)
+    assert "already here" in chapter1 and "trained on MATLAB bicubic" in chapter1  # nothing fetched: no mirror given
+    assert "starts from random weights" in chapter2
     assert "paper/mse: SRResNet, the PSNR-oriented network: pixel MSE content" in chapter2
     assert "mse: validation PSNR " in chapter2
     assert "**vgg19 has RANDOM weights here**" in chapter2  # its VGG loss shown on examples: vgg_weights = "none"

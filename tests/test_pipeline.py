@@ -124,6 +124,13 @@ def test_a_failing_notebook_stops_the_pipeline_naming_it_and_the_cell(tmp_path):
     assert not (tmp_path / "out" / "02_pretrain_sr_vgg.ipynb").exists()  # nothing after the failure ran
 
 
+def _text(path) -> str:
+    """The text a notebook's code cells printed or displayed."""
+    notebook = nbformat.read(path, as_version=4)
+    return "\n".join(o.get("text", "") + "".join(str(v) for k, v in o.get("data", {}).items() if k.startswith("text/"))
+                     for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+
+
 def _table(figures: Path) -> list[dict]:
     with open(figures / "benchmark_x4.csv") as file:
         return list(csv.DictReader(file))
@@ -132,8 +139,9 @@ def _table(figures: Path) -> list[dict]:
 @pytest.mark.data
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_smoke_pipeline_runs_every_notebook_and_writes_the_figures(data_dir, tmp_path):
-    # the report recipe, its data copied from a mirror; the paper recipe's chapters 2-6 run on a filled data folder
-    # with exercise settings in tests/test_chapters_4_6.py (chapter 1 takes no recipe, nor does chapter 7: its
+    # the report recipe, its data copied from a mirror, with chapter 3's exercise 1 (label smoothing a number, so
+    # the default's text is one format away); the paper recipe's chapters 1-6 run on a filled data folder, 4-6 with
+    # exercise settings, in tests/test_chapters_4_6.py (chapter 1 takes no recipe, nor does chapter 7: its
     # fine-tune is the paper's mse stage whichever recipe the course follows)
     recipe, chosen = "report", NOTEBOOKS
     trained = [s for s, stage in RECIPES[recipe].items() if stage.train_generator]
@@ -143,7 +151,8 @@ def test_smoke_pipeline_runs_every_notebook_and_writes_the_figures(data_dir, tmp
     executed = run_pipeline("smoke", recipe, data_dir=tmp_path / "data", source_dir=data_dir,
                             out_dir=tmp_path / "out", progress=False, figures_dir=str(figures),
                             vgg_weights="none",  # random VGG even where ImageNet weights could be had
-                            publish_dir=tmp_path / "course", notebooks=[name[:2] for name in chosen])
+                            publish_dir=tmp_path / "course", notebooks=[name[:2] for name in chosen],
+                            discriminator={"label_smoothing": 0.0})  # chapter 3, exercise 1
     assert [p.stem for p in executed] == list(chosen)
     published = sorted((tmp_path / "course").glob("*.ipynb"))
     assert [p.stem for p in published] == list(chosen)
@@ -156,7 +165,12 @@ def test_smoke_pipeline_runs_every_notebook_and_writes_the_figures(data_dir, tmp
         text = "".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
         assert not re.search(r"^[IWEF]\d{4} |oneDNN|cuInit|cuda drivers|XLA service|IProgress", text, re.M), \
             f"{path.name}: TensorFlow's C++ log or a missing-widget note in the outputs"
-    for name in ["data_samples.png", "validation_psnr.png", "comparison.png", "loss_summary.md", "benchmark_x4.md"]:
+    chapter3 = _text(executed[2])
+    assert "real patches: " in chapter3 and "labelled 0.9" not in chapter3  # no smoothing: real labels are 1 (or 0)
+    assert "mean P(real) after the warm-up" in chapter3
+    for name in ["data_samples.png", "degradation_mismatch.png", "samples_sr_vgg.png", "showcase_sr_vgg.png",
+                 "discriminator_verdicts.png", "validation_psnr.png", "comparison.png", "loss_summary.md",
+                 "benchmark_x4.md"]:
         assert (figures / name).stat().st_size > 0, name
     for stage in trained:
         assert (figures / f"loss_{stage}.png").is_file()
@@ -172,6 +186,11 @@ def test_smoke_pipeline_runs_every_notebook_and_writes_the_figures(data_dir, tmp
     # offline, the VGG stages trained against random features, and the table says so
     assert "RANDOM" in rows[f"{recipe}/{trained[-1]}"]["note"]
     assert "random weights" in (figures / "benchmark_x4.md").read_text()
+    # a learning rate changed for a finished stage cannot take effect: the notebook stops and says what to do
+    with pytest.raises(PipelineError, match=r"StageChange: stage 'sr_vgg' has done all its 8 steps.*fresh = True"):
+        run_pipeline("smoke", recipe, data_dir=tmp_path / "data", out_dir=tmp_path / "out", progress=False,
+                     figures_dir=str(figures), vgg_weights="none", notebooks=["02"], pretrain={"learning_rate": 1e-4})
+    assert (ROOT / "notebooks" / "02_pretrain_sr_vgg.ipynb").is_file()
 
 
 def test_published_chapters_store_photographs_as_jpeg_and_plots_as_png():
