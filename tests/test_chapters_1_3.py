@@ -1,7 +1,7 @@
 """Chapters 1-3 of the course: what their small computations show (srlib.course), how the training cells say what
 they are about to do (srlib.stage_plan) and how chapter 1 gets its data offline (srlib.download.data_plan). The
 chapters run through papermill in tests/test_pipeline.py (the report recipe, with chapter 3's exercise 1) and
-tests/test_chapters_4_6.py (the paper recipe, whose chapter 2 is the report's exercise 1)."""
+tests/test_chapters_4_6.py (the paper recipe)."""
 
 import dataclasses
 import json

@@ -115,8 +115,8 @@ def _executed(path):
 @pytest.fixture(scope="module")
 def shipped_start(data_dir, tmp_path_factory):
     """The paper recipe's course in the smoke profile: chapters 1-3 as they are (chapter 1 on the filled data folder,
-    offline; the SRResNet's mse stage, which is chapter 2's exercise 1 of the report recipe; no discriminator
-    warm-up), then chapter 4 with its exercises 1 and 2 (SRGAN-MSE from the shipped SRResNet-16). The report
+    offline; the SRResNet's pixel-MSE pretraining; no discriminator warm-up), then chapter 4 with its exercises 1
+    and 2 (SRGAN-MSE from the shipped SRResNet-16). The report
     recipe's smoke pipeline is in tests/test_pipeline.py; the paper GAN's VGG54 step runs in the profiles' dry runs
     (tests/test_profiles.py)."""
     out = tmp_path_factory.mktemp("chapters")
@@ -138,7 +138,7 @@ def test_chapter_1_runs_offline_and_the_paper_recipe_pretrains_with_pixel_mse_wi
     *_, executed = shipped_start
     chapter1, chapter2, chapter3 = (_executed(path)[0] for path in executed)
     assert "already here" in chapter1 and "trained on MATLAB bicubic" in chapter1  # nothing fetched: no mirror given
-    assert "starts from random weights" in chapter2
+    assert "starts from random weights" in chapter2 and "this run: content loss mse = pixel MSE" in chapter2
     assert "paper/mse: SRResNet, the PSNR-oriented network: pixel MSE content" in chapter2
     assert "mse: validation PSNR " in chapter2
     assert "**vgg19 has RANDOM weights here**" in chapter2  # its VGG loss shown on examples: vgg_weights = "none"

@@ -165,3 +165,13 @@ def test_the_power_spectrum_puts_a_stripe_pattern_at_its_frequency():
     # all of it lies above an x4 LR image's Nyquist frequency (1/8), none above an x2's (1/4)
     assert high_frequency_power(stripes, 4) > 0.999 * power.sum()
     assert high_frequency_power(stripes, 2) < 1e-9 * power.sum()
+
+
+@pytest.mark.parametrize("shape", [(7, 8), (8, 7), (7, 7), (8, 8), (1, 5), (5, 1), (2, 2), (33, 48)])
+def test_the_high_frequency_power_is_the_whole_spectrums_for_odd_and_even_sizes(shape):
+    from srlib.metrics import high_frequency_power, power_spectrum
+
+    y = np.random.default_rng(sum(shape)).uniform(16, 235, shape)
+    power, frequency = power_spectrum(y)
+    for scale in (1, 2, 3, 4):
+        assert high_frequency_power(y, scale) == pytest.approx(power[frequency > 1 / (2 * scale)].sum(), rel=1e-12)

@@ -13,7 +13,7 @@ from srlib.training import train_stage
 import tensorflow as tf
 
 # the profiles and the recipes each is for. Smoke runs whole, notebooks and all: the report recipe in test_pipeline.py,
-# the paper recipe's chapters 2-6 in test_chapters_4_6.py (its GAN from the shipped SRResNet-16 with the pixel loss,
+# the paper recipe's chapters 1-6 in test_chapters_4_6.py (its GAN from the shipped SRResNet-16 with the pixel loss,
 # chapter 4's exercises; the paper GAN's VGG54 step runs in the cpu and gpu dry runs below)
 DRY_RUNS = [(profile, recipe) for profile in PROFILES if profile != "smoke" for recipe in RECIPES
             if not (profile == "gpu" and recipe == "report")]

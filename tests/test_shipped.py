@@ -204,3 +204,16 @@ def test_every_shipped_model_has_a_label_for_the_tables_and_a_mistyped_name_is_n
     with pytest.raises(SrlibError, match=r"srgan_mse_x4 is neither a shipped model \(srresnet-x4, srgan-mse-x4, "
                                          r"srresnet-real-x4\) nor a file"):
         weights_path("srgan_mse_x4")
+
+
+@pytest.mark.data
+def test_the_shipped_models_set5_scores_with_chapter_7s_inputs_are_kept(data_dir):
+    # the smoke profile's chapter 7 scores Set5 with each input; make results keeps the shipped models' scores
+    from srlib.benchmark import SHIPPED_RESULTS, ResultCache, find_set_dir
+    from srlib.images import list_image_files
+
+    files = list_image_files(find_set_dir(data_dir, "Set5"), recursive=False)  # as run_benchmarks lists them
+    cache = ResultCache(SHIPPED_RESULTS, {name: (path, "float32") for name, path in SHIPPED.items()}, write=False)
+    for name in SHIPPED:
+        for how in ("bicubic", "realistic", "jpeg50", "jpeg75"):
+            assert cache.get(name, "Set5", files, 4, how) is not None, (name, how)
