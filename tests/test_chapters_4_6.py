@@ -10,6 +10,7 @@ import numpy as np
 import papermill
 import pytest
 
+from notebook_outputs import read_executed
 from srlib.pipeline import NOTEBOOKS, ROOT, notebook_parameters, profile_parameters, run_pipeline
 
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -101,17 +102,6 @@ def test_the_exercises_name_parameters_of_their_notebook(name):
         assert re.search(r"\b(look|compare|watch|see|does|which|find)\b", item, re.I), "and what to look for"
 
 
-def _executed(path):
-    notebook = nbformat.read(path, as_version=4)
-    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
-    errors = [o for o in outputs if o.output_type == "error"]
-    assert not errors, errors[0].get("evalue")
-    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    text += "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
-    images = sum("image/png" in o.get("data", {}) for o in outputs)
-    return text, images
-
-
 @pytest.fixture(scope="module")
 def shipped_start(data_dir, tmp_path_factory):
     """The paper recipe's course in the smoke profile: chapters 1-3 as they are (chapter 1 on the filled data folder,
@@ -136,7 +126,7 @@ def shipped_start(data_dir, tmp_path_factory):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_chapter_1_runs_offline_and_the_paper_recipe_pretrains_with_pixel_mse_without_a_warm_up(shipped_start):
     *_, executed = shipped_start
-    chapter1, chapter2, chapter3 = (_executed(path)[0] for path in executed)
+    chapter1, chapter2, chapter3 = (read_executed(path)[0] for path in executed)
     assert "already here" in chapter1 and "trained on MATLAB bicubic" in chapter1  # nothing fetched: no mirror given
     assert "starts from random weights" in chapter2 and "this run: content loss mse = pixel MSE" in chapter2
     assert "paper/mse: SRResNet, the PSNR-oriented network: pixel MSE content" in chapter2
@@ -150,7 +140,7 @@ def test_chapter_1_runs_offline_and_the_paper_recipe_pretrains_with_pixel_mse_wi
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_chapter_4_starts_from_the_shipped_srresnet_and_says_what_a_changed_setting_needs(shipped_start):
     out, params, given, _ = shipped_start
-    text, images = _executed(out / "04.ipynb")
+    text, images = read_executed(out / "04.ipynb")
     assert "Stage 'gan' starts from the generator srresnet-x4 and trains 2 steps." in text  # said before training
     assert "paper/gan: 2 of 2 steps; started from " in text and "srresnet_x4.weights.h5" in text
     assert "def train_step(self, data):" in text  # the step's source, shown whole
@@ -177,7 +167,7 @@ def test_chapters_5_and_6_read_and_measure_that_run_with_the_shipped_models(ship
     papermill.execute_notebook(str(NOTEBOOK_DIR / "05_loss_plots.ipynb"), str(out / "05.ipynb"),
                                parameters={**notebook_parameters(params, "05_loss_plots"), "smoothing": 1},
                                kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False)
-    text, images = _executed(out / "05.ipynb")
+    text, images = read_executed(out / "05.ipynb")
     assert "The paper recipe has no discriminator warm-up" in text and "GAN training (stage “gan”)" in text
     assert images == 6  # chance alone, the mse stage's loss, the GAN's terms and shares, PSNR, the discriminator
     for name in ("loss_mse.png", "loss_gan.png", "loss_shares_gan.png", "validation_psnr.png", "discriminator_gan.png"):
@@ -185,7 +175,7 @@ def test_chapters_5_and_6_read_and_measure_that_run_with_the_shipped_models(ship
     papermill.execute_notebook(str(NOTEBOOK_DIR / "06_benchmarks.ipynb"), str(out / "06.ipynb"),
                                parameters={**notebook_parameters(params, "06_benchmarks"), "crop": 40},
                                kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False)
-    text, images = _executed(out / "06.ipynb")
+    text, images = read_executed(out / "06.ipynb")
     with open(out / "figures" / "benchmark_x4.csv") as file:
         rows = {row["method"]: row for row in csv.DictReader(file)}
     assert {"bicubic", "paper/gan (2 steps)", "SRResNet-16 (shipped)"} <= set(rows)

@@ -10,6 +10,7 @@ import nbformat
 import papermill
 import pytest
 
+from notebook_outputs import read_executed
 from srlib.errors import SrlibError
 from srlib.pipeline import (NOTEBOOK_STAGES, NOTEBOOKS, PROFILES, ROOT, STAGE_SECTIONS, PipelineError, notebook_parameters,
                             profile_parameters, run_pipeline)
@@ -124,13 +125,6 @@ def test_a_failing_notebook_stops_the_pipeline_naming_it_and_the_cell(tmp_path):
     assert not (tmp_path / "out" / "02_pretrain_sr_vgg.ipynb").exists()  # nothing after the failure ran
 
 
-def _text(path) -> str:
-    """The text a notebook's code cells printed or displayed."""
-    notebook = nbformat.read(path, as_version=4)
-    return "\n".join(o.get("text", "") + "".join(str(v) for k, v in o.get("data", {}).items() if k.startswith("text/"))
-                     for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
-
-
 def _table(figures: Path) -> list[dict]:
     with open(figures / "benchmark_x4.csv") as file:
         return list(csv.DictReader(file))
@@ -165,7 +159,7 @@ def test_smoke_pipeline_runs_every_notebook_and_writes_the_figures(data_dir, tmp
         assert not re.search(r"^[IWEF]\d{4} |^WARNING:(tensorflow|absl):|oneDNN|cuInit|cuda drivers|XLA service|"
                              r"IProgress", text, re.M), \
             f"{path.name}: TensorFlow's C++ or Python log, or a missing-widget note, in the outputs"
-    chapter3 = _text(executed[2])
+    chapter3, _ = read_executed(executed[2])
     assert "real patches: " in chapter3 and "labelled 1" in chapter3 and "labelled 0.9" not in chapter3  # no smoothing
     assert "mean P(real) after the warm-up" in chapter3
     for name in ["data_samples.png", "degradation_mismatch.png", "samples_sr_vgg.png", "showcase_sr_vgg.png",
