@@ -1,7 +1,7 @@
 """Seconds per training step: the whole trainer against the bare network step, and XLA on against off.
 
     python benchmarks/bench_train_step.py [--data ../shared/data/train] [--steps 30] [--xla]
-    python benchmarks/bench_train_step.py --compare-xla [--steps 6] [--rounds 2]
+    python benchmarks/bench_train_step.py --compare-xla [--steps 6] [--rounds 2] [--out figures/bench_train_xla_avx2.md]
     python benchmarks/bench_train_step.py --compare-precision [--steps 6] [--rounds 3] [--profiles cpu gpu]
                                           [--no-xla | --xla] [--out figures/bench_train_precision.md]
 
@@ -94,9 +94,14 @@ def stage_settings(profile: str, gan: bool) -> dict:
     return {**PROFILES[profile], **PROFILES[profile]["gan" if gan else "pretrain"]}
 
 
-def compare_xla(steps: int, rounds: int) -> None:
-    print(f"{'profile network':<36} {'step':<8} {'XLA off (s)':>11} {'XLA on (s)':>11} {'on/off':>7}")
-    for name in PROFILES:
+def compare_xla(steps: int, rounds: int, profiles: list[str]) -> str:
+    """XLA off against on for each profile's float32 network, pretraining and GAN step; returns the figures as a
+    Markdown table."""
+    import os
+
+    rows = ["| profile's network | step | XLA off (s) | XLA on (s) | on / off |", "|---|---|---|---|---|"]
+    print(f"{'profile network':<44} {'step':<8} {'XLA off (s)':>11} {'XLA on (s)':>11} {'on/off':>7}")
+    for name in profiles:
         for gan in (False, True):
             p = stage_settings(name, gan)
             blocks, filters, batch, patch = p["blocks"], p["filters"], p["batch_size"], p["patch_size"]
@@ -107,8 +112,14 @@ def compare_xla(steps: int, rounds: int) -> None:
                 for jit in (False, True):
                     times[jit].append(seconds_per_step(steps_of[jit], steps))
             off, on = statistics.median(times[False]), statistics.median(times[True])
-            label = f"{name}: {blocks} blocks x {filters}, batch {batch}, HR {patch}"
-            print(f"{label:<36} {'GAN' if gan else 'pretrain':<8} {off:>11.3f} {on:>11.3f} {on / off:>7.2f}", flush=True)
+            label = f"{name}: {blocks} blocks x {filters}{' BN' if p['batch_norm'] else ''}, batch {batch}, HR {patch}"
+            kind = "GAN" if gan else "pretrain"
+            print(f"{label:<44} {kind:<8} {off:>11.3f} {on:>11.3f} {on / off:>7.2f}", flush=True)
+            rows.append(f"| {label} | {kind} | {off:.3f} | {on:.3f} | {on / off:.2f} |")
+    load = os.getloadavg()[0]
+    return "\n".join(rows) + (f"\n\nBare float32 steps (forward, backward, Adam) on synthetic tensors, the median of "
+                              f"{rounds} alternated rounds of {steps} steps; load average {load:.1f} after, on "
+                              f"{cpu_description()} (benchmarks/bench_train_step.py --compare-xla).")
 
 
 def compare_precision(steps: int, rounds: int, profiles: list[str], xla: bool | None = None) -> str:
@@ -157,20 +168,18 @@ def main() -> None:
     parser.add_argument("--compare-precision", action="store_true",
                         help="float32 against bfloat16 for each profile's network")
     parser.add_argument("--profiles", nargs="+", default=list(PROFILES), choices=list(PROFILES))
-    parser.add_argument("--out", help="with --compare-precision: also write the table (Markdown) here")
+    parser.add_argument("--out", help="with --compare-precision or --compare-xla: also write the table (Markdown) here")
     args = parser.parse_args()
-    if args.compare_precision:
-        table = compare_precision(args.steps, args.rounds, args.profiles,
-                                  False if args.no_xla else True if args.xla else None)
+    if args.compare_precision or args.compare_xla:
+        table = (compare_precision(args.steps, args.rounds, args.profiles,
+                                   False if args.no_xla else True if args.xla else None)
+                 if args.compare_precision else compare_xla(args.steps, args.rounds, args.profiles))
         print(table)
         if args.out:
             from srlib.files import write_text
 
             write_text(args.out, table + "\n")
             print(f"wrote {args.out}")
-        return
-    if args.compare_xla:
-        compare_xla(args.steps, args.rounds)
         return
     bare = seconds_per_step(bare_step(16, 64, 16, 96, False, args.xla), args.steps)
     print(f"bare network step: {bare:.3f} s")

@@ -18,3 +18,15 @@ def test_readme_names_the_two_commands_first():
     readme = (ROOT / "README.md").read_text()
     first_block = readme.split("```sh", 1)[1].split("```", 1)[0]
     assert "make demo" in first_block and "make test" in first_block
+
+
+def test_the_readmes_xla_speed_up_on_an_avx2_cpu_is_its_tables():
+    """The prose's range of XLA's speed-up is the table's, for the cpu, gpu and gpu-full profiles' rows."""
+    import re
+
+    rows = [line.split("|") for line in (ROOT / "figures/bench_train_xla_avx2.md").read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| smoke") and not line.startswith("| profile")]
+    speed_ups = [float(row[3]) / float(row[4]) for row in rows]  # XLA off / XLA on
+    assert len(speed_ups) == 6
+    phrase = f"steps {min(speed_ups):.1f}-{max(speed_ups):.1f} times as fast"
+    assert phrase in re.sub(r"\s+", " ", (ROOT / "README.md").read_text())
