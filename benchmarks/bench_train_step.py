@@ -1,7 +1,8 @@
 """Seconds per training step: the whole trainer against the bare network step, and XLA on against off.
 
     python benchmarks/bench_train_step.py [--data ../shared/data/train] [--steps 30] [--xla]
-    python benchmarks/bench_train_step.py --compare-xla [--steps 6] [--rounds 2] [--out figures/bench_train_xla_avx2.md]
+    python benchmarks/bench_train_step.py --compare-xla [--steps 6] [--rounds 2] [--profiles cpu gpu]
+                                          [--out figures/bench_train_xla_avx2.md]
     python benchmarks/bench_train_step.py --compare-precision [--steps 6] [--rounds 3] [--profiles cpu gpu]
                                           [--no-xla | --xla] [--out figures/bench_train_precision.md]
 
@@ -162,7 +163,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)  # fewer: a few slow steps move the ratio by 0.1
     parser.add_argument("--rounds", type=int, default=2)
     xla = parser.add_mutually_exclusive_group()
-    xla.add_argument("--xla", action="store_true", help="compile both steps (with --compare-precision: every step) with XLA")
+    xla.add_argument("--xla", action="store_true",
+                     help="compile both steps (with --compare-precision: every step) with XLA; --compare-xla runs both")
     xla.add_argument("--no-xla", action="store_true", help="with --compare-precision: XLA off for every step")
     parser.add_argument("--compare-xla", action="store_true", help="XLA on and off for each profile's network")
     parser.add_argument("--compare-precision", action="store_true",

@@ -237,10 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "or AMX and on Ampere+ GPUs; float32 elsewhere), float32, or mixed_float16 (older GPUs); "
                             "default: %(default)s")
     train.add_argument("--xla", action=argparse.BooleanOptionalAction, default=defaults.xla,
-                       help="compile the training step with XLA or not; default: auto, which is on GPUs and for mixed_float16 "
-                            "and otherwise, on CPUs, only for float32 stages with a discriminator on one device (XLA is slower on CPUs with AVX-512 and gains nothing "
-                            "from bfloat16 there, but it makes float32 GAN runs repeat; on CPUs with only AVX2 it made float32 "
-                            "steps faster, so pass --xla there for long runs: benchmarks/bench_train_step.py --compare-xla)")
+                       help="compile the training step with XLA or not; default: auto, which is on GPUs and for "
+                            "mixed_float16 and otherwise, on CPUs, only for float32 stages with a discriminator on one "
+                            "device (it makes float32 GAN runs repeat). On the AVX-512 CPUs measured XLA was slower and "
+                            "gained nothing from bfloat16; on the AVX2-only CPU measured it made float32 steps faster, "
+                            "so pass --xla there for long runs (benchmarks/bench_train_step.py --compare-xla)")
     train.add_argument("--degradation", default=defaults.degradation, choices=DEGRADATIONS,
                        help="how the LR patches are made: bicubic (MATLAB's, what the benchmarks measure), realistic "
                             "(Real-ESRGAN's random blur, resize, noise and JPEG, twice) or mixed (realistic for 60%% "

@@ -42,11 +42,11 @@ def use_xla(xla: bool | str, precision: str, discriminator: bool, replicas: int 
     is a GPU and for mixed_float16; on a CPU it is otherwise on only for a float32 step with a discriminator on one
     replica (XLA cannot compile a step whose variables live on several CPU devices).
 
-    On a CPU with AVX-512, XLA makes the float32 step 1.2-1.4 times slower (benchmarks/bench_train_step.py
+    On the CPUs with AVX-512 measured, XLA made the float32 step up to 1.4 times slower (benchmarks/bench_train_step.py
     --compare-xla) and its compiler does not use the bfloat16 instructions; but oneDNN's float32 kernels round the
     discriminator's sums differently from one process to the next, which the adversarial game amplifies (0.1-0.3
     dB between equal runs), and XLA's float32 code does not vary. bfloat16 repeats without XLA
-    (tests/test_training.py). On an AVX2-only CPU (AMD EPYC Zen 3) XLA made the float32 step faster instead
+    (tests/test_training.py). On the AVX2-only CPU measured (AMD EPYC Zen 3) XLA made the float32 step faster
     (figures/bench_train_xla_avx2.md); "auto" does not guess from the CPU's flags, and the README tells such users
     to pass ``--xla``.
     """

@@ -20,7 +20,7 @@ def test_readme_names_the_two_commands_first():
     assert "make demo" in first_block and "make test" in first_block
 
 
-def test_the_readmes_xla_speed_up_on_an_avx2_cpu_is_its_tables():
+def test_the_readmes_xla_speed_up_on_an_avx2_cpu_matches_its_table():
     """The prose's range of XLA's speed-up is the table's, for the cpu, gpu and gpu-full profiles' rows."""
     import re
 
