@@ -95,40 +95,54 @@ def stage_settings(profile: str, gan: bool) -> dict:
     return {**PROFILES[profile], **PROFILES[profile]["gan" if gan else "pretrain"]}
 
 
+def network_label(profile: str, p: dict) -> str:
+    """A profile's network as the tables name it, e.g. "gpu-full: 16 blocks x 64 BN, batch 16, HR 96"."""
+    return (f"{profile}: {p['blocks']} blocks x {p['filters']}{' BN' if p['batch_norm'] else ''}, "
+            f"batch {p['batch_size']}, HR {p['patch_size']}")
+
+
+def alternated_medians(step_functions: dict, steps: int, rounds: int) -> dict:
+    """{key: median seconds per step} of each step function, timed in turn in each of ``rounds`` rounds, so that
+    all see the same machine load."""
+    times = {key: [] for key in step_functions}
+    for _ in range(rounds):
+        for key, step in step_functions.items():
+            times[key].append(seconds_per_step(step, steps))
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def caption(what: str, steps: int, rounds: int, command: str) -> str:
+    """The line under a table: what was timed, how, the load and the CPU, and the command that made it."""
+    import os
+
+    return (f"{what} (forward, backward, Adam) on synthetic tensors, the median of {rounds} alternated rounds of "
+            f"{steps} steps; load average {os.getloadavg()[0]:.1f} after, on {cpu_description()} "
+            f"(benchmarks/bench_train_step.py {command}).")
+
+
 def compare_xla(steps: int, rounds: int, profiles: list[str]) -> str:
     """XLA off against on for each profile's float32 network, pretraining and GAN step; returns the figures as a
     Markdown table."""
-    import os
-
     rows = ["| profile's network | step | XLA off (s) | XLA on (s) | on / off |", "|---|---|---|---|---|"]
     print(f"{'profile network':<44} {'step':<8} {'XLA off (s)':>11} {'XLA on (s)':>11} {'on/off':>7}")
     for name in profiles:
         for gan in (False, True):
             p = stage_settings(name, gan)
             blocks, filters, batch, patch = p["blocks"], p["filters"], p["batch_size"], p["patch_size"]
-            steps_of = {jit: bare_step(blocks, filters, batch, patch, gan, jit, batch_norm=p["batch_norm"])
-                        for jit in (False, True)}
-            times = {False: [], True: []}
-            for _ in range(rounds):
-                for jit in (False, True):
-                    times[jit].append(seconds_per_step(steps_of[jit], steps))
-            off, on = statistics.median(times[False]), statistics.median(times[True])
-            label = f"{name}: {blocks} blocks x {filters}{' BN' if p['batch_norm'] else ''}, batch {batch}, HR {patch}"
-            kind = "GAN" if gan else "pretrain"
+            seconds = alternated_medians({jit: bare_step(blocks, filters, batch, patch, gan, jit,
+                                                         batch_norm=p["batch_norm"]) for jit in (False, True)},
+                                         steps, rounds)
+            off, on = seconds[False], seconds[True]
+            label, kind = network_label(name, p), "GAN" if gan else "pretrain"
             print(f"{label:<44} {kind:<8} {off:>11.3f} {on:>11.3f} {on / off:>7.2f}", flush=True)
             rows.append(f"| {label} | {kind} | {off:.3f} | {on:.3f} | {on / off:.2f} |")
-    load = os.getloadavg()[0]
-    return "\n".join(rows) + (f"\n\nBare float32 steps (forward, backward, Adam) on synthetic tensors, the median of "
-                              f"{rounds} alternated rounds of {steps} steps; load average {load:.1f} after, on "
-                              f"{cpu_description()} (benchmarks/bench_train_step.py --compare-xla).")
+    return "\n".join(rows) + "\n\n" + caption("Bare float32 steps", steps, rounds, "--compare-xla")
 
 
 def compare_precision(steps: int, rounds: int, profiles: list[str], xla: bool | None = None) -> str:
     """float32 against bfloat16 for each profile's network, each precision with XLA as the profile's setting gives
     it on this machine (srlib.stage_model.use_xla: "auto" differs between the precisions), or ``xla``; returns the
     figures as a Markdown table."""
-    import os
-
     rows = ["| profile's network | step | XLA (float32, bfloat16) | float32 (s) | bfloat16 (s) | bfloat16 speed-up |",
             "|---|---|---|---|---|---|"]
     print(f"{'profile network':<44} {'step':<8} {'float32 (s)':>11} {'bfloat16 (s)':>12} {'speed-up':>8}")
@@ -138,23 +152,16 @@ def compare_precision(steps: int, rounds: int, profiles: list[str], xla: bool | 
             blocks, filters, batch, patch = p["blocks"], p["filters"], p["batch_size"], p["patch_size"]
             jit = {precision: use_xla(p["xla"] if xla is None else xla, precision, gan)
                    for precision in ("float32", "bfloat16")}
-            steps_of = {precision: bare_step(blocks, filters, batch, patch, gan, jit[precision], precision,
-                                             p["batch_norm"]) for precision in jit}
-            times = {precision: [] for precision in steps_of}
-            for _ in range(rounds):
-                for precision, step in steps_of.items():
-                    times[precision].append(seconds_per_step(step, steps))
-            f32, bf16 = statistics.median(times["float32"]), statistics.median(times["bfloat16"])
-            label = f"{name}: {blocks} blocks x {filters}{' BN' if p['batch_norm'] else ''}, batch {batch}, HR {patch}"
-            kind = "GAN" if gan else "pretrain"
+            seconds = alternated_medians({precision: bare_step(blocks, filters, batch, patch, gan, jit[precision],
+                                                               precision, p["batch_norm"]) for precision in jit},
+                                         steps, rounds)
+            f32, bf16 = seconds["float32"], seconds["bfloat16"]
+            label, kind = network_label(name, p), "GAN" if gan else "pretrain"
             print(f"{label:<44} {kind:<8} {f32:>11.3f} {bf16:>12.3f} {f32 / bf16:>7.2f}x", flush=True)
             on = ", ".join("on" if jit[precision] else "off" for precision in jit)
             rows.append(f"| {label} | {kind} | {on} | {f32:.3f} | {bf16:.3f} | {f32 / bf16:.2f}x |")
-    load = os.getloadavg()[0]
     flag = {None: "", False: " --no-xla", True: " --xla"}[xla]
-    return "\n".join(rows) + (f"\n\nBare steps (forward, backward, Adam) on synthetic tensors, the median of {rounds} "
-                              f"alternated rounds of {steps} steps; load average {load:.1f} after, on "
-                              f"{cpu_description()} (benchmarks/bench_train_step.py --compare-precision{flag}).")
+    return "\n".join(rows) + "\n\n" + caption("Bare steps", steps, rounds, f"--compare-precision{flag}")
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """The README's result tables are rendered from the committed benchmark JSON, never typed by hand."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +23,6 @@ def test_readme_names_the_two_commands_first():
 
 def test_the_readmes_xla_speed_up_on_an_avx2_cpu_matches_its_table():
     """The prose's range of XLA's speed-up is the table's, for the cpu, gpu and gpu-full profiles' rows."""
-    import re
-
     rows = [line.split("|") for line in (ROOT / "figures/bench_train_xla_avx2.md").read_text().splitlines()
             if line.startswith("| ") and not line.startswith("| smoke") and not line.startswith("| profile")]
     speed_ups = [float(row[3]) / float(row[4]) for row in rows]  # XLA off / XLA on

@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
 # The shipped srresnet-x4 (25851 steps of srresnet_bf16.sh) trained on at 1e-4 (issue 22). Resumes when rerun;
-# flags given to this script come last and override its own (e.g. --learning-rate 1e-5, --no-xla). A new machine
-# has no runs/ and starts again from the shipped generator (--init-generator) with a new optimizer: at 1e-4 its
-# first updates shifted the colours for about 2000 steps (validation_2.jsonl, the run to step 4233).
-# On a CPU without AVX-512 or bfloat16 hardware the step computes in float32, where XLA was about 1.4x as fast
-# (figures/bench_train_xla_avx2.md, the gpu row), so XLA is then on.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-XLA=
-grep -qwE 'avx512f|avx512_bf16|amx_bf16|bf16' /proc/cpuinfo || XLA=--xla
+# flags given to this script come last and override its own (e.g. --learning-rate 1e-5). A new machine has no
+# runs/ and starts again from the shipped generator (--init-generator) with a new optimizer: at 1e-4 its first
+# updates shifted the colours for about 2000 steps (validation_2.jsonl, the run to step 4233). On a CPU without
+# bfloat16 hardware the step computes in float32; where XLA is faster for it (the AVX2-only EPYC of
+# figures/bench_train_xla_avx2.md), pass --xla.
+cd "$(dirname "$0")/../.." || exit 1
 exec nice -n 19 .venv/bin/python -m srlib train --recipe paper --stage mse --data ../shared/data/train \
     --steps 60000 --run-dir runs/srresnet_x4_bf16_2 --no-batch-norm --init-generator srresnet-x4 \
-    --checkpoint-every 250 --validate-every 500 --learning-rate 1e-4 --ema 0.999 --precision bfloat16 $XLA "$@"
+    --checkpoint-every 250 --validate-every 500 --learning-rate 1e-4 --ema 0.999 --precision bfloat16 "$@"
