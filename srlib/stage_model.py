@@ -8,15 +8,20 @@ the step, and the learning-rate schedule; ``srlib.training.Trainer`` trains it.
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from ._quiet import warn_once
+from .cluster import is_multi_worker
 from .models import discriminator, generator, vgg_feature_extractor
 from .precision import effective as effective_precision, policy as precision_policy
 from .recipes import Stage, TrainConfig
 from .srgan import SRGAN
+
+log = logging.getLogger(__name__)
 
 
 class TenfoldDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -36,11 +41,13 @@ class TenfoldDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"rate": self.rate}
 
 
-def use_xla(xla: bool | str, precision: str, discriminator: bool, replicas: int = 1) -> bool:
+def use_xla(xla: bool | str, precision: str, discriminator: bool, replicas: int = 1, multi_worker: bool = False) -> bool:
     """Whether a step is compiled with XLA, for the ``xla`` setting (True, False or "auto"), the precision the step
-    computes in, whether it runs a discriminator and the strategy's number of replicas. "auto" is on where there
-    is a GPU and for mixed_float16; on a CPU it is otherwise on only for a float32 step with a discriminator on one
-    replica (XLA cannot compile a step whose variables live on several CPU devices).
+    computes in, whether it runs a discriminator, the strategy's number of replicas and whether it spans several
+    workers. "auto" is on where there is a GPU and for mixed_float16; on a CPU it is otherwise on only for a float32
+    step with a discriminator on one replica (XLA cannot compile a step whose variables live on several CPU
+    devices). A multi-worker job's step (``Trainer``'s ``strategy.run`` loop) is never compiled: an explicit True
+    says so once.
 
     On the CPUs with AVX-512 measured, XLA made the float32 step up to 1.4 times slower (benchmarks/bench_train_step.py
     --compare-xla) and its compiler does not use the bfloat16 instructions; but oneDNN's float32 kernels round the
@@ -50,6 +57,10 @@ def use_xla(xla: bool | str, precision: str, discriminator: bool, replicas: int 
     (figures/bench_train_xla_avx2.md); "auto" does not guess from the CPU's flags, and the README tells such users
     to pass ``--xla``.
     """
+    if multi_worker:
+        if xla is True:
+            warn_once(log, "--xla is not used in a multi-worker job: its strategy.run loop is not compiled with XLA")
+        return False
     if xla != "auto":
         return xla
     if tf.config.list_physical_devices("GPU"):
@@ -77,7 +88,8 @@ class StageModel:
             for optimizer, network in ((g_optimizer, self.model.generator), (d_optimizer, self.model.discriminator)):
                 if optimizer is not None:
                     optimizer.build(network.trainable_variables)
-            self.xla = use_xla(c.xla, self.precision, s.uses_discriminator, strategy.num_replicas_in_sync)
+            self.xla = use_xla(c.xla, self.precision, s.uses_discriminator, strategy.num_replicas_in_sync,
+                               is_multi_worker(strategy))
             self.model.compile(g_optimizer, d_optimizer, jit_compile=self.xla)
         tracked = {"step": self.model.step, "generator": self.model.generator,
                    "discriminator": self.model.discriminator, "g_optimizer": g_optimizer, "d_optimizer": d_optimizer}

@@ -1,6 +1,7 @@
 """The trainer: every stage of both recipes, resume after interruption, NaN handling, distribution."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -420,6 +421,20 @@ def test_xla_auto_is_on_for_gpus_and_on_cpus_only_for_a_float32_step_with_a_disc
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
     assert use_xla("auto", "mixed_float16", False) is True and use_xla("auto", "bfloat16", True) is True
     assert use_xla("auto", "mixed_float16", True, replicas=2) is True
+
+
+def test_a_multi_worker_step_is_never_compiled_and_an_explicit_xla_says_so_once(monkeypatch, caplog):
+    from srlib import _quiet
+    from srlib.stage_model import use_xla
+
+    monkeypatch.setattr(_quiet, "_warned", set())
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    with caplog.at_level(logging.WARNING, logger="srlib.stage_model"):
+        assert use_xla("auto", "float32", True, replicas=2, multi_worker=True) is False  # "auto" on a GPU: quietly
+        assert not caplog.records
+        assert [use_xla(True, "float32", True, replicas=2, multi_worker=True) for _ in range(2)] == [False, False]
+    assert [r.getMessage() for r in caplog.records] == [
+        "--xla is not used in a multi-worker job: its strategy.run loop is not compiled with XLA"]
 
 
 def test_mixed_float16_runs_a_gan_step_and_restores_the_policy(tmp_path):
