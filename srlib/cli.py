@@ -231,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="let a later stage start from random weights when the previous stage's are missing")
     train.add_argument("--restart", action="store_true",
                        help="move this stage's existing files aside (<stage>.replaced-<time>) and train it again from step 0")
+    train.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps, metavar="N",
+                       help="raise the learning rate linearly over the stage's first N steps, for a stage that starts "
+                            "from trained weights (Adam's first updates are about the full rate per weight); default: "
+                            "%(default)s")
     train.add_argument("--ema", type=float, metavar="DECAY", help="validate and export an exponential moving average of the generator, e.g. 0.999; can be added when resuming")
     train.add_argument("--precision", default=defaults.precision, choices=PRECISIONS,
                        help="what the networks compute in: bfloat16 (twice the float32 speed on CPUs with AVX512_BF16 "

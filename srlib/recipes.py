@@ -155,6 +155,7 @@ class TrainConfig:
     label_flip: float | None = None
     learning_rate: float | None = None
     ema: float | None = None  # e.g. 0.999: validate and export an exponential moving average of the generator
+    warmup_steps: int = 0  # raise the learning rate linearly over the stage's first steps (srlib.stage_model.StageSchedule)
     # how the run goes
     precision: str = DEFAULT_PRECISION  # float32, bfloat16 (float32 where the hardware lacks it), mixed_float16
     xla: bool | str = "auto"  # compile the step with XLA: True, False or auto (srlib.stage_model.use_xla)

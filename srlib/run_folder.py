@@ -46,7 +46,8 @@ RESTART_HOW = "--restart (restart=True; fresh = True in a chapter)"
 # Settings that change what a checkpoint holds or what a step computes: a stage resumes only with the same
 # values (the learning rate may change, and is recorded step by step; an EMA may be added).
 RESUME_FIXED = ("scale", "blocks", "filters", "batch_norm", "patch_size", "batch_size", "seed", "degradation",
-                "vgg_weights", "content_loss", "tv_weight", "adversarial_weight", "label_smoothing", "label_flip")
+                "vgg_weights", "content_loss", "tv_weight", "adversarial_weight", "label_smoothing", "label_flip",
+                "warmup_steps")
 KEEP_CHECKPOINTS = 2
 
 
@@ -93,19 +94,29 @@ class HistoryLog:
         kept = [r for r in self.rows() if r["stage"] != stage or r["step"] <= step]
         write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
-    def learning_rates(self, stage: str) -> list[dict]:
-        """The rates a stage has used, as ``[{"from_step": 1, "rate": 2e-4}, ...]``: a resumed run may change it."""
-        return self._segments(stage, "lr", "rate", lambda v: float(f"{v:.4g}") if isinstance(v, (int, float)) else None)
+    def learning_rates(self, stage: str, warmup_steps: int = 0) -> list[dict]:
+        """The rates a stage has used, as ``[{"from_step": 1, "rate": 2e-4}, ...]``: a resumed run may change it.
+        A warm-up's rising rates are one entry, ``{"from_step": 1, "warmup_steps": 500, "rate": 2e-4}`` with the
+        rate it rose to (no rate while the stage is still warming up)."""
+        rounded = lambda v: float(f"{v:.4g}") if isinstance(v, (int, float)) else None  # noqa: E731
+        segments = self._segments(stage, "lr", "rate", rounded, first_step=warmup_steps + 1)
+        if warmup_steps:
+            head = {"from_step": 1, "warmup_steps": warmup_steps}
+            if segments and segments[0]["from_step"] == warmup_steps + 1:
+                head["rate"] = segments.pop(0)["rate"]
+            segments.insert(0, head)
+        return segments
 
     def precisions(self, stage: str) -> list[dict]:
         """What a stage's steps computed in, as ``[{"from_step": 1, "precision": "float32"}, ...]``: a resumed run
         may move between float32 and bfloat16 (steps from before the precision was recorded are left out)."""
         return self._segments(stage, "precision", "precision", lambda v: v if isinstance(v, str) else None)
 
-    def _segments(self, stage: str, key: str, name: str, value_of) -> list[dict]:
+    def _segments(self, stage: str, key: str, name: str, value_of, first_step: int = 1) -> list[dict]:
         segments = []
         for row in self.rows():
-            value = value_of(row.get(key)) if row["stage"] == stage else None  # the float32 rate without its noise
+            # the float32 rate without its noise
+            value = value_of(row.get(key)) if row["stage"] == stage and row["step"] >= first_step else None
             if value is not None and (not segments or segments[-1][name] != value):
                 segments.append({"from_step": row["step"], name: value})
         return segments
@@ -498,7 +509,8 @@ def checkpoint_steps(checkpoint_dir: str | os.PathLike) -> list[int]:
 def changed_settings(before: dict, now: dict, stage) -> dict[str, tuple]:
     """The settings (``TrainConfig`` dicts) a stage cannot resume with: {name: (value it was trained with, value
     now)}, comparing what ``stage`` (a recipe ``Stage``, or None) would use; an EMA may be added, not dropped."""
-    before = {"degradation": "bicubic", **before}  # stages started before the setting existed were bicubic
+    # stages started before these settings existed were bicubic, without a warm-up
+    before = {"degradation": "bicubic", "warmup_steps": 0, **before}
     old, new = effective_settings(before, stage), effective_settings(now, stage)
     fixed = [k for k in RESUME_FIXED if k in before]
     if not (CONTENT_LOSSES.get(old.get("content_loss")) or CONTENT_LOSSES.get(new.get("content_loss"))):

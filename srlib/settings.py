@@ -141,6 +141,7 @@ SETTINGS: dict[str, Check] = {
     "label_flip": optional(number(0, 1)),
     "learning_rate": optional(number(0, low_open=True)),
     "ema": optional(number(0, 1, low_open=True, high_open=True)),
+    "warmup_steps": integer(0),
     # how a run goes
     "recipe": one_of(_recipes),
     "profile": one_of(_profiles),

@@ -80,7 +80,7 @@ class StageOutputs:
             initialised_from=self.folder.initialised_from,
             vgg_weights=(self.config.vgg_weights or "random") if self.features is not None else None,
             config=dataclasses.asdict(self.config),
-            learning_rates=history.learning_rates(name) if self.stage.train_generator else None,
+            learning_rates=history.learning_rates(name, self.config.warmup_steps) if self.stage.train_generator else None,
             precisions=history.precisions(name) or None,
             emas=emas if any(segment["ema"] for segment in emas) else None)
 

@@ -22,7 +22,7 @@ def resume_or_start(folder: RunFolder, networks: StageModel, recipe: str, init_g
     stage, model = networks.stage, networks.model
     restored = folder.restore(networks.checkpoint, lambda: nonfinite_weight(networks.variables()))
     if restored is not None:
-        if not stage.decay_at:  # the checkpoint holds the old rate; a resumed run may be given a new one
+        if not networks.schedules:  # the checkpoint holds the old rate; a resumed run may be given a new one
             networks.set_learning_rate(stage.learning_rate)
         if folder.ema_added:
             networks.reset_ema()

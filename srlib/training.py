@@ -133,9 +133,9 @@ class Trainer(StageOutputs):
 
     def _fit(self, dataset_for, steps: int) -> dict:
         check_setting("steps", steps)
-        for schedule in self.networks.schedules:
+        for schedule in self.networks.schedules if self.stage.decay_at else []:
             schedule.boundary.assign(self.folder.decay_step(int(steps * self.stage.decay_at)))
-        if self.multi_worker and self.networks.schedules:  # the chief's schedule.json decides
+        if self.multi_worker and self.stage.decay_at:  # the chief's schedule.json decides
             broadcast_from_chief(self.strategy, [s.boundary for s in self.networks.schedules])
         start = self.current_step
         if start < steps and self.cluster.chief:

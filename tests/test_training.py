@@ -226,6 +226,38 @@ def test_nan_loss_stops_with_a_clear_error_and_a_good_checkpoint(train_folder, t
     assert _steps(tmp_path / "history.jsonl", "mse") == [1, 2]
 
 
+def test_the_warm_up_raises_the_rate_step_by_step_then_the_tenfold_drop_takes_it():
+    from srlib.stage_model import StageSchedule
+
+    schedule = StageSchedule(1e-3, warmup_steps=4)
+    schedule.boundary.assign(5)
+    assert [float(schedule(step)) for step in range(7)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-4, 1e-4])
+    assert [float(StageSchedule(1e-3)(step)) for step in (0, 10 ** 9)] == pytest.approx([1e-3, 1e-3])
+
+
+def test_a_warm_up_resumes_where_it_stopped_and_the_card_names_it_once(train_folder, tmp_path):
+    config = TrainConfig(**TINY, checkpoint_every=1, learning_rate=2e-4, warmup_steps=4)
+    Trainer("paper", "mse", tmp_path, config).fit(batches(train_folder, config), steps=2)
+    Trainer("paper", "mse", tmp_path, config).fit(batches(train_folder, config), steps=6)  # from step 3
+    rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in rows] == pytest.approx([5e-5, 1e-4, 1.5e-4, 2e-4, 2e-4, 2e-4])
+    sidecar = json.loads((tmp_path / "generator.json").read_text())
+    assert sidecar["learning_rates"] == [{"from_step": 1, "warmup_steps": 4, "rate": 2e-4}]
+    with pytest.raises(SrlibError, match=r"other settings \(warmup_steps: 4 -> 0\)"):
+        Trainer("paper", "mse", tmp_path, TrainConfig(**TINY, checkpoint_every=1, learning_rate=2e-4))
+
+
+def test_a_stage_without_a_warm_up_cannot_be_given_one_when_it_resumes(train_folder, tmp_path):
+    # its optimizer holds the rate in a variable, a warming-up one computes it: their checkpoints differ
+    config = TrainConfig(**TINY, checkpoint_every=1)
+    Trainer("paper", "mse", tmp_path, config).fit(batches(train_folder, config), steps=1)
+    path = tmp_path / "mse" / "config.json"
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "warmup_steps"}))
+    with pytest.raises(SrlibError, match=r"other settings \(warmup_steps: 0 -> 2\)"):  # from before the setting
+        Trainer("paper", "mse", tmp_path, TrainConfig(**TINY, checkpoint_every=1, warmup_steps=2))
+    Trainer("paper", "mse", tmp_path, config).fit(batches(train_folder, config), steps=2)
+
+
 def test_diverged_weights_are_never_saved_nor_resumed_from(train_folder, tmp_path, caplog):
     from srlib.model_card import ModelCard
     from srlib.models import load_generator
