@@ -103,7 +103,7 @@ class HistoryLogger(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         self._tick = time.perf_counter()
-        self._rate = self.trainer.networks.learning_rate()  # the rate this step uses
+        self._rate = self.trainer.networks.learning_rate()  # the rate this step uses (before a warm-up's ramp)
 
     def on_train_batch_end(self, batch, logs=None):
         values = {k: float(v) for k, v in logs.items() if k != "step"}

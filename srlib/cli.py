@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--restart", action="store_true",
                        help="move this stage's existing files aside (<stage>.replaced-<time>) and train it again from step 0")
     train.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps, metavar="N",
-                       help="raise the learning rate linearly over the stage's first N steps, for a stage that starts "
+                       help="a learning-rate warm-up: raise the rate linearly over the stage's first N steps, for a stage that starts "
                             "from trained weights (Adam's first updates are about the full rate per weight); default: "
                             "%(default)s")
     train.add_argument("--ema", type=float, metavar="DECAY", help="validate and export an exponential moving average of the generator, e.g. 0.999; can be added when resuming")

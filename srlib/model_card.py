@@ -54,7 +54,7 @@ class ModelCard:
     initialised_from: dict | None = None  # the weights the run started from, and their card's summary
     vgg_weights: str | None = None  # "imagenet", a file, "random", or None when no VGG loss was used
     config: dict | None = None  # the TrainConfig of the run
-    learning_rates: list | None = None  # [{"from_step": 1, "rate": 2e-4}, ...]
+    learning_rates: list | None = None  # [{"from_step": 1, "rate": 2e-4}, ...], "warmup_steps" in the first if any
     precisions: list | None = None  # what the steps computed in: [{"from_step": 1, "precision": "bfloat16"}, ...]
     emas: list | None = None  # the EMA decay exported, when one was used: [{"from_step": 1, "ema": None}, {.., 0.999}]
     benchmark: dict | None = None  # {set: {"psnr", "ssim", "n", ...}} measured when shipped

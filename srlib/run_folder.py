@@ -96,15 +96,11 @@ class HistoryLog:
 
     def learning_rates(self, stage: str, warmup_steps: int = 0) -> list[dict]:
         """The rates a stage has used, as ``[{"from_step": 1, "rate": 2e-4}, ...]``: a resumed run may change it.
-        A warm-up's rising rates are one entry, ``{"from_step": 1, "warmup_steps": 500, "rate": 2e-4}`` with the
-        rate it rose to (no rate while the stage is still warming up)."""
-        rounded = lambda v: float(f"{v:.4g}") if isinstance(v, (int, float)) else None  # noqa: E731
-        segments = self._segments(stage, "lr", "rate", rounded, first_step=warmup_steps + 1)
-        if warmup_steps:
-            head = {"from_step": 1, "warmup_steps": warmup_steps}
-            if segments and segments[0]["from_step"] == warmup_steps + 1:
-                head["rate"] = segments.pop(0)["rate"]
-            segments.insert(0, head)
+        A learning-rate warm-up is named in the first entry, ``{"from_step": 1, "rate": 2e-4, "warmup_steps": 500}``
+        (the history records each step's rate before the warm-up's ramp)."""
+        segments = self._segments(stage, "lr", "rate", lambda v: float(f"{v:.4g}") if isinstance(v, (int, float)) else None)
+        if warmup_steps and segments:
+            segments[0]["warmup_steps"] = warmup_steps
         return segments
 
     def precisions(self, stage: str) -> list[dict]:
@@ -112,11 +108,10 @@ class HistoryLog:
         may move between float32 and bfloat16 (steps from before the precision was recorded are left out)."""
         return self._segments(stage, "precision", "precision", lambda v: v if isinstance(v, str) else None)
 
-    def _segments(self, stage: str, key: str, name: str, value_of, first_step: int = 1) -> list[dict]:
+    def _segments(self, stage: str, key: str, name: str, value_of) -> list[dict]:
         segments = []
         for row in self.rows():
-            # the float32 rate without its noise
-            value = value_of(row.get(key)) if row["stage"] == stage and row["step"] >= first_step else None
+            value = value_of(row.get(key)) if row["stage"] == stage else None  # the float32 rate without its noise
             if value is not None and (not segments or segments[-1][name] != value):
                 segments.append({"from_step": row["step"], name: value})
         return segments

@@ -32,7 +32,7 @@ class StageSchedule(keras.optimizers.schedules.LearningRateSchedule):
     the stage's step count, which ``fit`` learns, and stays beyond any step for a stage that does not decay. The
     warm-up is for a stage that starts from trained weights: Adam's first updates move every weight by about the
     full rate whatever its gradient (its second-moment estimate has seen one gradient): from the shipped
-    SRResNet-16 at 1e-4 they cost 0.8 dB on Set5 by step 500, and 500 steps of warm-up nothing
+    SRResNet-16 at 1e-4 they cost 0.8 dB on Set5 by step 500, which 500 steps of warm-up avoided
     (``snapshots/warmup_x4``). The rate depends on the optimizer's own step count, so a resumed stage goes on
     with its warm-up.
     """
@@ -42,11 +42,14 @@ class StageSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.boundary = tf.Variable(np.iinfo(np.int64).max, dtype=tf.int64, trainable=False, name="decay_boundary")
 
     def __call__(self, step):
-        step = tf.cast(step, tf.int64)
-        rate = tf.where(step >= self.boundary, self.rate / 10, self.rate)
+        rate = self.target(step)
         if self.warmup_steps:
             rate = rate * tf.minimum(1.0, tf.cast(step + 1, rate.dtype) / self.warmup_steps)
         return rate
+
+    def target(self, step):
+        """The rate at ``step`` without the warm-up's ramp: what the history and the model card record."""
+        return tf.where(tf.cast(step, tf.int64) >= self.boundary, self.rate / 10, self.rate)
 
     def get_config(self):
         return {"rate": self.rate, "warmup_steps": self.warmup_steps}
@@ -132,8 +135,10 @@ class StageModel:
         return int(self.model.step.numpy())
 
     def learning_rate(self) -> float:
-        """The rate the next step uses."""
-        return float(keras.ops.convert_to_numpy(self.optimizers[0].learning_rate))
+        """The stage's rate for the next step, before a warm-up's ramp (``StageSchedule.target``)."""
+        optimizer = self.optimizers[0]
+        rate = self.schedules[0].target(optimizer.iterations) if self.schedules else optimizer.learning_rate
+        return float(keras.ops.convert_to_numpy(rate))
 
     def set_learning_rate(self, rate: float) -> None:
         """Train on at ``rate`` (a resumed stage's checkpoint holds the rate it was trained with); for a stage

@@ -74,7 +74,7 @@ def runs(tmp_path_factory):
     for folder in tmp_dirs:
         folder.mkdir()
     command = [sys.executable, "-m", "srlib", "train", "--recipe", "paper", "--stage", "mse", "--data", str(data),
-               "--steps", str(STEPS), "--run-dir", str(run), *FLAGS]
+               "--steps", str(STEPS), "--run-dir", str(run), *FLAGS, "--xla"]  # not used across workers: said once
     addresses = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
     out = {"run": run, "tmp_dirs": tmp_dirs}
 
@@ -140,6 +140,7 @@ def test_the_workers_train_together_and_finish_at_the_same_step(runs):
     for code, stdout, stderr in runs["restarted"]:
         assert code == 0, stderr[-2000:]
         assert stdout.strip().splitlines()[-1].startswith(f"paper/mse: {STEPS} steps")
+        assert stderr.count("--xla is not used in a multi-worker job") == 1
     saved = re.search(r"the last saved step is (\d+)", runs["chief_after_kill"][1]).group(1)
     # worker 1 took the step (and the weights) the chief restored, through the collective
     assert f"worker 1 of 2: paper/mse starts at step {saved} with the chief" in runs["restarted"][1][2]

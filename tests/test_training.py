@@ -238,17 +238,22 @@ def test_the_warm_up_raises_the_rate_step_by_step_then_the_tenfold_drop_takes_it
 def test_a_warm_up_resumes_where_it_stopped_and_the_card_names_it_once(train_folder, tmp_path):
     config = TrainConfig(**TINY, checkpoint_every=1, learning_rate=2e-4, warmup_steps=4)
     Trainer("paper", "mse", tmp_path, config).fit(batches(train_folder, config), steps=2)
-    Trainer("paper", "mse", tmp_path, config).fit(batches(train_folder, config), steps=6)  # from step 3
+    warming = [{"from_step": 1, "rate": 2e-4, "warmup_steps": 4}]
+    assert json.loads((tmp_path / "generator.json").read_text())["learning_rates"] == warming
+    resumed = Trainer("paper", "mse", tmp_path, config)
+    optimizer = resumed.model.g_optimizer
+    assert float(optimizer.learning_rate) == pytest.approx(1.5e-4)  # step 3 of the ramp: 3/4 of the rate
+    resumed.fit(batches(train_folder, config), steps=6)
     rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
-    assert [r["lr"] for r in rows] == pytest.approx([5e-5, 1e-4, 1.5e-4, 2e-4, 2e-4, 2e-4])
-    sidecar = json.loads((tmp_path / "generator.json").read_text())
-    assert sidecar["learning_rates"] == [{"from_step": 1, "warmup_steps": 4, "rate": 2e-4}]
+    assert [r["lr"] for r in rows] == pytest.approx([2e-4] * 6)  # the stage's rate, before the ramp
+    assert json.loads((tmp_path / "generator.json").read_text())["learning_rates"] == warming
     with pytest.raises(SrlibError, match=r"other settings \(warmup_steps: 4 -> 0\)"):
         Trainer("paper", "mse", tmp_path, TrainConfig(**TINY, checkpoint_every=1, learning_rate=2e-4))
 
 
 def test_a_stage_without_a_warm_up_cannot_be_given_one_when_it_resumes(train_folder, tmp_path):
-    # its optimizer holds the rate in a variable, a warming-up one computes it: their checkpoints differ
+    # its optimizer holds the rate in a variable, a warming-up one computes it (and would start its ramp at the
+    # stage's step count): a stage keeps the warm-up it started with
     config = TrainConfig(**TINY, checkpoint_every=1)
     Trainer("paper", "mse", tmp_path, config).fit(batches(train_folder, config), steps=1)
     path = tmp_path / "mse" / "config.json"

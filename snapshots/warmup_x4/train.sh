@@ -4,7 +4,7 @@
 # 500, colour shift 0.14 grey levels (benchmark_set5_step500.json, from `python -m srlib benchmark --weights
 # runs/warmup_500/generator.weights.h5 --data ../shared/data --sets Set5 --out ...`). The same run without the
 # warm-up: 30.80 at step 500 (srresnet_x4_bf16/validation_2.jsonl), its colours shifted by Adam's first updates.
-# Computed in float32 with --xla on an AVX2-only AMD EPYC (this machine's fallback from bfloat16).
+# Run on an AVX2-only AMD EPYC, so in float32 (the fallback from bfloat16), with --xla passed to this script.
 cd "$(dirname "$0")/../.." || exit 1
-exec snapshots/srresnet_x4_bf16/continue.sh --run-dir runs/warmup_500 --warmup-steps 500 --steps 500 \
+exec snapshots/srresnet_x4_bf16/continue.sh --run-dir runs/warmup_500 --steps 500 \
     --validate-every 250 --checkpoint-every 250 "$@"
