@@ -19,7 +19,7 @@ import tensorflow as tf
 from srlib.errors import SrlibError
 from srlib.run_folder import HistoryLog, RunFolder, RunFolderBusy
 from srlib.training import Trainer, TrainConfig
-from tiny_runs import TINY, batches, write_train_folder
+from tiny_runs import RUN_FOLDER_FIXTURES, TINY, batches, fixture_config, write_run_folder, write_train_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -285,6 +285,28 @@ def test_vgg_weights_do_not_matter_to_a_stage_without_vgg(train_folder, tmp_path
     resumed.close()
     with pytest.raises(SrlibError, match=r"content_loss: mse -> vgg22"):
         Trainer("paper", "mse", tmp_path, TrainConfig(**TINY, content_loss="vgg22"))
+
+
+# --- 7. run folders written by an earlier srlib ----------------------------------------------------------------
+
+def _layout(run: Path) -> dict:
+    """{variable name: shape} of the newest checkpoint of ``run``'s mse stage."""
+    return dict(tf.train.list_variables(tf.train.latest_checkpoint(str(run / "mse" / "checkpoints"))))
+
+
+@pytest.mark.parametrize("name", RUN_FOLDER_FIXTURES)
+def test_a_run_folder_written_by_an_earlier_srlib_resumes(train_folder, tmp_path, name):
+    """tests/fixtures/run_folders/<name> (tiny_runs.py): two steps, committed. What a checkpoint holds is Keras's
+    choice as much as ours (its optimizer keeps a float rate in a variable and a schedule's not; a warm-up once broke
+    every old folder this way): a change to it shows here as a layout diff before it reaches users' folders."""
+    committed = shutil.copytree(ROOT / "tests" / "fixtures" / "run_folders" / name, tmp_path / name)
+    now = write_run_folder(train_folder, tmp_path / "now", name)
+    assert _layout(now) == _layout(committed)
+    config = fixture_config(name)
+    trainer = Trainer("paper", "mse", committed, config)
+    assert trainer.current_step == 2 and int(trainer.model.g_optimizer.iterations.numpy()) == 2
+    trainer.fit(batches(train_folder, config), steps=3)
+    assert _steps(committed) == [1, 2, 3]
 
 
 # --- 9. history lines that are not rows, steps=0, leftovers of killed saves ----------------------------------
