@@ -30,8 +30,9 @@ def test_every_training_set_of_a_profile_can_be_had(profile):
 
 
 # what may differ between a dry run left out and the one that trains its recipe's stages in its stead: what its
-# profile's own trained run covers (batch norm, from scratch), and step counts and where figures go
-TWIN_MAY_DIFFER = {"batch_norm", "validate_every", "figures_dir", "pretrain.init_generator",
+# profile's own trained run covers (batch norm, from scratch, and so without the warm-up of a fine-tune), and step
+# counts and where figures go
+TWIN_MAY_DIFFER = {"batch_norm", "validate_every", "figures_dir", "pretrain.init_generator", "pretrain.warmup_steps",
                    *(f"{section}.steps" for section in STAGE_SECTIONS)}
 
 
