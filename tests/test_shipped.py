@@ -13,7 +13,8 @@ from srlib.upscale import SHIPPED
 WEIGHTS = SHIPPED["srresnet-x4"]
 SIDECAR = card_path(WEIGHTS)
 ROOT = Path(__file__).resolve().parent.parent
-# what README says of it: above LapSRN (Lai et al. 2017, trained on the same 291 images) on every set
+# what README says of it: above LapSRN (Lai et al. 2017, trained on the same 291 images) on every set, and above the
+# SRResNet-16 it was trained on from (its card: snapshots/srresnet_x4_bf16/shipped_card.json)
 TARGETS = {"Set5": 31.54, "Set14": 28.09, "BSD100": 27.32, "Urban100": 25.21}
 
 
@@ -30,15 +31,19 @@ def test_the_sidecar_says_what_the_model_is_and_how_it_was_made():
     assert (sidecar["recipe"], sidecar["stage"]) == ("paper", "mse")  # no GAN trained on random VGG features
     # the 291 images of T91 + BSD200, less t20.png (78x78, smaller than a 96-pixel training patch)
     assert sidecar["training_data"] == {"name": "BSD200+T91", "images": 290}
-    # trained on in bfloat16 from the SRResNet-16 shipped before (12000 steps: 4500 with batch norm, folded, + 7500)
-    assert sidecar["initialised_from"]["steps"] == 12000 and not sidecar["initialised_from"]["architecture"]["batch_norm"]
-    assert [p["precision"] for p in sidecar["precisions"]] == ["bfloat16"]
+    # trained on from the SRResNet-16 shipped before (37851 steps: 4500 with batch norm, folded, 7500 more, then 25851 in
+    # bfloat16; snapshots/srresnet_x4_bf16), with a warm-up, on a CPU without bfloat16 hardware (snapshots/warmup_x4)
+    assert sidecar["initialised_from"]["steps"] == 37851 and not sidecar["initialised_from"]["architecture"]["batch_norm"]
+    assert [p["precision"] for p in sidecar["precisions"]] == ["float32"]
+    assert sidecar["learning_rates"] == [{"from_step": 1, "warmup_steps": 500, "rate": 1e-4}]
     assert sidecar["steps"] > 0 and sidecar["benchmark_command"].startswith("python -m srlib benchmark --weights")
     assert set(sidecar["benchmark"]) == {"Set5", "Set14", "BSD100", "Urban100"}
     assert sidecar["benchmark"]["Set5"]["n"] == 5
     below = {name: sidecar["benchmark"][name]["psnr"] for name, target in TARGETS.items()
              if sidecar["benchmark"][name]["psnr"] < target}
     assert not below, f"below the targets {TARGETS}: {below}"
+    before = json.loads((ROOT / "snapshots/srresnet_x4_bf16/shipped_card.json").read_text())["benchmark"]
+    assert all(sidecar["benchmark"][name]["psnr"] > before[name]["psnr"] for name in TARGETS), (sidecar["benchmark"], before)
     rates = sidecar["learning_rates"]  # every rate the run used, from its first step
     assert rates[0]["from_step"] == 1 and all(r["rate"] > 0 for r in rates)
 
