@@ -46,7 +46,7 @@ STAGE_SECTIONS = tuple(NOTEBOOK_STAGES.values())
 # Each profile sets sizes and steps; "{recipe}" in a path is filled in. XLA is "auto" (srlib.stage_model.use_xla):
 # on for GPUs; on CPUs only where a float32 step has a discriminator, whose runs otherwise do not repeat. A long
 # fine-tune of the shipped SRResNet-16 at 1e-4 warms its rate up over 500 steps (warmup_steps): with a cold Adam
-# its first updates cost 0.8 dB on Set5 by step 500, not all won back 3500 steps later (README, --warmup-steps). The
+# its first updates cost 0.8 dB on Set5 by step 500, 0.1 dB still lost at step 1500 (README, --warmup-steps). The
 # cpu profile's short runs have none (in chapter 7's 200 steps a warm-up changed nothing measurable: its exercise 2).
 PROFILES = {
     # CI: a tiny network and a handful of steps, so that every cell of every notebook runs in a few minutes

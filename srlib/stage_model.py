@@ -31,7 +31,7 @@ class StageSchedule(keras.optimizers.schedules.LearningRateSchedule):
     The tenfold drop is the SRGAN paper's schedule for its GAN; ``boundary`` is a variable because it depends on
     the stage's step count, which ``fit`` learns, and stays beyond any step for a stage that does not decay. The
     warm-up is for a stage that starts from trained weights: Adam's first updates move every weight by about the
-    full rate whatever its gradient (its second-moment estimate has seen one gradient): from the shipped
+    full rate whatever its gradient (its second-moment estimate has seen one gradient): from the then-shipped
     SRResNet-16 at 1e-4 they cost 0.8 dB on Set5 by step 500, which 500 steps of warm-up avoided
     (``snapshots/warmup_x4``). The rate depends on the optimizer's own step count, so a resumed stage goes on
     with its warm-up.

@@ -304,7 +304,10 @@ def test_a_run_folder_written_by_an_earlier_srlib_resumes(train_folder, tmp_path
     assert _layout(now) == _layout(committed)
     config = fixture_config(name)
     trainer = Trainer("paper", "mse", committed, config)
-    assert trainer.current_step == 2 and int(trainer.model.g_optimizer.iterations.numpy()) == 2
+    optimizer = trainer.model.g_optimizer
+    assert trainer.current_step == 2 and int(optimizer.iterations.numpy()) == 2
+    warmed_up = min(1.0, 3 / config.warmup_steps) if config.warmup_steps else 1.0  # step 3 of a ramp goes on
+    assert float(optimizer.learning_rate) == pytest.approx(1e-4 * warmed_up)  # the paper mse stage's rate
     trainer.fit(batches(train_folder, config), steps=3)
     assert _steps(committed) == [1, 2, 3]
 

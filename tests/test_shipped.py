@@ -31,9 +31,10 @@ def test_the_sidecar_says_what_the_model_is_and_how_it_was_made():
     assert (sidecar["recipe"], sidecar["stage"]) == ("paper", "mse")  # no GAN trained on random VGG features
     # the 291 images of T91 + BSD200, less t20.png (78x78, smaller than a 96-pixel training patch)
     assert sidecar["training_data"] == {"name": "BSD200+T91", "images": 290}
-    # trained on from the SRResNet-16 shipped before (37851 steps: 4500 with batch norm, folded, 7500 more, then 25851 in
-    # bfloat16; snapshots/srresnet_x4_bf16), with a warm-up, on a CPU without bfloat16 hardware (snapshots/warmup_x4)
-    assert sidecar["initialised_from"]["steps"] == 37851 and not sidecar["initialised_from"]["architecture"]["batch_norm"]
+    # trained on from the SRResNet-16 shipped before (37851 steps: 4500 with batch norm, folded, 7500 more, then 25851
+    # in bfloat16; snapshots/srresnet_x4_bf16), with a warm-up, on a CPU without bfloat16 hardware (snapshots/warmup_x4)
+    origin = sidecar["initialised_from"]
+    assert origin["steps"] == 37851 and not origin["architecture"]["batch_norm"]
     assert [p["precision"] for p in sidecar["precisions"]] == ["float32"]
     assert sidecar["learning_rates"] == [{"from_step": 1, "warmup_steps": 500, "rate": 1e-4}]
     assert sidecar["steps"] > 0 and sidecar["benchmark_command"].startswith("python -m srlib benchmark --weights")
@@ -43,9 +44,7 @@ def test_the_sidecar_says_what_the_model_is_and_how_it_was_made():
              if sidecar["benchmark"][name]["psnr"] < target}
     assert not below, f"below the targets {TARGETS}: {below}"
     before = json.loads((ROOT / "snapshots/srresnet_x4_bf16/shipped_card.json").read_text())["benchmark"]
-    assert all(sidecar["benchmark"][name]["psnr"] > before[name]["psnr"] for name in TARGETS), (sidecar["benchmark"], before)
-    rates = sidecar["learning_rates"]  # every rate the run used, from its first step
-    assert rates[0]["from_step"] == 1 and all(r["rate"] > 0 for r in rates)
+    assert all(sidecar["benchmark"][n]["psnr"] > before[n]["psnr"] for n in TARGETS), (sidecar["benchmark"], before)
 
 
 def test_the_srgan_card_says_it_is_the_paper_gan_with_pixel_content_loss_from_the_shipped_srresnet():
@@ -94,7 +93,9 @@ def test_the_model_for_real_photos_says_how_it_was_trained_and_what_it_scores_on
     sidecar = _sidecar("srresnet-real-x4")
     assert sidecar["architecture"] == _sidecar()["architecture"]
     assert (sidecar["recipe"], sidecar["stage"]) == ("paper", "mse")  # pixel MSE, no GAN (README says why)
+    # from the SRResNet-16 shipped then (37851 steps; the file now holds the one trained on from it)
     assert sidecar["initialised_from"]["weights"].endswith("srresnet_x4.weights.h5")
+    assert sidecar["initialised_from"]["steps"] == 37851
     assert sidecar["config"]["degradation"] == "mixed"
     # two segments of the same data: the mixture's jpeg_prob was renamed bicubic_jpeg_prob at the resume (README)
     segments = sidecar["training_data"]["segments"]
